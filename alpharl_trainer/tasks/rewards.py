@@ -1,0 +1,245 @@
+"""Reward functions, usable directly as TRL `reward_funcs`, and the math grader behind them.
+
+TRL calls a reward function as `f(prompts=..., completions=..., completion_ids=..., **columns)`,
+where completions are strings ("standard" datasets) or lists of `{"role", "content"}` messages
+("conversational" ones), every other dataset column arrives as a keyword list (here: `answer`), and
+`None` means "no reward for this row" (TRL turns it into NaN and ignores it). The factories return
+callable class instances rather than closures: TRL's async rollout worker pickles reward functions,
+and TRL logs each one under its `__name__`.
+
+Math answers are graded with math-verify. The final answer of a completion is its last `\\boxed{...}`
+or its last `Answer: ...` line (the DAPO prompt's format), whichever comes later. Gold answers and
+predicted answers go through the same path (wrapped as `\\boxed{...}`, then parsed), so a gold answer
+written the way a model would write it always grades as correct against itself; benchmark files hold
+LaTeX strings, plain numbers and floats (`27.0`), all normalised by `gold_text` first.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+from dataclasses import dataclass
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.tasks.base import Task
+
+_BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# A line such as "Answer: 42", "**Final Answer:** $\frac{1}{2}$" (Markdown bold around the label tolerated).
+_ANSWER_LINE = re.compile(
+    r"^[ \t>*_#]*(?:final\s+)?answer[ \t*_]*:[ \t*_]*(?P<answer>.*?)[ \t]*$", re.I | re.M
+)
+
+# math-verify's timeouts use signal.alarm: main thread only (TRL may call rewards from other threads).
+_PARSE_TIMEOUT_S = 10
+_VERIFY_TIMEOUT_S = 5
+
+
+def completion_text(completion: str | list[dict]) -> str:
+    """The text of a completion: the string itself, or the content of the last message of a conversation."""
+    if isinstance(completion, str):
+        return completion
+    if not completion:
+        return ""
+    content = completion[-1].get("content") or ""
+    if isinstance(content, list):  # multimodal content blocks: keep the text parts
+        return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return content
+
+
+def gold_text(answer: object) -> str:
+    """A gold answer as a string: floats holding integers lose their `.0` (amc.jsonl stores `27.0`),
+    lists (several accepted parts, e.g. OlympiadBench's `final_answer`) are joined with commas."""
+    if isinstance(answer, bool) or answer is None:
+        raise AlphaRLError(f"gold answer {answer!r} is neither a string nor a number")
+    if isinstance(answer, float):
+        return str(int(answer)) if answer.is_integer() else repr(answer)
+    if isinstance(answer, int):
+        return str(answer)
+    if isinstance(answer, list | tuple):
+        return ", ".join(gold_text(part) for part in answer)
+    if isinstance(answer, str):
+        return answer.strip()
+    raise AlphaRLError(f"gold answer {answer!r} has unsupported type {type(answer).__name__}")
+
+
+def _last_box(text: str) -> tuple[int, str] | None:
+    """(start, content) of the last closed `\\boxed{...}` (braces balanced), or None."""
+    found = None
+    for opener in _BOX_OPENERS.finditer(text):
+        depth, i = 1, opener.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            found = (opener.start(), text[opener.end() : i - 1])
+    return found
+
+
+def _unwrap_math(text: str) -> str:
+    """The math of an answer line: `$x$`, `$$x$$`, `\\(x\\)` -> `x` (boxing adds its own delimiters);
+    with prose around it ("the total is $18$"), the last `$...$` segment."""
+    text = text.strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right):
+            return text[len(left) : -len(right)].strip()
+    parts = text.split("$")
+    segments = [part.strip() for part in parts[1:-1:2] if part.strip()]  # between a `$` and its closing `$`
+    return segments[-1] if segments else text
+
+
+def _last_answer_line(text: str) -> tuple[int, str] | None:
+    found = None
+    for match in _ANSWER_LINE.finditer(text):
+        answer = _unwrap_math(match["answer"].rstrip("."))
+        if answer:
+            found = (match.start(), answer)
+    return found
+
+
+def extract_final_answer(completion: str) -> str | None:
+    """The final answer a completion states: the content of its last `\\boxed{}` or of its last
+    `Answer:` line, whichever comes later; None when it states neither."""
+    candidates = [c for c in (_last_box(completion), _last_answer_line(completion)) if c is not None]
+    return max(candidates)[1] if candidates else None
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(answer: str, in_main_thread: bool) -> tuple:
+    """math-verify's parse of an answer span, wrapped as a model would box it (cached: a gold answer
+    is graded against every sampled completion of its prompt)."""
+    from math_verify import parse
+
+    timeout = _PARSE_TIMEOUT_S if in_main_thread else None
+    boxed = parse(f"\\boxed{{{answer}}}", parsing_timeout=timeout)
+    if any(not isinstance(x, str) for x in boxed):
+        return tuple(boxed)
+    # Only a string fallback: prose around the answer ("Answer: the total is $5$") defeats the boxed
+    # parse, and math-verify's own extraction from the raw text may find the math in it.
+    raw = parse(answer, parsing_timeout=timeout)
+    return tuple(raw if any(not isinstance(x, str) for x in raw) else boxed)
+
+
+def _in_main_thread() -> bool:
+    in_main = threading.current_thread() is threading.main_thread()
+    if not in_main:  # timeouts are disabled there on purpose; silence math-verify's warning about it
+        logging.getLogger("math_verify.parser").setLevel(logging.ERROR)
+        logging.getLogger("math_verify.grader").setLevel(logging.ERROR)
+    return in_main
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A graded completion: `reward` is 1.0/0.0, or None when the gold answer cannot be parsed."""
+
+    reward: float | None
+    predicted: str | None
+    """The extracted final answer (before math parsing), None when the completion states none."""
+    reason: str
+    """Why the reward is what it is, for reports ('correct', 'no final answer', ...)."""
+
+
+def grade_math(completion: str, gold: object) -> Grade:
+    """Grade one completion against one gold answer with math-verify."""
+    from math_verify import verify
+
+    in_main = _in_main_thread()
+    gold_str = gold_text(gold)
+    gold_parsed = _parse(gold_str, in_main)
+    predicted = extract_final_answer(completion)
+    if not gold_parsed:
+        return Grade(None, predicted, f"gold answer {gold_str!r} cannot be parsed")
+    if predicted is None:
+        return Grade(0.0, None, "no final answer (no \\boxed{} and no 'Answer:' line)")
+    pred_parsed = _parse(predicted, in_main)
+    if not pred_parsed:
+        return Grade(0.0, predicted, f"predicted answer {predicted!r} cannot be parsed")
+    timeout = _VERIFY_TIMEOUT_S if in_main else None
+    if verify(list(gold_parsed), list(pred_parsed), timeout_seconds=timeout):
+        return Grade(1.0, predicted, "correct")
+    mismatch = (
+        f"predicted {predicted!r} (parsed {pred_parsed[0]}), gold {gold_str!r} (parsed {gold_parsed[0]})"
+    )
+    return Grade(0.0, predicted, mismatch)
+
+
+def math_score(completion: str, answer: object) -> float:
+    """1.0 when the completion's final answer equals `answer` mathematically, else 0.0 (also for an
+    unparsable gold answer: evaluation counts it as unsolved rather than dropping it)."""
+    return grade_math(completion, answer).reward or 0.0
+
+
+def _answers(answer: list | None, completions: list, reward_name: str) -> list:
+    if answer is None:
+        raise AlphaRLError(f"reward {reward_name!r} needs an 'answer' column in the dataset")
+    if len(answer) != len(completions):
+        raise AlphaRLError(
+            f"reward {reward_name!r}: {len(completions)} completions but {len(answer)} answers"
+        )
+    return answer
+
+
+def math_accuracy_reward(completions: list, answer: list | None = None, **kwargs) -> list[float | None]:
+    """1.0 when the final answer (last `\\boxed{}` / `Answer:` line) equals the gold `answer` under
+    math-verify, 0.0 otherwise, None when the gold answer cannot be parsed (as TRL's `accuracy_reward`)."""
+    answers = _answers(answer, completions, "math_accuracy_reward")
+    return [grade_math(completion_text(c), a).reward for c, a in zip(completions, answers, strict=True)]
+
+
+def format_reward(completions: list, **kwargs) -> list[float]:
+    """1.0 when the completion states a final answer (a closed `\\boxed{}` or an `Answer:` line), else 0.0."""
+    return [float(extract_final_answer(completion_text(c)) is not None) for c in completions]
+
+
+class TaskReward:
+    """Exact-answer reward of a verifiable task: `task.score(completion, answer)`."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.__name__ = f"{task.name}_accuracy"
+
+    def __call__(self, completions: list, answer: list | None = None, **kwargs) -> list[float]:
+        answers = _answers(answer, completions, self.__name__)
+        return [self.task.score(completion_text(c), a) for c, a in zip(completions, answers, strict=True)]
+
+
+def task_reward(task: Task) -> TaskReward:
+    """The exact-answer reward of `task`, reading the gold answer from the dataset column `answer`."""
+    return TaskReward(task)
+
+
+class OverlongPenalty:
+    """DAPO's soft overlong punishment (eq. 13): 0 up to `max_completion_len - buffer_len` tokens, then
+    linear down to -1 at `max_completion_len`, -1 beyond."""
+
+    __name__ = "overlong_penalty"
+
+    def __init__(self, max_completion_len: int, buffer_len: int, tokenizer=None):
+        if not 0 < buffer_len <= max_completion_len:
+            raise AlphaRLError(
+                f"overlong penalty needs 0 < buffer_len <= max_completion_len, got {buffer_len} and "
+                f"{max_completion_len}"
+            )
+        self.max_completion_len = max_completion_len
+        self.buffer_len = buffer_len
+        self.tokenizer = tokenizer
+
+    def penalty(self, length: int) -> float:
+        free = self.max_completion_len - self.buffer_len
+        return max(-1.0, min(0.0, (free - length) / self.buffer_len))
+
+    def __call__(self, completions: list, completion_ids: list | None = None, **kwargs) -> list[float]:
+        """Lengths from `completion_ids` (TRL passes the generated token ids, EOS included), else from
+        tokenizing the completion text with the tokenizer given at construction."""
+        if completion_ids is None:
+            if self.tokenizer is None:
+                raise AlphaRLError("overlong_penalty needs completion_ids (TRL passes them) or a tokenizer")
+            texts = [completion_text(c) for c in completions]
+            completion_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [self.penalty(len(ids)) for ids in completion_ids]
+
+
+def overlong_penalty(max_completion_len: int, buffer_len: int, tokenizer=None) -> OverlongPenalty:
+    """DAPO's soft overlong punishment over completion token lengths (L_max, L_cache = buffer_len)."""
+    return OverlongPenalty(max_completion_len, buffer_len, tokenizer)

@@ -1,40 +1,24 @@
-"""Rank-1 weight extrapolation (AlphaRL) as pure tensor math: no trainer, TRL or DeepSpeed imports.
+"""Rank-1 weight extrapolation (AlphaRL) as pure tensor math: no trainer, TRL, DeepSpeed or accelerate.
 
-Flow per tracked matrix: `TrajectoryStore.record` (top singular triplet of `W_t - W_0`, sign-aligned) at
-each snapshot -> `fit_trends` (a straight line of `a_t = s_t u_t` in the step or a reward) ->
-`make_corrections` at a target (mode + shrink) -> `apply_correction_` on every replica.
+Per tracked matrix: `top_singular` of `W_t - W_0` at each snapshot -> `Trajectory.append` (compact,
+sign-aligned) -> `forecast` (a straight line of `a_t = s_t u_t` in the step or a reward, at a target)
+-> `predict_weight` (mode + scale).
 """
 
-from alpharl_trainer.extrapolation.apply import (
-    DEFAULT_MODE,
-    MODES,
-    Correction,
-    apply_correction_,
-    make_correction,
-    make_corrections,
-)
-from alpharl_trainer.extrapolation.forecast import FITTERS, Trend, fit_trend, fit_trends
-from alpharl_trainer.extrapolation.rank1 import DEFAULT_TOL, Rank1, top_singular
-from alpharl_trainer.extrapolation.select import IN_BLOCK, select_matrices
-from alpharl_trainer.extrapolation.trajectory import STEP, Trajectory, TrajectoryStore
+from alpharl_trainer.extrapolation.apply import MODES, ParamSelector, predict_weight
+from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
+from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular, top_singular_many
+from alpharl_trainer.extrapolation.trajectory import Trajectory
 
 __all__ = [
-    "DEFAULT_MODE",
-    "DEFAULT_TOL",
-    "FITTERS",
-    "IN_BLOCK",
+    "FITS",
     "MODES",
-    "STEP",
-    "Correction",
+    "Forecast",
+    "ParamSelector",
     "Rank1",
     "Trajectory",
-    "TrajectoryStore",
-    "Trend",
-    "apply_correction_",
-    "fit_trend",
-    "fit_trends",
-    "make_correction",
-    "make_corrections",
-    "select_matrices",
+    "forecast",
+    "predict_weight",
     "top_singular",
+    "top_singular_many",
 ]

@@ -1,101 +1,90 @@
-"""Turn a forecast into a jump of the weights, as a `Correction` every rank can apply identically.
+"""Write a forecast into a weight, and choose which weights are tracked at all.
 
-With `K` = the last snapshot of the window, `a_hat` = the trend at the target, `v = v_K`:
+With `K` the last window step, `a_hat` the forecast state and `v = v_K`:
 
-- `rank1_replace` (default): `W_K + (a_hat - a_K) v^T`. Keeps everything learned so far and moves only the
-  dominant component forward.
-- `rank1_only`: `W_0 + c a_hat v^T`, `c = fro_hat / ||a_hat||`: the paper's rank-1 model, the top direction
-  rescaled to the forecast `||dW||_F`. Needs `W_0` wherever it is applied.
-- `reference`: `W_K + a_hat v^T`, what the reference scripts do (it counts the rank-1 part already in
-  `W_K` twice); for comparison only.
+- `rank1_replace` (default): `W_K + scale (a_hat - a_K) v^T`. Keeps everything learned so far and moves
+  only the dominant component forward.
+- `rank1_only`: `W_0 + scale c a_hat v^T` with `c = fro_hat / ||a_hat||`: the paper's rank-1 model, the
+  top direction rescaled to the forecast `||dW||_F`.
+- `reference`: `W_K + scale a_hat v^T`, what the reference scripts do (it counts the rank-1 part already
+  in `W_K` twice); for comparison only.
 
-`shrink` scales the jump itself: `W_K + shrink * (W_pred - W_K)`. Measured on this machine, unshrunk
-forecasts overshoot where accuracy saturates early and 0.25-0.5 removes most of the damage, so the
-trainer's acceptance gate tries shrunk candidates too.
-
-A `Correction` is `W <- W + pull * (W_0 - W) + left right^T`: two vectors and a scalar, so after the owner
-of a matrix computes it, only `m + n + 1` numbers cross the network and every replica applies the same
-float32 arithmetic. The formulas assume the weights are still `W_K` when the correction is applied.
+`scale` < 1 shrinks the jump: measured on this machine, unshrunk forecasts overshoot where accuracy
+saturates early, and 0.25-0.5 removes most of the damage.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation.forecast import Trend
-from alpharl_trainer.extrapolation.trajectory import Trajectory, TrajectoryStore
+from alpharl_trainer.extrapolation.forecast import Forecast
 
 MODES = ("rank1_replace", "rank1_only", "reference")
-DEFAULT_MODE = "rank1_replace"
 
 
-@dataclass(frozen=True)
-class Correction:
-    """`W <- W + pull * (W_0 - W) + left right^T` for one matrix."""
-
-    left: torch.Tensor
-    """(m,) float32."""
-    right: torch.Tensor
-    """(n,) float32."""
-    pull: float = 0.0
-    """Weight of the pull back to `W_0`; nonzero only in `rank1_only` mode."""
-
-
-def make_correction(
-    traj: Trajectory, trend: Trend, target: float, mode: str = DEFAULT_MODE, shrink: float = 1.0
-) -> Correction:
-    """The jump of one matrix from its last snapshot to the forecast at covariate value `target`."""
+def predict_weight(
+    w_last: torch.Tensor, w0: torch.Tensor, fc: Forecast, mode: str = "rank1_replace", scale: float = 1.0
+) -> torch.Tensor:
+    """The predicted weight (float32 math), in `w_last`'s dtype, device and shape (a vector is (m, 1))."""
     if mode not in MODES:
-        raise AlphaRLError(f"unknown apply mode '{mode}' (choose from {', '.join(MODES)})")
-    if not shrink >= 0:
-        raise AlphaRLError(f"shrink must be >= 0, got {shrink}")
-    if len(traj) == 0:
-        raise AlphaRLError("cannot apply a forecast to a trajectory with no snapshots")
-    a_hat, v = trend.a_at(target), traj.v[-1]
-    pull = 0.0
-    if mode == "rank1_replace":
-        left = a_hat - traj.a[-1]
-    elif mode == "reference":
-        left = a_hat
-    else:
+        raise AlphaRLError(f"unknown mode '{mode}' (choose from {', '.join(MODES)})")
+    shape = (fc.a_hat.numel(), fc.v.numel())
+    if w_last.shape != w0.shape or w_last.numel() != shape[0] * shape[1] or w_last.ndim not in (1, 2):
+        raise AlphaRLError(
+            f"{fc.name}: weights {tuple(w_last.shape)} / base {tuple(w0.shape)} do not match factors {shape}"
+        )
+    a_hat, v = fc.a_hat.to(w_last.device, torch.float32), fc.v.to(w_last.device, torch.float32)
+    if mode == "rank1_only":
         norm = float(torch.linalg.vector_norm(a_hat))
-        scale = max(trend.fro_at(target), 0.0) / norm if norm > 0 else 0.0
-        left, pull = scale * a_hat, 1.0
-    return Correction(shrink * left, v.clone(), shrink * pull)
+        c = fc.fro_hat / norm if norm > 0 else 0.0
+        start, left = w0, c * a_hat
+    else:
+        start, left = w_last, a_hat - fc.a_last.to(a_hat) if mode == "rank1_replace" else a_hat
+    out = start.float().reshape(shape) + scale * torch.outer(left, v)
+    return out.reshape(w_last.shape).to(w_last.dtype)
 
 
-def make_corrections(
-    store: TrajectoryStore,
-    trends: dict[str, Trend],
-    target: float,
-    mode: str = DEFAULT_MODE,
-    shrink: float = 1.0,
-) -> dict[str, Correction]:
-    """One correction per fitted matrix: fit once (`fit_trends`), then call this per candidate target."""
-    return {
-        name: make_correction(store.matrices[name], trend, target, mode, shrink)
-        for name, trend in trends.items()
-    }
+_PROJECTIONS = (
+    r"[qkvo]_proj|qkv_proj|gate_proj|up_proj|down_proj|gate_up_proj|c_attn|c_proj|c_fc|query_key_value"
+    r"|dense\w*|fc[12]|out_proj|w[qkvo]|w[123]"
+)
+PROJECTION = re.compile(rf"\.\d+\.(?:\w+\.)*(?:{_PROJECTIONS})\.weight$")
+"""An attention/MLP projection weight inside a numbered block (`model.layers.3.self_attn.q_proj.weight`)."""
+EMBEDDING = re.compile(
+    r"(?:embed_tokens|wte|wpe|word_embeddings|embed_in|tok_embeddings|embed_positions)\.weight$"
+)
+LM_HEAD = re.compile(r"(?:^|\.)(?:lm_head|embed_out)\.weight$")
 
 
-@torch.no_grad()
-def apply_correction_(w: torch.Tensor, corr: Correction, base: torch.Tensor | None = None) -> torch.Tensor:
-    """Apply `corr` to `w` in place (in float32, written back in `w`'s dtype) and return `w`.
+@dataclass
+class ParamSelector:
+    """Which parameters are tracked: by default the 2-D attention and MLP projections of every block.
 
-    `base` is `W_0`, needed only when `corr.pull` is nonzero. Works on parameters that require grad.
+    Embeddings, an untied `lm_head` and 1-D tensors (norms, biases) are opt-in; `include` adds any
+    1-D/2-D tensor by regex and `exclude` removes any (it wins). Tensors of 3 or more dims (fused MoE
+    experts, convolutions) are never tracked: the rank-1 method is defined for matrices.
     """
-    shape = (corr.left.numel(), corr.right.numel())
-    if tuple(w.shape) != shape:
-        raise AlphaRLError(f"correction of shape {shape} for a weight of shape {tuple(w.shape)}")
-    work = w if w.dtype == torch.float32 else w.float()
-    if corr.pull:
-        if base is None:
-            raise AlphaRLError("this correction pulls towards W_0 (mode rank1_only): pass the base weights")
-        work.lerp_(base.to(work), corr.pull)
-    work.addr_(corr.left.to(work), corr.right.to(work))
-    if work is not w:
-        w.copy_(work)
-    return w
+
+    embeddings: bool = False
+    lm_head: bool = False
+    vectors: bool = False
+    include: str | None = None
+    exclude: str | None = None
+
+    def __call__(self, name: str, shape: Sequence[int]) -> bool:
+        if len(shape) not in (1, 2) or (self.exclude and re.search(self.exclude, name)):
+            return False
+        if self.include and re.search(self.include, name):
+            return True
+        if len(shape) == 1:
+            return self.vectors
+        return bool(
+            PROJECTION.search(name)
+            or (self.embeddings and EMBEDDING.search(name))
+            or (self.lm_head and LM_HEAD.search(name))
+        )

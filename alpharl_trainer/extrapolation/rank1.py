@@ -1,110 +1,189 @@
-"""The top singular triplet of a weight update, in a few passes over the matrix instead of a full SVD.
+"""The top singular triplet of a weight update in a few passes over the matrix, instead of a full SVD.
 
-A full SVD of a 4096 x 4096 update takes ~50 s on two CPU cores and is the cost that makes the reference
-scripts offline-only. We need only the top triplet, and consecutive checkpoints have nearly the same top
-direction, so a block power (subspace) iteration started from the previous checkpoint's `v` converges in
-one or two iterations. The block (the warm vector plus a few fixed random columns) does two jobs: it
-keeps convergence fast when the top singular values are close (Rayleigh-Ritz separates them inside the
-block), and it guarantees we find the *top* pair even if the warm vector is now the second one.
+A full SVD of a 4096 x 4096 update takes ~50 s on two CPU cores; it is what keeps the reference scripts
+offline. Only the top triplet is needed, and consecutive checkpoints share nearly the same top direction,
+so a block power (subspace) iteration started from the previous checkpoint's `v` converges in a few
+passes. The block (the warm vector plus fixed random columns) keeps convergence fast when the top
+singular values are close (Rayleigh-Ritz separates them inside the block), estimates `s2`, and finds
+the *top* pair even when the warm vector has become the second one.
 
-Every result is checked: the Ritz pair satisfies `dW v = s u` exactly by construction, so the residual
-reported is the other half, `||dW^T u - s v|| / s`. Above `tol` we retry with a 4x wider block, then fall
-back to a full SVD, and say which method answered. (The wider block plays the role of `torch.svd_lowrank`,
-which we avoid because it draws its start from the global RNG and would perturb the training run's
-random stream.)
+Every answer is checked. Each iteration makes `dW^T u = s v` exact, and the next pass over the matrix
+measures the other side, `residual = ||dW v - s u||`, for free. `residual <= tol * s` bounds the error of
+`s` by `tol` (relative) and the angle error of `u, v` by about `residual / (s1 - s2)`; so where the gap
+is small (`s2 / s1 > gap_fallback`) the residual must also be below `tol * (s1 - s2)`. What fails goes to
+`torch.svd_lowrank` with a wider subspace (its random start drawn from a forked, seeded RNG so the
+training run's random stream is untouched), checked the same way, then to a full SVD.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
 
 import torch
 
-DEFAULT_TOL = 1e-4
-"""Relative residual accepted. An angle error of about `tol * s1 / (s1 - s2)` in `u` and `v`: far below
-the movement of the top direction between checkpoints for any gap above ~1%."""
+from alpharl_trainer.errors import AlphaRLError
 
+_BLOCK = 4  # subspace width: the warm vector + 3 random columns
+_WIDE = 16  # svd_lowrank subspace width on fallback
 _SEED = 0x5EED  # fixed start columns: same matrix + same warm start -> same answer on every rank and run
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rank1:
-    """Top singular triplet of an update `dW`, with its Frobenius norm and how it was found."""
+    """Top singular triplet of an update `dW`, its Frobenius norm, and how it was found."""
 
     s: float
+    """Top singular value of `dW` (>= 0)."""
     u: torch.Tensor
-    """Left singular vector, float32, shape (m,)."""
+    """(m,) float32 unit vector (zeros if `dW == 0`)."""
     v: torch.Tensor
-    """Right singular vector, float32, shape (n,)."""
+    """(n,) float32 unit vector (zeros if `dW == 0`)."""
     fro: float
     """`||dW||_F`; `s / fro` is the rank-1 share of the update."""
     residual: float
-    """`||dW^T u - s v|| / s` (the other side, `dW v - s u`, is zero by construction); 0 for a zero update."""
+    """`||dW v - s u||_2`, absolute (`dW^T u = s v` holds to rounding); 0 for an exact triplet."""
+    s2: float | None
+    """Estimate of the second singular value (a Ritz value: a lower bound that converges), or None."""
     method: str
-    """'block' (block power iteration), 'svd' (full SVD fallback) or 'zero' (a zero update)."""
-    iters: int = 0
-    """Block iterations spent, including failed attempts before a fallback (each is two passes over `dW`)."""
+    """'power' (block iteration), 'svd_lowrank' or 'svd' (checked fallbacks), or 'zero'."""
+    iters: int
+    """Block iterations spent (each is two passes over `dW`), including ones before a fallback."""
 
 
-def _start_block(delta: torch.Tensor, v0: torch.Tensor | None, block: int) -> torch.Tensor:
-    n = delta.shape[1]
-    gen = torch.Generator().manual_seed(_SEED)
-    start = torch.randn(n, block, generator=gen).to(delta.device)
-    if v0 is not None and torch.linalg.vector_norm(v0) > 0:
-        start[:, 0] = v0.to(device=delta.device, dtype=torch.float32)
-    return torch.linalg.qr(start).Q
+def _as_matrix(dw: torch.Tensor, name: str) -> torch.Tensor:
+    if dw.ndim == 1:
+        dw = dw[:, None]
+    if dw.ndim != 2:
+        raise AlphaRLError(f"{name}: rank-1 factors need a matrix or a vector, got shape {tuple(dw.shape)}")
+    return dw.float()
 
 
-def top_singular(
-    delta: torch.Tensor,
-    v0: torch.Tensor | None = None,
-    *,
-    tol: float = DEFAULT_TOL,
-    block: int = 4,
-    max_iters: int = 30,
-) -> Rank1:
-    """Top singular triplet of `delta` (any float dtype, computed in float32 on its device).
+def _accepted(residual: float, s: float, s2: float, tol: float, gap_fallback: float) -> bool:
+    """Converged: `s` within `tol`, and where the gap is small also `u, v` within ~`tol` radians."""
+    if not residual <= tol * s:  # `not <=` also rejects NaN
+        return False
+    return s2 <= gap_fallback * s or residual <= tol * (s - s2)
 
-    `v0`: warm start, normally the previous checkpoint's `v`. The sign of the result is arbitrary;
-    trajectories align it (see `Trajectory.append`).
-    """
-    if delta.ndim != 2 or max_iters < 1:
-        raise ValueError(
-            f"top_singular needs a matrix and max_iters >= 1, got {tuple(delta.shape)}, {max_iters}"
-        )
-    d = delta.float()
-    m, n = d.shape
-    fro = float(torch.linalg.matrix_norm(d))
-    if fro == 0.0:
-        return Rank1(0.0, d.new_zeros(m), d.new_zeros(n), 0.0, 0.0, "zero")
-    spent = 0
-    # Not converged means a cluster of >= `block` near-equal top values: retry with a 4x wider block.
-    for width in (block, 4 * block):
-        if min(m, n) <= 2 * width:  # small matrix: the exact answer is cheaper than iterating
-            break
-        found = _block_iteration(d, fro, v0, width, tol, max_iters)
-        if found.residual <= tol:
-            return replace(found, iters=spent + found.iters)
-        spent += found.iters
+
+def _exact(d: torch.Tensor, fro: float, method: str, iters: int = 0) -> Rank1:
+    """Full SVD (tiny matrices, last resort)."""
     uu, sv, vh = torch.linalg.svd(d, full_matrices=False)
-    s, u, v = sv[0], uu[:, 0].contiguous(), vh[0].contiguous()
-    residual = float(torch.linalg.vector_norm(d.T @ u - s * v) / s)
-    return Rank1(float(s), u, v, fro, residual, "svd", spent)
+    u, v = uu[:, 0].contiguous(), vh[0].contiguous()
+    s2 = float(sv[1]) if len(sv) > 1 else 0.0
+    residual = float(torch.linalg.vector_norm(d @ v - sv[0] * u))
+    return Rank1(float(sv[0]), u, v, fro, residual, s2, method, iters)
+
+
+def _lowrank(d: torch.Tensor, fro: float, iters: int, tol: float, gap_fallback: float) -> Rank1:
+    """svd_lowrank over a wider subspace, checked; a full SVD when it fails the check."""
+    devices = [d.device] if d.device.type != "cpu" else []
+    with torch.random.fork_rng(devices=devices, device_type=d.device.type):
+        torch.manual_seed(_SEED)
+        uu, sv, vv = torch.svd_lowrank(d, q=min(_WIDE, *d.shape), niter=8)
+    u, v, s, s2 = uu[:, 0].contiguous(), vv[:, 0].contiguous(), float(sv[0]), float(sv[1])
+    residual = float(torch.linalg.vector_norm(d @ v - s * u))
+    if _accepted(residual, s, s2, tol, gap_fallback):
+        return Rank1(s, u, v, fro, residual, s2, "svd_lowrank", iters)
+    return _exact(d, fro, "svd", iters)
 
 
 def _block_iteration(
-    d: torch.Tensor, fro: float, v0: torch.Tensor | None, block: int, tol: float, max_iters: int
+    d: torch.Tensor, v0: list[torch.Tensor | None], tol: float, max_iters: int, gap_fallback: float
+) -> list[tuple[float, torch.Tensor, torch.Tensor, float, float, int] | None]:
+    """Batched subspace iteration on `d` (B, m, n). Per matrix: (s, u, v, residual, s2, iters) of the first
+    accepted pair, or None when none was accepted within `max_iters`. A matrix's result does not depend
+    on the rest of the batch: its pairs are the ones it would have alone, and it stops at its own first
+    accepted pair.
+    """
+    batch, _, n = d.shape
+    gen = torch.Generator().manual_seed(_SEED)
+    start = torch.randn(n, _BLOCK, generator=gen).to(d.device).expand(batch, n, _BLOCK).clone()
+    for i, w in enumerate(v0):
+        if w is not None and torch.linalg.vector_norm(w) > 0:
+            start[i, :, 0] = w.to(device=d.device, dtype=torch.float32)
+    basis = torch.linalg.qr(start).Q
+    found: list = [None] * batch
+    pair = None
+    for it in range(max_iters + 1):
+        y = d @ basis  # (B, m, b); column 0 is dW v for the previous pair's v
+        if pair is not None:
+            s, u, s2 = pair
+            residual = torch.linalg.vector_norm(y[..., 0] - s[:, None] * u, dim=1)
+            for i in range(batch):
+                r, si, s2i = float(residual[i]), float(s[i]), float(s2[i])
+                if found[i] is None and _accepted(r, si, s2i, tol, gap_fallback):
+                    found[i] = (si, u[i].clone(), basis[i, :, 0].clone(), r, s2i, it)
+            if all(f is not None for f in found) or it == max_iters:
+                break
+        # Rayleigh-Ritz from the left: d^T P = Q S Th, so d^T (P Th[0]) = S[0] Q[:, 0] exactly.
+        p = torch.linalg.qr(y).Q
+        q, sv, th = torch.linalg.svd(d.transpose(1, 2) @ p, full_matrices=False)
+        pair = sv[:, 0], (p @ th[:, 0, :, None])[..., 0], sv[:, 1]
+        basis = q
+    return found
+
+
+def top_singular_many(
+    deltas: dict[str, torch.Tensor],
+    v0: dict[str, torch.Tensor] | None = None,
+    *,
+    tol: float = 1e-4,
+    max_iters: int = 50,
+    gap_fallback: float = 0.98,
+) -> dict[str, Rank1]:
+    """`top_singular` of every update, iterating same-shaped matrices together (bmm). Same results as one
+    call per matrix; the stacked copy costs memory, so the caller picks how many to pass at once.
+    """
+    v0 = v0 or {}
+    mats, out = {}, {}
+    for name, dw in deltas.items():
+        d = _as_matrix(dw, name)
+        fro = float(torch.linalg.matrix_norm(d))
+        if not math.isfinite(fro):
+            raise AlphaRLError(f"{name}: the update has NaN or inf values")
+        if fro == 0.0:
+            m, n = d.shape
+            out[name] = Rank1(0.0, d.new_zeros(m), d.new_zeros(n), 0.0, 0.0, 0.0, "zero", 0)
+        elif min(d.shape) <= 2 * _BLOCK:  # tiny: the exact answer is cheaper than iterating
+            out[name] = _exact(d, fro, "svd")
+        else:
+            warm = v0.get(name)
+            if warm is not None and tuple(warm.shape) != (d.shape[1],):
+                raise AlphaRLError(
+                    f"{name}: warm start of shape {tuple(warm.shape)} for a {tuple(d.shape)} update"
+                )
+            mats[name] = (d, fro)
+    groups: dict[tuple, list[str]] = {}
+    for name, (d, _) in mats.items():
+        groups.setdefault((tuple(d.shape), d.device), []).append(name)
+    for names in groups.values():
+        # a lone matrix is iterated as a view: no stacked copy
+        stacked = mats[names[0]][0][None] if len(names) == 1 else torch.stack([mats[n][0] for n in names])
+        found = _block_iteration(stacked, [v0.get(n) for n in names], tol, max_iters, gap_fallback)
+        for name, hit in zip(names, found, strict=True):
+            d, fro = mats[name]
+            if hit is None:
+                out[name] = _lowrank(d, fro, max_iters, tol, gap_fallback)
+            else:
+                s, u, v, residual, s2, iters = hit
+                out[name] = Rank1(s, u, v, fro, residual, s2, "power", iters)
+    return {name: out[name] for name in deltas}
+
+
+def top_singular(
+    dw: torch.Tensor,
+    v0: torch.Tensor | None = None,
+    *,
+    name: str = "tensor",
+    tol: float = 1e-4,
+    max_iters: int = 50,
+    gap_fallback: float = 0.98,
 ) -> Rank1:
-    """Subspace iteration with Rayleigh-Ritz; returns the last pair even when it has not converged."""
-    basis = _start_block(d, v0, block)
-    iters = 0
-    while True:
-        iters += 1
-        # Rayleigh-Ritz on span(basis): d @ basis = P S Th, so d (basis Th^T) = P S exactly.
-        p, sv, th = torch.linalg.svd(d @ basis, full_matrices=False)
-        s, u, v = sv[0], p[:, 0], basis @ th[0]
-        back = d.T @ p  # the next subspace; its first column also gives the residual of (s, u, v)
-        residual = float(torch.linalg.vector_norm(back[:, 0] - s * v) / s) if s > 0 else float("inf")
-        if residual <= tol or iters == max_iters:
-            return Rank1(float(s), u.contiguous(), v.contiguous(), fro, residual, "block", iters)
-        basis = torch.linalg.qr(back).Q
+    """Top singular triplet of `dw` (float32 math on its device, whatever its dtype; a vector is (m, 1)).
+
+    `v0`: warm start, normally the previous checkpoint's `v`. The sign of the result is arbitrary;
+    `Trajectory.append` aligns it. An all-zero `dw` gives `method='zero'` with zero vectors.
+    """
+    warm = {name: v0} if v0 is not None else None
+    return top_singular_many({name: dw}, warm, tol=tol, max_iters=max_iters, gap_fallback=gap_fallback)[name]

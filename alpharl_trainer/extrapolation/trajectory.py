@@ -1,180 +1,245 @@
-"""The compact record of a run: per matrix, the top singular triplet of `W_t - W_0` at each snapshot step.
+"""The compact record of a run: per matrix and snapshot step, the top singular triplet of `W_t - W_0`.
 
-Only `(step, s, u, v, ||dW||_F)` is kept: `K (m + n)` numbers per matrix instead of the `K m n` of the
-checkpoints themselves, so a whole window fits in memory and is saved beside every checkpoint (a resumed
-run continues its window). Per-step scalar covariates (e.g. the measured reward) live beside it for the
-paper's reward-indexed fit.
+Only `(s, u, v, ||dW||_F)` per step is kept (plus the residual and `s2` for reports): `K (m + n)` numbers
+per matrix instead of the `K m n` of the checkpoints, so a whole window stays in memory and is saved
+beside every checkpoint (a resumed run continues its window). Per-step scalar covariates (e.g. the
+measured reward) are kept aligned with the steps for the paper's reward-indexed fit.
 
-Sign alignment happens on append, forward in time: the reference scripts aligned backwards from the last
-checkpoint on disk, which uses checkpoints after the window.
+Sign alignment happens on append, forward in time, against earlier steps only: the reference scripts
+aligned backwards from the last checkpoint on disk, which lets checkpoints after the window leak in.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
 import tempfile
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation.rank1 import DEFAULT_TOL, Rank1, top_singular
+from alpharl_trainer.extrapolation.rank1 import Rank1
 
-FORMAT = "alpharl-trajectory/1"
-_SEP = "::"  # between a matrix name and a field in the saved file; never occurs in parameter names
-STEP = "step"
-"""The covariate that needs no measurement: the snapshot step itself."""
+FORMAT = "alpharl-trajectory"
+VERSION = 1
+TENSORS_FILE = "trajectory.safetensors"
+META_FILE = "trajectory.json"
+_SCALARS = ("s", "fro", "residual", "s2")  # per step; s2 is NaN where unknown
+_VECTORS = ("u", "v")
 
 
-@dataclass
 class Trajectory:
-    """One matrix's snapshots, stacked along dim 0 (K = number of snapshots), all on CPU in float32."""
+    """Rank-1 factors of every tracked matrix at every snapshot step (all on CPU, float32)."""
 
-    steps: torch.Tensor
-    """(K,) int64, strictly increasing."""
-    s: torch.Tensor
-    """(K,) top singular value of `dW_t`."""
-    u: torch.Tensor
-    """(K, m) left singular vectors, sign-aligned."""
-    v: torch.Tensor
-    """(K, n) right singular vectors, flipped together with `u`."""
-    fro: torch.Tensor
-    """(K,) `||dW_t||_F`."""
-    residual: torch.Tensor
-    """(K,) relative residual of each triplet (see `Rank1.residual`)."""
-
-    @classmethod
-    def empty(cls, m: int, n: int) -> Trajectory:
-        z = torch.zeros(0)
-        return cls(torch.zeros(0, dtype=torch.int64), z, torch.zeros(0, m), torch.zeros(0, n), z, z)
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.names: list[str] = []
+        self.covariates: dict[str, list[float]] = {}
+        """covariate name -> one value per step, e.g. {'reward': [0.41, 0.47, 0.52]}."""
+        # per name: field -> one entry per step (a float, or an (m,) / (n,) tensor); appends are O(m + n)
+        self._rows: dict[str, dict[str, list]] = {}
+        self._shapes: dict[str, tuple[int, int]] = {}
+        self._ref_u: dict[str, torch.Tensor] = {}  # last nonzero aligned u: the sign reference
 
     def __len__(self) -> int:
         return len(self.steps)
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.u.shape[1], self.v.shape[1]
+    def append(
+        self, step: int, factors: Mapping[str, Rank1], covariates: Mapping[str, float] | None = None
+    ) -> None:
+        """Add one snapshot step: a `Rank1` for every tracked matrix (the same names and shapes every step).
 
-    @property
-    def a(self) -> torch.Tensor:
-        """(K, m) the rank-1 state `a_t = s_t u_t` that the forecast extrapolates."""
-        return self.s[:, None] * self.u
-
-    @property
-    def share(self) -> torch.Tensor:
-        """(K,) rank-1 share of the update norm, `s / ||dW||_F` (0 where the update is zero)."""
-        return torch.where(self.fro > 0, self.s / self.fro.clamp_min(1e-30), 0.0)
-
-    def append(self, step: int, r: Rank1) -> None:
-        """Add a snapshot, flipping `(u, v)` together when `u` points against the previous `u`."""
-        if len(self) and step <= int(self.steps[-1]):
+        Each `(u, v)` pair is flipped as a whole when `u` points against the matrix's previous `u`.
+        """
+        step, covariates = int(step), dict(covariates or {})
+        if self.steps and step <= self.steps[-1]:
+            kind = "duplicate" if step in self.steps else "non-monotonic"
+            raise AlphaRLError(f"{kind} snapshot step {step}: the last recorded step is {self.steps[-1]}")
+        if self.steps and sorted(factors) != sorted(self.names):
+            missing, extra = sorted(set(self.names) - set(factors)), sorted(set(factors) - set(self.names))
+            raise AlphaRLError(f"step {step}: tracked matrices changed (missing {missing}, new {extra})")
+        if self.steps and sorted(covariates) != sorted(self.covariates):
             raise AlphaRLError(
-                f"snapshot step {step} is not after the last recorded step {int(self.steps[-1])}"
+                f"step {step}: covariates {sorted(covariates)}, earlier steps had {sorted(self.covariates)}"
             )
-        if r.u.shape[0] != self.shape[0] or r.v.shape[0] != self.shape[1]:
-            raise AlphaRLError(
-                f"snapshot of shape {(r.u.shape[0], r.v.shape[0])} for a {self.shape} trajectory"
-            )
-        u, v = r.u.detach().float().cpu(), r.v.detach().float().cpu()
-        if len(self) and float(u @ self.u[-1]) < 0:
-            u, v = -u, -v
-        self.steps = torch.cat([self.steps, torch.tensor([step])])
-        self.s = torch.cat([self.s, torch.tensor([r.s])])
-        self.u = torch.cat([self.u, u[None]])
-        self.v = torch.cat([self.v, v[None]])
-        self.fro = torch.cat([self.fro, torch.tensor([r.fro])])
-        self.residual = torch.cat([self.residual, torch.tensor([r.residual])])
+        bad = {k: x for k, x in covariates.items() if not math.isfinite(float(x))}
+        if bad:
+            raise AlphaRLError(f"step {step}: covariates must be finite, got {bad}")
+        rows = {}
+        for name, r in factors.items():
+            shape = (r.u.numel(), r.v.numel())
+            if self._shapes.get(name, shape) != shape:
+                raise AlphaRLError(
+                    f"{name}: factors of shape {shape} at step {step}, {self._shapes[name]} before"
+                )
+            if not all(math.isfinite(x) for x in (r.s, r.fro)):
+                raise AlphaRLError(f"{name}: non-finite singular value or norm at step {step}")
+            rows[name] = (shape, *self._aligned(name, r))
+        # validated: now mutate
+        if not self.steps:
+            self.names = list(factors)
+            self.covariates = {k: [] for k in covariates}
+        self.steps.append(step)
+        for k, x in covariates.items():
+            self.covariates[k].append(float(x))
+        for name, (shape, u, v) in rows.items():
+            r = factors[name]
+            self._shapes[name] = shape
+            row = self._rows.setdefault(name, {f: [] for f in _SCALARS + _VECTORS})
+            for f, x in zip(
+                _SCALARS, (r.s, r.fro, r.residual, math.nan if r.s2 is None else r.s2), strict=True
+            ):
+                row[f].append(float(x))
+            row["u"].append(u)
+            row["v"].append(v)
+            if r.s > 0:
+                self._ref_u[name] = u
 
-    def tail(self, k: int | None) -> Trajectory:
-        """The last `k` snapshots (all when `k` is None): a fitting window that ends at the latest step."""
-        if k is None:
-            return self
-        return Trajectory(*(getattr(self, f.name)[-k:] for f in fields(self)))
+    def _aligned(self, name: str, r: Rank1) -> tuple[torch.Tensor, torch.Tensor]:
+        u, v = r.u.detach().float().cpu().reshape(-1), r.v.detach().float().cpu().reshape(-1)
+        ref = self._ref_u.get(name)
+        if ref is not None and float(u @ ref) < 0:
+            return -u, -v
+        return u, v
 
+    def _field(self, name: str, f: str) -> torch.Tensor:
+        if name not in self._rows:
+            raise AlphaRLError(f"{name}: no trajectory recorded for this matrix")
+        values = self._rows[name][f]
+        if f in _VECTORS:
+            return torch.stack(values)
+        return torch.tensor(values, dtype=torch.float32)
 
-@dataclass
-class TrajectoryStore:
-    """Trajectories of all tracked matrices of one run, plus per-step covariates."""
+    def shape(self, name: str) -> tuple[int, int]:
+        """(m, n) of the matrix (a tracked vector is (m, 1))."""
+        self._field(name, "s")
+        return self._shapes[name]
 
-    matrices: dict[str, Trajectory] = field(default_factory=dict)
-    covariates: dict[str, dict[int, float]] = field(default_factory=dict)
-    """covariate name -> {step: value}, e.g. {'reward': {100: 0.41, 200: 0.47}}."""
+    def state(self, name: str) -> torch.Tensor:
+        """(K, m) the rank-1 state `a_t = s_t u_t` (aligned) that the forecast extrapolates."""
+        return self._field(name, "s")[:, None] * self._field(name, "u")
 
-    def record(
-        self, name: str, step: int, base: torch.Tensor, current: torch.Tensor, *, tol: float = DEFAULT_TOL
-    ) -> Rank1:
-        """Snapshot matrix `name` at `step`: the top triplet of `current - base`, warm-started from the
-        matrix's previous `v`. Computed on the tensors' device; only the factors are kept (on CPU)."""
-        if base.shape != current.shape or base.ndim != 2:
-            raise AlphaRLError(
-                f"{name}: base {tuple(base.shape)} and current {tuple(current.shape)} are not one matrix"
-            )
-        traj = self.matrices.get(name)
-        if traj is None:
-            traj = self.matrices[name] = Trajectory.empty(*base.shape)
-        warm = traj.v[-1] if len(traj) else None
-        r = top_singular(current.float() - base.float(), warm, tol=tol)
-        traj.append(step, r)
-        return r
+    def directions(self, name: str) -> torch.Tensor:
+        """(K, n) aligned `v_t`."""
+        return self._field(name, "v")
 
-    def set_covariate(self, name: str, step: int, value: float) -> None:
-        if name == STEP:
-            raise AlphaRLError(f"'{STEP}' is built in and cannot be set")
-        self.covariates.setdefault(name, {})[int(step)] = float(value)
+    def singular_values(self, name: str) -> torch.Tensor:
+        """(K,) top singular values `s_t`."""
+        return self._field(name, "s")
 
-    def covariate(self, name: str, steps: torch.Tensor) -> torch.Tensor:
-        """Values of covariate `name` at `steps`, float64; `'step'` is the steps themselves."""
-        if name == STEP:
-            return steps.double()
-        table = self.covariates.get(name)
-        if table is None:
-            raise AlphaRLError(f"no covariate '{name}' recorded (have: {sorted(self.covariates) + [STEP]})")
-        missing = [int(t) for t in steps if int(t) not in table]
-        if missing:
-            raise AlphaRLError(f"covariate '{name}' has no value at steps {missing}")
-        return torch.tensor([table[int(t)] for t in steps], dtype=torch.float64)
+    def second_singular_values(self, name: str) -> torch.Tensor:
+        """(K,) estimates of `s2` (NaN where the method gave none)."""
+        return self._field(name, "s2")
+
+    def fro(self, name: str) -> torch.Tensor:
+        """(K,) `||dW_t||_F`."""
+        return self._field(name, "fro")
+
+    def residuals(self, name: str) -> torch.Tensor:
+        """(K,) `||dW v - s u||` of each snapshot's triplet."""
+        return self._field(name, "residual")
+
+    def last_v(self, name: str) -> torch.Tensor:
+        """The warm start for the next snapshot of `name` (zeros if its update has been zero so far)."""
+        return self._field(name, "v")[-1]
+
+    def window(self, last_step: int) -> Trajectory:
+        """The prefix with steps <= `last_step`: the fitting window of a forecast made at `last_step`."""
+        k = sum(1 for t in self.steps if t <= last_step)
+        if k == 0:
+            raise AlphaRLError(f"no snapshot at or before step {last_step} (first is {self.steps[:1]})")
+        out = Trajectory()
+        out.steps, out.names = self.steps[:k], list(self.names)
+        out.covariates = {c: xs[:k] for c, xs in self.covariates.items()}
+        out._rows = {n: {f: xs[:k] for f, xs in row.items()} for n, row in self._rows.items()}
+        out._shapes = dict(self._shapes)
+        out._ref_u = {n: u for n in self.names if (u := _last_nonzero(out._rows[n])) is not None}
+        return out
+
+    def nbytes(self) -> int:
+        """Bytes of the stored numbers (what `save` writes, without the small headers)."""
+        return sum(4 * len(self) * (m + n + len(_SCALARS)) for m, n in self._shapes.values())
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write one safetensors file atomically (temp file in the same folder, then rename)."""
+        """Write folder `path` (trajectory.safetensors + trajectory.json) atomically: built in a temp folder
+        beside it, then renamed into place (an existing one is replaced only once the new one is complete).
+        """
         path = Path(path)
-        tensors = {
-            f"{name}{_SEP}{f.name}": getattr(traj, f.name).contiguous()
-            for name, traj in self.matrices.items()
-            for f in fields(traj)
+        tensors = {}
+        for i, name in enumerate(self.names):
+            for f in _SCALARS + _VECTORS:
+                tensors[f"{i}.{f}"] = self._field(name, f).contiguous()
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "steps": self.steps,
+            "names": self.names,
+            "shapes": {n: list(self._shapes[n]) for n in self.names},
+            "covariates": self.covariates,
         }
-        meta = {"format": FORMAT, "covariates": json.dumps(self.covariates)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
         try:
-            save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+            save_file(tensors, tmp / TENSORS_FILE)
+            (tmp / META_FILE).write_text(json.dumps(meta) + "\n")
+            if path.exists():
+                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> TrajectoryStore:
+    def load(cls, path: str | os.PathLike) -> Trajectory:
+        """Read a folder written by `save`; a missing, corrupt or inconsistent one raises AlphaRLError."""
+        path = Path(path)
+        meta_file, tensors_file = path / META_FILE, path / TENSORS_FILE
         try:
-            with safe_open(path, framework="pt") as fh:
-                meta = fh.metadata() or {}
-                tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-        except (OSError, SafetensorError) as err:
-            raise AlphaRLError(f"{path}: not a readable trajectory file ({err})") from err
-        if meta.get("format") != FORMAT:
-            raise AlphaRLError(f"{path}: not an {FORMAT} file (format={meta.get('format')!r})")
-        grouped: dict[str, dict[str, torch.Tensor]] = {}
-        for key, tensor in tensors.items():
-            name, _, part = key.rpartition(_SEP)
-            grouped.setdefault(name, {})[part] = tensor
+            meta = json.loads(meta_file.read_text())
+            tensors = load_file(tensors_file)
+        except FileNotFoundError as err:
+            raise AlphaRLError(f"{err.filename}: trajectory file not found") from err
+        except (OSError, ValueError, SafetensorError) as err:
+            raise AlphaRLError(f"{path}: unreadable trajectory ({err})") from err
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise AlphaRLError(f"{meta_file}: not an {FORMAT} v{VERSION} file")
+        traj = cls()
         try:
-            matrices = {name: Trajectory(**parts) for name, parts in grouped.items()}
-        except TypeError as err:
-            raise AlphaRLError(f"{path}: malformed trajectory entry ({err})") from err
-        covariates = {
-            k: {int(t): float(x) for t, x in tab.items()} for k, tab in json.loads(meta["covariates"]).items()
-        }
-        return cls(matrices, covariates)
+            traj.steps = [int(t) for t in meta["steps"]]
+            traj.names = list(meta["names"])
+            traj.covariates = {c: [float(x) for x in xs] for c, xs in meta["covariates"].items()}
+            k = len(traj.steps)
+            for i, name in enumerate(traj.names):
+                m, n = (int(x) for x in meta["shapes"][name])
+                row = {f: tensors[f"{i}.{f}"] for f in _SCALARS + _VECTORS}
+                expected = {"u": (k, m), "v": (k, n)}
+                for f, t in row.items():
+                    if tuple(t.shape) != expected.get(f, (k,)):
+                        raise ValueError(
+                            f"{name}.{f} has shape {tuple(t.shape)}, expected {expected.get(f, (k,))}"
+                        )
+                traj._shapes[name] = (m, n)
+                traj._rows[name] = {
+                    f: list(t.unbind(0)) if f in _VECTORS else t.tolist() for f, t in row.items()
+                }
+                if (u := _last_nonzero(traj._rows[name])) is not None:
+                    traj._ref_u[name] = u
+            if any(len(xs) != k for xs in traj.covariates.values()):
+                raise ValueError("a covariate does not have one value per step")
+        except (KeyError, TypeError, ValueError) as err:
+            raise AlphaRLError(f"{path}: inconsistent trajectory ({err})") from err
+        return traj
+
+
+def _last_nonzero(row: dict[str, list]) -> torch.Tensor | None:
+    return next((u for s, u in zip(reversed(row["s"]), reversed(row["u"]), strict=True) if s > 0), None)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks.base import Task
 
+# "4.5e33": a number in e-notation, not inside a word (minerva.jsonl writes 58 gold answers this way).
+_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([-+]?\d+)(?![\w.])")
 _BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # A line such as "Answer: 42", "**Final Answer:** $\frac{1}{2}$" (Markdown bold around the label tolerated).
 _ANSWER_LINE = re.compile(
@@ -112,6 +114,8 @@ def _parse(answer: str, in_main_thread: bool) -> tuple:
     from math_verify import parse
 
     timeout = _PARSE_TIMEOUT_S if in_main_thread else None
+    # math-verify reads "4.5e33" as 4.5*e*33; rewrite it as LaTeX so it equals "4.5 \\times 10^{33}".
+    answer = _E_NOTATION.sub(r"\1 \\times 10^{\2}", answer)
     boxed = parse(f"\\boxed{{{answer}}}", parsing_timeout=timeout)
     if any(not isinstance(x, str) for x in boxed):
         return tuple(boxed)

@@ -70,6 +70,8 @@ def test_extract_final_answer(completion, expected):
         ("\\text{(C)}", "\\boxed{C}"),
         ("3", "\\boxed{3 \\text{ apples}}"),
         ("(1,2)", "\\boxed{(1, 2)}"),
+        ("4.5e33", "\\boxed{4.5 \\times 10^{33}}"),  # minerva.jsonl's e-notation
+        ("1e-5", "Answer: $0.00001$"),
     ],
 )
 def test_grade_math_accepts_equivalent_forms(gold, completion):
@@ -84,6 +86,7 @@ def test_grade_math_accepts_equivalent_forms(gold, completion):
         ("\\frac{1}{2}", "\\boxed{\\frac{1}{3}}", "gold"),
         ("27", "I am fairly sure it is 27", "no final answer"),
         ("x^2+1", "\\boxed{x^2-1}", "predicted"),
+        ("3e6", "\\boxed{3 \\times 10^{7}}", "predicted"),
     ],
 )
 def test_grade_math_rejects_wrong_or_missing_answers(gold, completion, reason_part):

@@ -1,0 +1,137 @@
+"""Reasoning benchmarks from local JSON Lines files: loading, prompting, and a self-check of the gold answers.
+
+Files differ in schema (question in `problem` or `question`, answer a LaTeX string or a float), so the
+question and answer fields are detected from the first row, or given explicitly. Each row becomes a
+`Problem` whose prompt is the paper's evaluation prompt; gold answers are normalised strings
+(`gold_text`). A `Benchmark` also offers `extract_answer` and `score`, the two grading methods of the
+`Task` protocol, so evaluation treats synthetic tasks and benchmark files alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.tasks.base import Problem
+from alpharl_trainer.tasks.rewards import Grade, extract_final_answer, gold_text, grade_math, math_score
+
+PROMPT_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
+QUESTION_FIELDS = ("problem", "question", "prompt")
+ANSWER_FIELDS = ("answer", "final_answer", "expected_answer")
+
+
+def benchmark_prompt(question: str) -> str:
+    """The paper's evaluation prompt for a question."""
+    return question + PROMPT_SUFFIX
+
+
+@dataclass
+class Benchmark:
+    name: str
+    """The file's stem, e.g. 'math500'."""
+    path: Path
+    question_field: str
+    answer_field: str
+    records: list[Problem]
+    """One per row, in file order; `meta` holds the 1-based `line` and the raw `question`."""
+
+    def extract_answer(self, completion: str) -> str | None:
+        return extract_final_answer(completion)
+
+    def score(self, completion: str, answer: str) -> float:
+        return math_score(completion, answer)
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict]]:
+    if not path.is_file():
+        raise AlphaRLError(f"{path}: no such benchmark file")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise AlphaRLError(f"{path}:{line_no}: not valid JSON ({err.msg})") from err
+            if not isinstance(row, dict):
+                raise AlphaRLError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+            rows.append((line_no, row))
+    if not rows:
+        raise AlphaRLError(f"{path}: no rows")
+    return rows
+
+
+def _field(path: Path, row: dict, given: str | None, candidates: tuple[str, ...], role: str) -> str:
+    if given is not None:
+        if given not in row:
+            raise AlphaRLError(f"{path}: {role} field {given!r} not in the first row (fields: {sorted(row)})")
+        return given
+    found = next((name for name in candidates if name in row), None)
+    if found is None:
+        raise AlphaRLError(
+            f"{path}: cannot tell which field holds the {role} (looked for {', '.join(candidates)}; "
+            f"fields found: {', '.join(sorted(row))}); name it with {role}_field / --{role}-field"
+        )
+    return found
+
+
+def load_benchmark(
+    path: str | Path, question_field: str | None = None, answer_field: str | None = None
+) -> Benchmark:
+    """Read a JSONL benchmark file; fields detected from the first row unless given."""
+    path = Path(path)
+    rows = _read_rows(path)
+    first = rows[0][1]
+    q_field = _field(path, first, question_field, QUESTION_FIELDS, "question")
+    a_field = _field(path, first, answer_field, ANSWER_FIELDS, "answer")
+    records = []
+    for line_no, row in rows:
+        question, answer = row.get(q_field), row.get(a_field)
+        if not isinstance(question, str) or not question.strip():
+            raise AlphaRLError(f"{path}:{line_no}: field {q_field!r} is missing or not a non-empty string")
+        try:
+            gold = gold_text(answer)
+        except AlphaRLError as err:
+            raise AlphaRLError(f"{path}:{line_no}: field {a_field!r}: {err}") from err
+        records.append(
+            Problem(
+                prompt=benchmark_prompt(question),
+                answer=gold,
+                solution="",
+                meta={"line": line_no, "question": question},
+            )
+        )
+    return Benchmark(path.stem, path, q_field, a_field, records)
+
+
+def benchmark_dataset(benchmark: Benchmark, conversational: bool = False):
+    """The benchmark as a `datasets.Dataset` for GRPO: columns `prompt` and `answer`.
+
+    `conversational=True` makes each prompt a one-message chat (`[{"role": "user", "content": ...}]`),
+    which TRL renders with the tokenizer's chat template; otherwise prompts are plain strings.
+    """
+    import datasets  # heavy; only callers that build datasets pay for it
+
+    prompts = [p.prompt for p in benchmark.records]
+    if conversational:
+        prompts = [[{"role": "user", "content": prompt}] for prompt in prompts]
+    return datasets.Dataset.from_dict({"prompt": prompts, "answer": [p.answer for p in benchmark.records]})
+
+
+def self_check(benchmark: Benchmark) -> list[tuple[Problem, Grade]]:
+    """Grade every gold answer against itself, written as a model would (`... \\boxed{<gold>}`).
+
+    Returns the rows that do not grade as correct, with the grade saying why: a gold answer the
+    grader cannot reproduce would silently cap every model's score on that row.
+    """
+    failures = []
+    for problem in benchmark.records:
+        grade = grade_math(
+            f"Reasoning omitted. The final answer is \\boxed{{{problem.answer}}}.", problem.answer
+        )
+        if grade.reward != 1.0:
+            failures.append((problem, grade))
+    return failures

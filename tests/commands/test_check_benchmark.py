@@ -1,0 +1,48 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from alpharl_trainer.cli import main
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.skipif(not (SHARED / "amc.jsonl").is_file(), reason=f"no shared benchmarks at {SHARED}")
+def test_reports_fields_rows_and_self_grades_of_a_shared_file(capsys):
+    assert main(["check-benchmark", str(SHARED / "amc.jsonl"), str(SHARED / "aime25.jsonl")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(
+        "question field 'problem', answer field 'answer', 40 rows, 40/40 gold answers self-grade correct"
+    )
+    assert "30/30 gold answers self-grade correct" in out[1]
+
+
+def test_lists_rows_that_do_not_self_grade_and_strict_fails(tmp_path, capsys):
+    path = write_jsonl(
+        tmp_path / "mine.jsonl",
+        [{"q": "one", "a": "1"}, {"q": "two", "a": "\\frac{"}, {"q": "three", "a": 3.0}],
+    )
+    args = ["check-benchmark", str(path), "--question-field", "q", "--answer-field", "a"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "3 rows, 2/3 gold answers self-grade correct" in out
+    assert "line 2: gold '\\\\frac{'" in out
+    assert main([*args, "--strict"]) == 2
+    assert "1 gold answer(s) do not grade" in capsys.readouterr().err
+
+
+def test_unloadable_file_fails_after_checking_the_others(tmp_path, capsys):
+    good = write_jsonl(tmp_path / "good.jsonl", [{"problem": "p", "answer": "2"}])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "p", "label": "2"}])
+    assert main(["check-benchmark", str(bad), str(good), str(tmp_path / "missing.jsonl")]) == 2
+    captured = capsys.readouterr()
+    assert "fields found: label, text" in captured.out
+    assert "good.jsonl: question field 'problem'" in captured.out and "1/1 gold answers" in captured.out
+    assert "missing.jsonl: no such benchmark file" in captured.out
+    assert "2 file(s) could not be loaded" in captured.err

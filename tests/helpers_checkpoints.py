@@ -52,6 +52,7 @@ def make_series(
     steps: tuple[int, ...] = (10, 20, 30, 40),
     *,
     noise: float = 1e-5,
+    drift: float = 0.01,
     seed: int = 0,
     tie_word_embeddings: bool = True,
     max_shard_size: str | None = None,
@@ -72,8 +73,8 @@ def make_series(
         if PROJECTION.search(n):
             a = torch.randn(p.shape[0], generator=gen)
             v = torch.randn(p.shape[1], generator=gen)
-            # per step, the planted update is 1% of the base norm
-            scale = 0.01 * base_state[n].norm() / (a.norm() * v.norm())
+            # per step, the planted update is `drift` times the base norm
+            scale = drift * base_state[n].norm() / (a.norm() * v.norm())
             series.slopes[n] = (a * scale, v)
     with torch.no_grad():
         for step in steps:

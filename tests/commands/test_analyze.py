@@ -1,0 +1,43 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared builders
+from helpers_checkpoints import make_series  # noqa: E402
+
+from alpharl_trainer.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    return make_series(tmp_path_factory.mktemp("series"), steps=(5, 10, 15))
+
+
+def _args(series, out):
+    return [
+        "analyze",
+        "--base",
+        str(series.base),
+        "--checkpoints",
+        *map(str, series.checkpoints),
+        "--out",
+        str(out),
+    ]
+
+
+def test_analyze_cli(series, tmp_path, capsys):
+    out = tmp_path / "analysis"
+    assert main([*_args(series, out), "--quiet"]) == 0
+    assert "mean rank-1 share 1.000" in capsys.readouterr().out
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert analysis["steps"] == [5, 10, 15] and len(analysis["matrices"]) == 14
+    assert sorted(p.name for p in out.glob("*.png")) == ["distributions.png", "singular_values.png"]
+
+
+def test_analyze_cli_errors_leave_nothing(series, tmp_path, capsys):
+    out = tmp_path / "analysis"
+    assert main([*_args(series, out), "--steps", "5", "10", "--quiet"]) == 2
+    assert "--steps has 2 values for 3" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

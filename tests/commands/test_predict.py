@@ -1,0 +1,200 @@
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared builders
+from helpers_checkpoints import load_model, make_series  # noqa: E402
+
+from alpharl_trainer.cli import main  # noqa: E402
+
+Q = "model.layers.0.self_attn.q_proj.weight"
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    return make_series(tmp_path_factory.mktemp("series"))
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    return make_series(tmp_path_factory.mktemp("sharded"), max_shard_size="20KB")
+
+
+def _args(series, out, *extra, checkpoints=None):
+    checkpoints = series.checkpoints if checkpoints is None else checkpoints
+    return [
+        "predict",
+        "--base",
+        str(series.base),
+        "--checkpoints",
+        *map(str, checkpoints),
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
+
+
+def _edited_copy(folder: Path, dest: Path, edit) -> Path:
+    """A copy of a single-file checkpoint with its state dict passed through `edit`."""
+    shutil.copytree(folder, dest)
+    state = load_file(dest / "model.safetensors")
+    edit(state)
+    save_file(state, dest / "model.safetensors", metadata={"format": "pt"})
+    return dest
+
+
+def test_predict_cli_writes_a_loadable_checkpoint(series, tmp_path, capsys):
+    out = tmp_path / "pred"
+    assert main(_args(series, out, "--target-step", "60")) == 0
+    assert "wrote" in capsys.readouterr().out
+    load_model(out)
+    assert json.loads((out / "alpharl_report.json").read_text())["target"]["step"] == 60
+
+
+def test_predict_cli_pls_with_rewards(series, tmp_path):
+    rewards = ["0.3", "0.4", "0.5", "0.6"]
+    out = tmp_path / "pred"
+    extra = ["--fit", "pls", "--covariate", "reward", "--rewards", *rewards, "--target-reward", "0.8"]
+    assert main(_args(series, out, *extra)) == 0
+    report = json.loads((out / "alpharl_report.json").read_text())
+    assert report["fit"] == "pls" and report["target"] == {"covariate": "reward", "value": 0.8, "step": None}
+
+
+def test_track_vectors_and_exclude(series, tmp_path):
+    out = tmp_path / "pred"
+    extra = ["--target-step", "60", "--track-vectors", "--exclude", r"mlp\."]
+    assert main(_args(series, out, *extra)) == 0
+    tracked = set(json.loads((out / "alpharl_report.json").read_text())["matrices"])
+    assert "model.norm.weight" in tracked and "model.layers.0.self_attn.q_proj.bias" in tracked
+    assert not any("mlp." in n for n in tracked) and Q in tracked
+
+
+def _shape_mismatch(series, tmp_path):
+    def edit(state):
+        state[Q] = state[Q][:, :16].contiguous()
+
+    return [
+        *series.checkpoints[:3],
+        _edited_copy(series.checkpoints[3], tmp_path / "checkpoint-40", edit),
+    ], []
+
+
+def _missing_tensor(series, tmp_path):
+    bad = _edited_copy(series.checkpoints[1], tmp_path / "checkpoint-20", lambda state: state.pop(Q))
+    return [series.checkpoints[0], bad, *series.checkpoints[2:]], []
+
+
+def _nan_in_delta(series, tmp_path):
+    def edit(state):
+        state[Q][3, 5] = torch.nan
+
+    return [
+        *series.checkpoints[:2],
+        _edited_copy(series.checkpoints[2], tmp_path / "checkpoint-30", edit),
+    ], []
+
+
+def _corrupt(series, tmp_path):
+    bad = shutil.copytree(series.checkpoints[1], tmp_path / "checkpoint-20")
+    data = (bad / "model.safetensors").read_bytes()
+    (bad / "model.safetensors").write_bytes(data[: len(data) // 2])
+    return [series.checkpoints[0], bad, *series.checkpoints[2:]], []
+
+
+def _same_as_base(series, tmp_path):
+    return [*series.checkpoints[:3], shutil.copytree(series.base, tmp_path / "checkpoint-50")], []
+
+
+@pytest.mark.parametrize(
+    ("make_inputs", "expected"),
+    [
+        (_shape_mismatch, f"{Q} has shape \\[32, 16\\] in .*checkpoint-40"),
+        (_missing_tensor, f"{Q} is missing in checkpoint .*checkpoint-20"),
+        (_nan_in_delta, f"{Q} in .*checkpoint-30.*NaN"),
+        (_corrupt, "corrupt or truncated safetensors file .*checkpoint-20/model.safetensors"),
+        (_same_as_base, "checkpoint-50 is identical to the base .*no update"),
+        (lambda s, _: (s.checkpoints[:2], []), "at least 3 checkpoints, got 2"),
+        (lambda s, _: (s.checkpoints[:3], ["--steps", "10", "10", "20"]), "the same step 10"),
+        (
+            lambda s, _: ([s.checkpoints[1], s.checkpoints[0], *s.checkpoints[2:]], []),
+            "increasing step order",
+        ),
+        (lambda s, _: (s.checkpoints, ["--rewards", "0.1", "0.2"]), "--rewards has 2 values for 4"),
+        (
+            lambda s, _: (s.checkpoints, ["--covariate", "reward", "--rewards", "1", "2", "3", "4"]),
+            "needs .*--target-reward",
+        ),
+        (lambda s, _: (s.checkpoints, ["--steps", "1", "2", "3"]), "--steps has 3 values for 4"),
+    ],
+    ids=[
+        "shape",
+        "missing-tensor",
+        "nan",
+        "corrupt",
+        "no-update",
+        "too-few",
+        "duplicate-steps",
+        "out-of-order",
+        "rewards-count",
+        "no-target-reward",
+        "steps-count",
+    ],
+)
+def test_bad_inputs_exit_2_and_leave_nothing(series, tmp_path, capsys, make_inputs, expected):
+    checkpoints, extra = make_inputs(series, tmp_path)
+    out = tmp_path / "pred"
+    assert main(_args(series, out, "--target-step", "90", *extra, checkpoints=checkpoints)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("alpharl predict: error: ") and err.count("\n") == 1, err
+    assert re.search(expected, err), err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pred")]  # no temporary folder
+
+
+def test_missing_shard(sharded, tmp_path, capsys):
+    bad = shutil.copytree(sharded.checkpoints[2], tmp_path / "checkpoint-30")
+    weight_map = json.loads((bad / "model.safetensors.index.json").read_text())["weight_map"]
+    shard = sorted(set(weight_map.values()))[2]
+    (bad / shard).unlink()
+    checkpoints = [*sharded.checkpoints[:2], bad, sharded.checkpoints[3]]
+    out = tmp_path / "pred"
+    assert main(_args(sharded, out, "--target-step", "90", checkpoints=checkpoints)) == 2
+    assert f"shard {bad / shard} named in" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_existing_output_needs_overwrite(series, tmp_path, capsys):
+    out = tmp_path / "pred"
+    out.mkdir()
+    assert main(_args(series, out, "--target-step", "60")) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(_args(series, out, "--target-step", "60", "--overwrite")) == 0
+    assert (out / "model.safetensors").is_file()
+
+
+def test_target_must_be_ahead(series, tmp_path, capsys):
+    assert main(_args(series, tmp_path / "pred", "--target-step", "40")) == 2
+    assert "not after the last checkpoint's step 40" in capsys.readouterr().err
+
+
+def test_subprocess_exit_code(series, tmp_path):
+    """The installed entry point turns AlphaRLError into exit code 2 (success is covered in-process)."""
+    out = tmp_path / "pred"
+    bad = subprocess.run(
+        [sys.executable, "-m", "alpharl_trainer"]
+        + _args(series, out, "--target-step", "60", checkpoints=series.checkpoints[:2]),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert bad.returncode == 2 and "at least 3 checkpoints, got 2" in bad.stderr, bad.stderr
+    assert not out.exists()

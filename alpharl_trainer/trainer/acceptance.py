@@ -1,0 +1,142 @@
+"""Score the live policy on held-out prompts with the trainer's own rewards: the acceptance gate's judge.
+
+A forecast is not always right (measured on this machine: in a noisy regime every rank-1 forecast scored
+below the checkpoint it started from). So before a swap is kept, the current weights and each candidate are
+scored the same way: completions sampled exactly as in training (the trainer's generation settings), graded
+by the trainer's reward functions and weights, averaged over prompts, samples and ranks. Every candidate is
+sampled with the same seed (common random numbers), so differences between candidates are not sampling
+noise; the training run's own random stream is left untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.distributed as dist
+from transformers import GenerationConfig
+from trl.data_utils import is_conversational, maybe_apply_chat_template
+from trl.models import unwrap_model_for_generation
+
+from alpharl_trainer.errors import AlphaRLError
+
+
+def generation_config(trainer) -> GenerationConfig:
+    """The trainer's sampling settings for transformers `generate` (built from args when it uses vLLM)."""
+    existing = getattr(trainer, "generation_config", None)
+    if isinstance(existing, GenerationConfig):
+        return existing
+    args, tok = trainer.args, trainer.processing_class
+    return GenerationConfig(
+        max_new_tokens=args.max_completion_length,
+        do_sample=True,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        disable_compile=True,
+    )
+
+
+class AcceptanceScorer:
+    """Mean reward of the current policy on a fixed set of held-out rows (a `datasets.Dataset` slice).
+
+    Rows are split across ranks; each rank generates for its share and the sums are all-reduced, so every
+    rank returns the same score. Reward functions must be callables (TRL's signature); reward *models*
+    (nn.Module) are not supported by the gate yet: use `alpharl_acceptance_prompts: 0` with them.
+    """
+
+    def __init__(self, trainer, rows: list[dict], samples: int, seed: int, batch_size: int = 64):
+        if any(isinstance(f, torch.nn.Module) for f in trainer.reward_funcs):
+            raise AlphaRLError(
+                "the acceptance gate supports reward functions, not reward models: set "
+                "alpharl_acceptance_prompts: 0 to apply the forecast unscored"
+            )
+        if not rows or samples < 1:
+            raise AlphaRLError("the acceptance gate needs at least one held-out prompt and one sample each")
+        self.trainer, self.samples, self.seed, self.batch_size = trainer, samples, seed, batch_size
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        self.rows = rows[rank::world]
+        # Under ZeRO-3 without a full gather, every forward pass is a collective: all ranks must run the
+        # same number of generate calls with the same number of decoding steps.
+        self.synced = bool(getattr(trainer, "is_deepspeed_enabled", False)) and world > 1
+        self.batches = math.ceil(math.ceil(len(rows) / world) / batch_size)
+
+    @torch.no_grad()
+    def score(self) -> float:
+        trainer = self.trainer
+        tok = trainer.processing_class
+        config = copy.deepcopy(generation_config(trainer))
+        config.num_return_sequences = self.samples
+        total = torch.zeros(2, dtype=torch.float64)
+        model = trainer.model_wrapped
+        was_training = trainer.model.training
+        trainer.model.eval()
+        with (
+            torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []),
+            unwrap_model_for_generation(
+                model, trainer.accelerator, gather_deepspeed3_params=trainer.args.ds3_gather_for_generation
+            ) as policy,
+        ):
+            torch.manual_seed(self.seed)
+            side, tok.padding_side = tok.padding_side, "left"
+            try:
+                for b in range(self.batches):
+                    batch = self.rows[b * self.batch_size : (b + 1) * self.batch_size]
+                    total += self._score_batch(policy, tok, config, batch)
+            finally:
+                tok.padding_side = side
+        if was_training:
+            trainer.model.train()
+        if dist.is_initialized():
+            total = total.to(trainer.accelerator.device)
+            dist.all_reduce(total)
+        return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+    def _score_batch(self, policy, tok, config: GenerationConfig, batch: list[dict]) -> torch.Tensor:
+        device = self.trainer.accelerator.device
+        texts = [maybe_apply_chat_template(row, tok)["prompt"] for row in batch] or [tok.eos_token]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        out = policy.generate(**enc, generation_config=config, synced_gpus=self.synced)
+        if not batch:  # a rank with no rows still joined the collective forward passes
+            return torch.zeros(2, dtype=torch.float64)
+        ids = out[:, enc["input_ids"].shape[1] :]
+        completion_ids = [_until_eos(row.tolist(), config.eos_token_id) for row in ids]
+        completions = tok.batch_decode(completion_ids, skip_special_tokens=True)
+        rows = [row for row in batch for _ in range(self.samples)]
+        if is_conversational(batch[0]):
+            completions = [[{"role": "assistant", "content": c}] for c in completions]
+        rewards = self._rewards(rows, completions, completion_ids)
+        finite = torch.isfinite(rewards)
+        return torch.tensor([float(rewards[finite].sum()), float(finite.sum())], dtype=torch.float64)
+
+    def _rewards(self, rows: list[dict], completions: list, completion_ids: list[list[int]]) -> torch.Tensor:
+        """Weighted sum over reward functions per completion, as TRL combines them (None counts as NaN)."""
+        trainer = self.trainer
+        columns = {k: [row[k] for row in rows] for k in rows[0] if k not in ("prompt", "completion")}
+        per_func = []
+        for func in trainer.reward_funcs:
+            values = func(
+                prompts=[row["prompt"] for row in rows],
+                completions=completions,
+                completion_ids=completion_ids,
+                trainer_state=trainer.state,
+                **columns,
+            )
+            per_func.append([math.nan if v is None else float(v) for v in values])
+        weights = trainer.reward_weights.to(torch.float64)
+        values = torch.tensor(per_func, dtype=torch.float64).T  # (completions, funcs)
+        return (values * weights).nansum(dim=1).where(~values.isnan().all(dim=1), torch.nan)
+
+
+def _until_eos(ids: list[int], eos: int | list[int] | None) -> list[int]:
+    stops = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+    for i, t in enumerate(ids):
+        if t in stops:
+            return ids[:i]
+    return ids

@@ -1,0 +1,365 @@
+"""AlphaRLCallback: AlphaRL inside any `transformers.Trainer`-based RL trainer (TRL GRPO, RLOO, ...).
+
+The whole method, as the trainer sees it:
+
+1. train start: keep `W_0` of the tracked matrices this rank owns (CPU, their own dtype) and save it once
+   under `output_dir/alpharl/base/` so a resumed run has it;
+2. every `alpharl_interval` steps until the window end: rank-1 snapshot of each owned `W_t - W_0`
+   (warm-started), exchange the small factors, append to the trajectory with the interval's mean reward;
+3. window end: forecast every candidate horizon, score the current weights and each candidate on held-out
+   prompts (`acceptance.py`), hot-swap the best one on every rank (optimizer fp32 master included), or keep
+   the current weights when no candidate beats them; drop buffered rollouts and force a vLLM weight resync
+   so the next generation uses the swapped weights;
+4. then fine-tune `alpharl_finetune_steps` and stop, or continue to `max_steps`.
+
+The trajectory and the callback's state are saved into every `checkpoint-N/alpharl/` (atomically), and a
+resumed run continues its window from there. Data flows one way: trainer -> snapshot -> forecast -> apply
+-> trainer; all the math is in `alpharl_trainer.extrapolation`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import TrainerCallback
+
+from alpharl_trainer.distributed import assign_owners, full_weight, share_factors, write_weights
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
+from alpharl_trainer.trainer.acceptance import AcceptanceScorer
+from alpharl_trainer.trainer.config import AlphaRLConfig
+
+logger = logging.getLogger(__name__)
+STATE_DIR = "alpharl"
+"""Sub-folder of the output dir (base weights) and of each checkpoint (trajectory + state)."""
+
+
+def _rank_world() -> tuple[int, int]:
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def _atomic_dir(target: Path):
+    """A temp folder beside `target`; `_commit` renames it over `target` (old content replaced whole)."""
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        _rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _commit(tmp: Path, target: Path) -> None:
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+        os.replace(tmp, target)
+        _rmtree(old)
+    else:
+        os.replace(tmp, target)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class AlphaRLCallback(TrainerCallback):
+    """Snapshots, forecast, acceptance and hot-swap for a running trainer. See the module docstring.
+
+    Use `AlphaRLCallback(config).attach(trainer)` (or the AlphaRL trainers, which do it): the callback
+    needs the trainer itself (its accelerator, DeepSpeed engine, reward functions and rollout buffers),
+    which transformers does not hand to callbacks.
+    """
+
+    def __init__(self, config: AlphaRLConfig):
+        self.config = config
+        self.trainer = None
+        self.trajectory = Trajectory()
+        self.names: list[str] = []
+        self.owners: dict[str, int] = {}
+        self.base: dict[str, torch.Tensor] = {}
+        self.step_rewards: list[float] = []
+        self.swap: dict | None = None
+        """What happened at the window end: step, candidates, scores, chosen target (None before)."""
+        self.pending_logs: dict[str, float] = {}
+
+    # ---- wiring -------------------------------------------------------------------------------------
+    def attach(self, trainer) -> AlphaRLCallback:
+        """Install on `trainer`, first in its callback list so its metrics reach every logger."""
+        args = trainer.args
+        self.config.validate_alpharl(args.max_steps, args.logging_steps)
+        if self.config.alpharl_acceptance_prompts > 0 and trainer.eval_dataset is None:
+            raise AlphaRLError(
+                "the acceptance gate scores candidates on held-out prompts: pass eval_dataset to the "
+                "trainer, or set alpharl_acceptance_prompts: 0 to apply the forecast unscored"
+            )
+        self.trainer = trainer
+        trainer.callback_handler.callbacks.insert(0, self)
+        return self
+
+    @property
+    def window_end(self) -> int:
+        return self.config.window_end_step(self.trainer.args.max_steps)
+
+    @property
+    def _zero3(self) -> bool:
+        return any(hasattr(p, "ds_id") for p in self.trainer.model.parameters())
+
+    def _params(self) -> dict[str, torch.nn.Parameter]:
+        return dict(self.trainer.model.named_parameters())
+
+    # ---- events -------------------------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        params = self._params()
+        select = self.config.selector()
+        shapes = {n: tuple(getattr(p, "ds_shape", p.shape)) for n, p in params.items()}
+        self.names = sorted(n for n, s in shapes.items() if select(n, s))
+        if not self.names:
+            raise AlphaRLError("no parameter matches the AlphaRL selector: nothing to extrapolate")
+        rank, world = _rank_world()
+        self.owners = assign_owners({n: int(torch.Size(shapes[n]).numel()) for n in self.names}, world)
+        base_dir = Path(args.output_dir) / STATE_DIR / "base"
+        if state.global_step == 0:
+            self._keep_base(rank, world, base_dir)
+        else:
+            self._resume(state.global_step, rank, base_dir)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._record_reward()
+        step = state.global_step
+        if self.swap is None:
+            if step % self.config.alpharl_interval == 0 and step <= self.window_end:
+                self._snapshot(step)
+            if step == self.window_end:
+                self._swap_at(step)
+                control.should_save = True  # a checkpoint holding the swap (and the swap decision)
+        if self.swap is not None and not self.config.alpharl_continue_after_swap:
+            if step >= self.swap["step"] + self.config.alpharl_finetune_steps:
+                control.should_training_stop = True
+                control.should_save = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is not None and self.pending_logs:
+            logs.update(self.pending_logs)
+            if state.log_history:
+                state.log_history[-1].update(self.pending_logs)
+            self.pending_logs = {}
+
+    def on_save(self, args, state, control, **kwargs):
+        if not args.should_save:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_DIR
+        tmp = _atomic_dir(folder)
+        if len(self.trajectory):
+            self.trajectory.save(tmp / "trajectory")
+        meta = {"step_rewards": self.step_rewards, "swap": self.swap, "names": self.names}
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+        _commit(tmp, folder)
+
+    # ---- train start / resume -----------------------------------------------------------------------
+    def _keep_base(self, rank: int, world: int, base_dir: Path) -> None:
+        """Copy W_0 of owned matrices to CPU and save each rank's share under `base_dir`."""
+        zero3, params = self._zero3, self._params()
+        for name in self.names:  # all ranks, same order: under ZeRO-3 each gather is collective
+            with full_weight(params[name], zero3=zero3) as w:
+                if self.owners[name] == rank:
+                    self.base[name] = w.detach().to("cpu", copy=True)
+        base_dir.mkdir(parents=True, exist_ok=True)
+        target = base_dir / f"rank{rank:05d}-of-{world:05d}.safetensors"
+        tmp = target.with_suffix(".tmp")
+        save_file({n: t.contiguous() for n, t in self.base.items()}, str(tmp))
+        os.replace(tmp, target)
+
+    def _resume(self, step: int, rank: int, base_dir: Path) -> None:
+        """Reload W_0 (any world size) and the trajectory/state saved with checkpoint-`step`."""
+        files = sorted(base_dir.glob("rank*-of-*.safetensors")) if base_dir.is_dir() else []
+        if not files:
+            raise AlphaRLError(
+                f"resuming at step {step}, but the AlphaRL base weights are missing in {base_dir}"
+            )
+        for path in files:
+            with safe_open(str(path), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    if self.owners.get(name) == rank:
+                        self.base[name] = f.get_tensor(name)
+        missing = [n for n in self.names if self.owners[n] == rank and n not in self.base]
+        if missing:
+            raise AlphaRLError(
+                f"AlphaRL base weights in {base_dir} lack {missing[:3]} (tracked set changed?)"
+            )
+        folder = Path(self.trainer.args.output_dir) / f"checkpoint-{step}" / STATE_DIR
+        if not (folder / "state.json").is_file():
+            raise AlphaRLError(f"resuming at step {step}, but {folder}/state.json is missing")
+        meta = json.loads((folder / "state.json").read_text())
+        self.step_rewards, self.swap = meta["step_rewards"], meta["swap"]
+        if (folder / "trajectory").exists():
+            self.trajectory = Trajectory.load(folder / "trajectory")
+
+    # ---- snapshots ------------------------------------------------------------------------------------
+    def _record_reward(self) -> None:
+        """This step's mean training reward: the newest value TRL put in its metrics (kept until logged)."""
+        metrics = getattr(self.trainer, "_metrics", {}).get("train", {})
+        rewards = metrics.get("reward") or []
+        if rewards:
+            self.step_rewards.append(float(rewards[-1]))
+
+    def _interval_reward(self) -> float | None:
+        recent = self.step_rewards[-self.config.alpharl_interval :]
+        return sum(recent) / len(recent) if recent else None
+
+    def _snapshot(self, step: int) -> None:
+        start = time.perf_counter()
+        rank, _ = _rank_world()
+        zero3, params = self._zero3, self._params()
+        local = {}
+        for name in self.names:
+            with full_weight(params[name], zero3=zero3) as w:
+                if self.owners[name] != rank:
+                    continue
+                delta = w.float() - self.base[name].to(w.device).float()
+                warm = self.trajectory.last_v(name) if len(self.trajectory) else None
+                local[name] = top_singular(delta, warm, name=name)
+        factors = share_factors(local, self.owners)
+        reward = self._interval_reward()
+        covariates = {"reward": reward} if reward is not None else None
+        self.trajectory.append(step, factors, covariates)
+        shares = [r.s / r.fro for r in factors.values() if r.fro > 0]
+        self.pending_logs.update(
+            {
+                "alpharl/snapshot_time": time.perf_counter() - start,
+                "alpharl/rank1_share": sum(shares) / max(len(shares), 1),
+                "alpharl/snapshots": float(len(self.trajectory)),
+            }
+        )
+
+    # ---- forecast, acceptance, swap ------------------------------------------------------------------
+    def _targets(self, step: int) -> list[float]:
+        if self.config.alpharl_covariate == "step":
+            return [h * step for h in self.config.alpharl_horizons]
+        return list(self.config.alpharl_target_rewards)
+
+    def _candidate(self, target: float, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Predicted weights of every tracked matrix at `target`, identical on every rank."""
+        fcs = forecast(
+            self.trajectory, target, fit=self.config.alpharl_fit, covariate=self.config.alpharl_covariate
+        )
+        if self.config.alpharl_mode == "rank1_only":
+            return self._rank1_only(fcs, current)
+        return {
+            n: predict_weight(
+                current[n], current[n], fcs[n], self.config.alpharl_mode, self.config.alpharl_scale
+            )
+            for n in self.names
+        }
+
+    def _rank1_only(self, fcs: dict, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`rank1_only` starts from W_0, which only the owner keeps: owners compute, then broadcast."""
+        rank, world = _rank_world()
+        out = {}
+        for name in self.names:
+            if self.owners[name] == rank:
+                out[name] = predict_weight(
+                    current[name], self.base[name], fcs[name], "rank1_only", self.config.alpharl_scale
+                )
+            else:
+                out[name] = torch.empty_like(current[name])
+            if world > 1:
+                device = self.trainer.accelerator.device
+                buf = out[name].to(device)
+                dist.broadcast(buf, src=self.owners[name])
+                out[name] = buf.to(current[name].device)
+        return out
+
+    def _swap_at(self, step: int) -> None:
+        """Forecast, score, and write the winner (or keep the current weights)."""
+        start = time.perf_counter()
+        cfg, trainer = self.config, self.trainer
+        zero3, params = self._zero3, self._params()
+        current = {}
+        for name in self.names:  # W_K of every tracked matrix, kept on CPU for candidates and rollback
+            with full_weight(params[name], zero3=zero3) as w:
+                current[name] = w.detach().to("cpu", copy=True)
+        targets = self._targets(step)
+        fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
+        engine = trainer.deepspeed if getattr(trainer, "is_deepspeed_enabled", False) else None
+
+        def write(values: dict[str, torch.Tensor], reset: bool = False) -> None:
+            write_weights(
+                trainer.model,
+                values,
+                deepspeed_engine=engine,
+                optimizer=trainer.optimizer,
+                reset_moments=reset,
+            )
+
+        scores: dict[str, float] = {}
+        chosen = targets[0]
+        if cfg.alpharl_acceptance_prompts > 0:
+            rows = list(
+                trainer.eval_dataset.select(
+                    range(min(cfg.alpharl_acceptance_prompts, len(trainer.eval_dataset)))
+                )
+            )
+            scorer = AcceptanceScorer(
+                trainer, rows, cfg.alpharl_acceptance_samples, cfg.alpharl_acceptance_seed
+            )
+            scores["current"] = scorer.score()
+            best = scores["current"] + cfg.alpharl_acceptance_margin
+            chosen = None
+            for target in targets:
+                write(self._candidate(target, current))
+                scores[f"{target:g}"] = score = scorer.score()
+                if score > best:
+                    best, chosen = score, target
+        if chosen is None:
+            write(current)
+            logger.warning(
+                "AlphaRL rollback at step %d: no candidate beat the current weights (scores %s)", step, scores
+            )
+        else:
+            new = self._candidate(chosen, current)
+            write(new, reset=cfg.alpharl_optimizer_state == "reset")
+            self._invalidate_rollouts()
+        self.swap = {
+            "step": step,
+            "targets": targets,
+            "scores": scores,
+            "chosen": chosen,
+            "mean_r2": sum(f.r2 for f in fits.values()) / len(fits),
+        }
+        if chosen is not None:
+            delta = sum(float((new[n].float() - current[n].float()).norm() ** 2) for n in self.names) ** 0.5
+            self.swap["delta_norm"] = delta
+        self.pending_logs.update(
+            {
+                "alpharl/swap_time": time.perf_counter() - start,
+                "alpharl/mean_r2": self.swap["mean_r2"],
+                "alpharl/chosen_target": float("nan") if chosen is None else float(chosen),
+                "alpharl/rolled_back": float(chosen is None),
+                "alpharl/swap_delta_norm": self.swap.get("delta_norm", 0.0),
+                **{f"alpharl/score/{k}": v for k, v in scores.items()},
+            }
+        )
+        logger.info("AlphaRL swap at step %d: %s", step, self.swap)
+
+    def _invalidate_rollouts(self) -> None:
+        """Make the next generation use the swapped weights (TRL 1.16 GRPO/RLOO internals, pinned).
+
+        Buffered rollouts (steps_per_generation > gradient accumulation, or num_iterations > 1) were sampled
+        from the old weights: drop them. vLLM re-pulls weights only when `global_step` differs from
+        `_last_loaded_step`; reset it so any generation after the swap (train or eval) re-syncs first.
+        """
+        trainer = self.trainer
+        if hasattr(trainer, "_buffered_inputs"):
+            trainer._buffered_inputs = None
+        if hasattr(trainer, "_last_loaded_step"):
+            trainer._last_loaded_step = -1

@@ -1,0 +1,186 @@
+"""AlphaRL settings, as a dataclass whose fields carry their docs, and the TRL configs that include them.
+
+Every field is prefixed `alpharl_` so that it can sit beside TRL's own fields in one flat config (one
+YAML recipe, one `TrlParser`) without a name clash, the way TRL prefixes its `vllm_*` fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from trl import GRPOConfig, RLOOConfig
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.extrapolation import FITS, MODES, ParamSelector
+
+OPTIMIZER_STATES = ("keep", "reset")
+
+
+@dataclass
+class AlphaRLConfig:
+    alpharl: bool = field(
+        default=True,
+        metadata={"help": "Enable AlphaRL: rank-1 snapshots during the window, then forecast and hot-swap."},
+    )
+    alpharl_interval: int = field(
+        default=10,
+        metadata={"help": "Optimizer steps between rank-1 snapshots of the weight update W_t - W_0."},
+    )
+    alpharl_window_end: float = field(
+        default=0.4,
+        metadata={
+            "help": "Step at which the window closes and the forecast is applied: a step number if >= 1, "
+            "else a fraction of max_steps (the paper: 0.4). Rounded down to a snapshot step."
+        },
+    )
+    alpharl_fit: str = field(
+        default="linear",
+        metadata={
+            "help": "Trend fitted to the rank-1 state a_t = s_t u_t: 'linear' (least squares) or 'pls'."
+        },
+    )
+    alpharl_covariate: str = field(
+        default="step",
+        metadata={
+            "help": "What a_t is regressed on: 'step' (no oracle needed) or 'reward' (the mean training "
+            "reward between snapshots: the paper's PLS variant; candidates are then alpharl_target_rewards)."
+        },
+    )
+    alpharl_horizons: list[float] = field(
+        default_factory=lambda: [1.25, 1.5, 2.0, 2.5],
+        metadata={
+            "help": "Candidate forecast targets as multiples of the window-end step (covariate 'step'). "
+            "Each is scored on held-out prompts and the best one is applied (see alpharl_acceptance_prompts)."
+        },
+    )
+    alpharl_target_rewards: list[float] = field(
+        default_factory=lambda: [1.0],
+        metadata={"help": "Candidate target reward levels (covariate 'reward'; the paper uses one, 1.0)."},
+    )
+    alpharl_mode: str = field(
+        default="rank1_replace",
+        metadata={
+            "help": "How a forecast becomes weights: 'rank1_replace' (W_K + (a_hat - a_K) v^T), 'rank1_only' "
+            "(W_0 + c a_hat v^T, the paper's rank-1 model) or 'reference' (W_K + a_hat v^T, the reference "
+            "scripts; comparison only)."
+        },
+    )
+    alpharl_scale: float = field(
+        default=1.0,
+        metadata={"help": "Shrinkage of the extrapolated step (1 = the straight-line forecast itself)."},
+    )
+    alpharl_acceptance_prompts: int = field(
+        default=64,
+        metadata={
+            "help": "Held-out prompts (from eval_dataset) on which the current weights and every candidate "
+            "are scored by mean reward, sampled as in training. The best candidate is applied only if it "
+            "beats the current weights; otherwise they are kept (rollback). 0 applies the first candidate "
+            "unscored."
+        },
+    )
+    alpharl_acceptance_samples: int = field(
+        default=4, metadata={"help": "Completions sampled per acceptance prompt."}
+    )
+    alpharl_acceptance_margin: float = field(
+        default=0.0,
+        metadata={"help": "A candidate must beat the current weights' acceptance score by more than this."},
+    )
+    alpharl_acceptance_seed: int = field(
+        default=1234,
+        metadata={
+            "help": "Sampling seed for acceptance: every candidate is scored with the same random numbers "
+            "(common random numbers make the comparison far less noisy). The training RNG is untouched."
+        },
+    )
+    alpharl_finetune_steps: int = field(
+        default=0, metadata={"help": "Optimizer steps of ordinary training after the swap before stopping."}
+    )
+    alpharl_continue_after_swap: bool = field(
+        default=False,
+        metadata={"help": "Train on to max_steps after the swap (and fine-tune) instead of stopping."},
+    )
+    alpharl_optimizer_state: str = field(
+        default="keep",
+        metadata={"help": "Adam moments of swapped matrices after a swap: 'keep' or 'reset' (zero them)."},
+    )
+    alpharl_track_embeddings: bool = field(default=False, metadata={"help": "Also extrapolate embeddings."})
+    alpharl_track_lm_head: bool = field(
+        default=False, metadata={"help": "Also extrapolate an untied lm_head."}
+    )
+    alpharl_track_vectors: bool = field(
+        default=False, metadata={"help": "Also extrapolate 1-D parameters (norms, biases)."}
+    )
+    alpharl_include: str | None = field(
+        default=None, metadata={"help": "Regex of extra parameter names to track."}
+    )
+    alpharl_exclude: str | None = field(
+        default=None, metadata={"help": "Regex of parameter names never to track (wins over everything)."}
+    )
+
+    def validate_alpharl(self, max_steps: int, logging_steps: float | int = 1) -> None:
+        """Raise AlphaRLError for settings that cannot work; called when the callback is built."""
+        if self.alpharl_interval < 1:
+            raise AlphaRLError(f"alpharl_interval must be >= 1, got {self.alpharl_interval}")
+        if self.alpharl_fit not in FITS:
+            raise AlphaRLError(f"alpharl_fit must be one of {FITS}, got {self.alpharl_fit!r}")
+        if self.alpharl_mode not in MODES:
+            raise AlphaRLError(f"alpharl_mode must be one of {MODES}, got {self.alpharl_mode!r}")
+        if self.alpharl_covariate not in ("step", "reward"):
+            raise AlphaRLError(
+                f"alpharl_covariate must be 'step' or 'reward', not {self.alpharl_covariate!r}"
+            )
+        if self.alpharl_optimizer_state not in OPTIMIZER_STATES:
+            raise AlphaRLError(f"alpharl_optimizer_state must be one of {OPTIMIZER_STATES}")
+        if not self.candidates():
+            raise AlphaRLError("no forecast candidates: set alpharl_horizons / alpharl_target_rewards")
+        if self.alpharl_covariate == "step" and min(self.alpharl_horizons) <= 1.0:
+            raise AlphaRLError("alpharl_horizons are multiples of the window end and must all be > 1")
+        end = self.window_end_step(max_steps)
+        if end // self.alpharl_interval < 3:
+            raise AlphaRLError(
+                f"the window (ends at step {end}) holds fewer than 3 snapshots at alpharl_interval="
+                f"{self.alpharl_interval}: a line fit needs 3: lower the interval or widen the window"
+            )
+        if self.alpharl_covariate == "reward" and logging_steps > self.alpharl_interval:
+            raise AlphaRLError(
+                "alpharl_covariate='reward' reads logged rewards: logging_steps must be <= alpharl_interval"
+            )
+
+    def window_end_step(self, max_steps: int) -> int:
+        """The window's last snapshot step: `alpharl_window_end` resolved, rounded down to a snapshot."""
+        end = self.alpharl_window_end
+        if end < 1:
+            if max_steps <= 0:
+                raise AlphaRLError("a fractional alpharl_window_end needs max_steps > 0")
+            end = end * max_steps
+        return int(end) // self.alpharl_interval * self.alpharl_interval
+
+    def candidates(self) -> list[float]:
+        """Forecast targets in the covariate's units, per the multiples or reward levels configured."""
+        return list(
+            self.alpharl_horizons if self.alpharl_covariate == "step" else self.alpharl_target_rewards
+        )
+
+    def selector(self) -> ParamSelector:
+        return ParamSelector(
+            embeddings=self.alpharl_track_embeddings,
+            lm_head=self.alpharl_track_lm_head,
+            vectors=self.alpharl_track_vectors,
+            include=self.alpharl_include,
+            exclude=self.alpharl_exclude,
+        )
+
+    @classmethod
+    def from_args(cls, args: object) -> AlphaRLConfig:
+        """The AlphaRL fields of any config object that has them (e.g. AlphaRLGRPOConfig)."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+
+
+@dataclass
+class AlphaRLGRPOConfig(AlphaRLConfig, GRPOConfig):
+    """TRL's GRPOConfig (GRPO, DAPO, Dr. GRPO, GSPO by its loss settings) plus the AlphaRL fields."""
+
+
+@dataclass
+class AlphaRLRLOOConfig(AlphaRLConfig, RLOOConfig):
+    """TRL's RLOOConfig plus the AlphaRL fields."""

@@ -34,7 +34,8 @@ def predict_weight(
     if mode not in MODES:
         raise AlphaRLError(f"unknown mode '{mode}' (choose from {', '.join(MODES)})")
     shape = (fc.a_hat.numel(), fc.v.numel())
-    if w_last.shape != w0.shape or w_last.numel() != shape[0] * shape[1] or w_last.ndim not in (1, 2):
+    as_matrix = tuple(w_last.shape) if w_last.ndim == 2 else (*w_last.shape, 1)
+    if w_last.shape != w0.shape or as_matrix != shape:
         raise AlphaRLError(
             f"{fc.name}: weights {tuple(w_last.shape)} / base {tuple(w0.shape)} do not match factors {shape}"
         )

@@ -1,0 +1,148 @@
+import pytest
+import torch
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.extrapolation.apply import ParamSelector, predict_weight
+from alpharl_trainer.extrapolation.forecast import Forecast, forecast
+
+
+def _forecast(m: int = 6, n: int = 4, seed: int = 0) -> Forecast:
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.nn.functional.normalize(torch.randn(n, generator=gen), dim=0)
+    return Forecast("w", torch.randn(m, generator=gen), torch.randn(m, generator=gen), v, fro_hat=3.0, r2=0.9)
+
+
+def _weights(m: int = 6, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(m, n, generator=gen), torch.randn(m, n, generator=gen)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.3])
+def test_the_three_modes(scale):
+    fc, (w_last, w0) = _forecast(), _weights()
+    replace = predict_weight(w_last, w0, fc, "rank1_replace", scale)
+    torch.testing.assert_close(replace, w_last + scale * torch.outer(fc.a_hat - fc.a_last, fc.v))
+    reference = predict_weight(w_last, w0, fc, "reference", scale)
+    torch.testing.assert_close(reference, w_last + scale * torch.outer(fc.a_hat, fc.v))
+    only = predict_weight(w_last, w0, fc, "rank1_only", scale)
+    c = fc.fro_hat / fc.a_hat.norm()
+    torch.testing.assert_close(only, w0 + scale * c * torch.outer(fc.a_hat, fc.v))
+    # the rank-1 model's update has the forecast Frobenius norm (times the scale)
+    assert float(torch.linalg.matrix_norm(only - w0)) == pytest.approx(scale * fc.fro_hat, rel=1e-5)
+
+
+def test_default_mode_is_rank1_replace_and_scale_zero_keeps_the_last_weights():
+    fc, (w_last, w0) = _forecast(), _weights()
+    torch.testing.assert_close(
+        predict_weight(w_last, w0, fc), predict_weight(w_last, w0, fc, "rank1_replace")
+    )
+    assert torch.equal(predict_weight(w_last, w0, fc, scale=0.0), w_last)
+
+
+def test_dtype_shape_and_vectors_are_preserved():
+    fc, (w_last, w0) = _forecast(), _weights()
+    out = predict_weight(w_last.bfloat16(), w0.bfloat16(), fc)
+    assert out.dtype == torch.bfloat16 and out.shape == (6, 4)
+    exact = predict_weight(w_last.bfloat16().float(), w0.bfloat16().float(), fc)
+    torch.testing.assert_close(
+        out.float(), exact, rtol=1e-2, atol=1e-2
+    )  # float32 math, one rounding at the end
+    col = Forecast("bias", torch.randn(6), torch.randn(6), torch.ones(1), 1.0, 1.0)
+    bias = predict_weight(torch.zeros(6), torch.zeros(6), col)
+    assert bias.shape == (6,)
+    torch.testing.assert_close(bias, col.a_hat - col.a_last)
+
+
+def test_mismatches_are_refused():
+    fc, (w_last, w0) = _forecast(), _weights()
+    with pytest.raises(AlphaRLError, match="unknown mode"):
+        predict_weight(w_last, w0, fc, "expo")
+    with pytest.raises(AlphaRLError, match="w: weights"):
+        predict_weight(w_last.T, w0.T, fc)
+    with pytest.raises(AlphaRLError, match="w: weights"):
+        predict_weight(w_last, w0[:5], fc)
+
+
+def test_forecast_from_a_40_percent_window_recovers_the_final_weights(planted, record_trajectory):
+    """The paper's use: train 40% of the steps, jump to the end. The jump must land near the true W_T."""
+    p = planted(noise=3e-3)
+    window, final = [10, 20, 30, 40], 100
+    traj = record_trajectory({"w": p}, window)
+    fc = forecast(traj, final)["w"]
+    w_last, truth = p.weight(window[-1]), p.weight(final)
+
+    def error(w: torch.Tensor) -> float:
+        return float((w - truth).norm())
+
+    gap = error(w_last)
+    # the best a rank-1 move can do: the planted rank-1 step; the slower second term and the noise remain
+    floor = error(w_last + p.rank1_term(final) - p.rank1_term(window[-1]))
+    assert floor < 0.15 * gap
+    assert error(predict_weight(w_last, p.w0, fc, "rank1_replace")) < 1.15 * floor
+    # the rank-1 model drops everything but the top direction, so it lands farther, but still far better
+    assert error(predict_weight(w_last, p.w0, fc, "rank1_only")) < 0.3 * gap
+    # the scripts' double count lands far off
+    assert error(predict_weight(w_last, p.w0, fc, "reference")) > 0.5 * gap
+
+
+QWEN2 = {
+    "model.embed_tokens.weight": (64, 32),
+    "model.layers.0.self_attn.q_proj.weight": (32, 32),
+    "model.layers.0.self_attn.q_proj.bias": (32,),
+    "model.layers.0.self_attn.k_proj.weight": (16, 32),
+    "model.layers.0.self_attn.v_proj.weight": (16, 32),
+    "model.layers.0.self_attn.o_proj.weight": (32, 32),
+    "model.layers.0.mlp.gate_proj.weight": (64, 32),
+    "model.layers.0.mlp.up_proj.weight": (64, 32),
+    "model.layers.0.mlp.down_proj.weight": (32, 64),
+    "model.layers.0.input_layernorm.weight": (32,),
+    "model.layers.0.self_attn.q_norm.weight": (8,),
+    "model.norm.weight": (32,),
+    "lm_head.weight": (64, 32),
+}
+
+
+def _tracked(selector: ParamSelector, shapes: dict) -> set[str]:
+    return {name for name, shape in shapes.items() if selector(name, shape)}
+
+
+def test_default_selector_tracks_exactly_the_block_projections():
+    got = _tracked(ParamSelector(), QWEN2)
+    assert got == {n for n in QWEN2 if n.endswith("_proj.weight")}
+
+
+def test_selector_options():
+    vectors = {n for n, s in QWEN2.items() if len(s) == 1}
+    projections = _tracked(ParamSelector(), QWEN2)
+    assert _tracked(ParamSelector(embeddings=True), QWEN2) == projections | {"model.embed_tokens.weight"}
+    assert _tracked(ParamSelector(lm_head=True), QWEN2) == projections | {"lm_head.weight"}
+    assert _tracked(ParamSelector(vectors=True), QWEN2) == projections | vectors
+    assert _tracked(ParamSelector(include=r"model\.norm"), QWEN2) == projections | {"model.norm.weight"}
+    assert _tracked(ParamSelector(exclude=r"mlp\."), QWEN2) == {n for n in projections if "self_attn" in n}
+    assert not ParamSelector(include="experts")("model.layers.0.mlp.experts.gate_up_proj", (8, 64, 32))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "transformer.h.3.attn.c_attn.weight",  # GPT-2
+        "transformer.h.3.mlp.c_proj.weight",
+        "gpt_neox.layers.1.attention.query_key_value.weight",  # NeoX
+        "transformer.h.0.mlp.dense_h_to_4h.weight",  # Falcon
+        "model.decoder.layers.2.fc1.weight",  # OPT
+        "model.decoder.layers.2.self_attn.out_proj.weight",
+        "layers.5.attention.wq.weight",  # original Llama
+        "layers.5.feed_forward.w2.weight",
+        "model.layers.0.self_attn.qkv_proj.weight",  # Phi-3
+        "model.layers.0.mlp.experts.3.down_proj.weight",  # per-expert MoE
+    ],
+)
+def test_selector_knows_other_architectures(name):
+    assert ParamSelector()(name, (64, 32))
+
+
+@pytest.mark.parametrize(
+    "name", ["transformer.wte.weight", "transformer.ln_f.weight", "model.embed_out.weight"]
+)
+def test_selector_leaves_non_block_matrices(name):
+    assert not ParamSelector()(name, (64, 32))

@@ -1,0 +1,113 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from alpharl_trainer.cli import main
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A random tiny Qwen2 with the character tokenizer, saved as a Hugging Face folder."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from alpharl_trainer.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+    path = tmp_path_factory.mktemp("ckpt")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """`--threads` sets torch's global thread count; keep it from leaking into other tests."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def read_outputs(out: Path) -> tuple[list[dict], dict]:
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return records, json.loads((out / "summary.json").read_text())
+
+
+def test_eval_on_a_task_writes_results_and_summary(checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["eval", str(checkpoint), "--task", "arithmetic", "--split", "heldout", "--n-problems", "12"]
+    argv += ["--samples", "3", "--pass-k", "1,3", "--max-new-tokens", "4", "--teacher-forced"]
+    argv += ["--out", str(out), "--no-progress", "--threads", "1"]
+    assert main(argv) == 0
+    records, summary = read_outputs(out)
+    assert len(records) == 12 and all(len(r["samples"]) == 3 and "greedy" in r for r in records)
+    assert all(len(s["completion"]) <= 4 for r in records for s in r["samples"])  # one character per token
+    for key in ("greedy_accuracy", "avg@3", "pass@1", "pass@3", "per_category", "teacher_forced"):
+        assert key in summary, key
+    assert summary["target"] == "arithmetic" and summary["checkpoint"] == str(checkpoint)
+    assert summary["problems"] == 12 and summary["samples"] == 3 and summary["pass_k"] == [1, 3]
+    assert summary["teacher_forced"]["logprob"] < 0
+    assert json.loads(capsys.readouterr().out.split("\nwrote ")[0]) == summary
+
+
+def test_eval_on_a_benchmark_file_defaults_out_into_the_checkpoint(checkpoint, tmp_path):
+    bench = tmp_path / "tiny_bench.jsonl"
+    bench.write_text(
+        "".join(json.dumps({"question": f"{i}+1?", "answer": float(i + 1)}) + "\n" for i in range(5))
+    )
+    argv = ["eval", str(checkpoint), "--benchmark", str(bench), "--limit", "3", "--max-new-tokens", "3"]
+    assert main([*argv, "--no-progress", "--threads", "1"]) == 0
+    records, summary = read_outputs(checkpoint / "eval" / "tiny_bench")
+    assert [r["answer"] for r in records] == ["1", "2", "3"]
+    assert records[0]["prompt"].startswith("0+1?\nPlease reason step by step")
+    assert records[0]["meta"]["line"] == 1
+    assert summary["problems"] == 3 and "avg@0" not in summary
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--benchmark", "x.jsonl", "--teacher-forced"], "--teacher-forced needs a synthetic task"),
+        (["--task", "nope"], "unknown task 'nope'"),
+        (["--task", "arithmetic", "--samples", "2", "--pass-k", "4"], "pass@k needs"),
+        (["--task", "arithmetic", "--task-option", "mix"], "KEY=VALUE"),
+        (["--task", "arithmetic", "--no-greedy"], "nothing to evaluate"),
+    ],
+)
+def test_bad_requests_exit_2_with_a_message(checkpoint, tmp_path, capsys, extra, message):
+    assert main(["eval", str(checkpoint), *extra, "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_checkpoint_exits_2(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "none"), "--task", "arithmetic", "--out", str(tmp_path / "o")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+@pytest.mark.vllm
+def test_vllm_engine_matches_transformers_greedy(tiny_model_dir, tmp_path):
+    """Same greedy completions and results format from vLLM as from transformers on the tiny policy."""
+    pytest.importorskip("vllm")
+    base = ["eval", str(tiny_model_dir), "--task", "arithmetic", "--n-problems", "50", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "hf")]) == 0
+    assert main([*base, "--engine", "vllm", "--out", str(tmp_path / "vllm")]) == 0
+    hf, hf_summary = read_outputs(tmp_path / "hf")
+    vl, vl_summary = read_outputs(tmp_path / "vllm")
+    assert [r["greedy"]["completion"] for r in vl] == [r["greedy"]["completion"] for r in hf]
+    assert vl_summary["greedy_accuracy"] == hf_summary["greedy_accuracy"] and vl_summary["engine"] == "vllm"

@@ -116,8 +116,10 @@ class TransformersEngine:
     name = "transformers"
 
     def __init__(self, model, tokenizer, batch_size: int = 64, chat: bool = False, progress: bool = True):
-        if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
-            raise AlphaRLError("the tokenizer has neither a pad nor an EOS token; cannot pad batches")
+        if tokenizer.pad_token is None:  # as TRL does: batches need a pad token, EOS serves
+            if tokenizer.eos_token is None:
+                raise AlphaRLError("the tokenizer has neither a pad nor an EOS token; cannot pad batches")
+            tokenizer.pad_token = tokenizer.eos_token
         self.model, self.tokenizer = model, tokenizer
         self.batch_size, self.chat, self.progress = batch_size, chat, progress
 
@@ -127,7 +129,6 @@ class TransformersEngine:
         from transformers import GenerationConfig
 
         tok = self.tokenizer
-        pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         config = GenerationConfig(
             max_new_tokens=sampling.max_new_tokens,
             do_sample=not sampling.greedy,
@@ -135,10 +136,11 @@ class TransformersEngine:
             top_p=None if sampling.greedy else sampling.top_p,
             top_k=None if sampling.greedy else 0,  # pure nucleus sampling, as vLLM's default top_k=-1
             num_return_sequences=sampling.n,
-            pad_token_id=pad_id,
+            pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
         )
-        encoded = tok(render_prompts(tok, prompts, self.chat))["input_ids"]
+        # A rendered chat already holds its special tokens (TRL tokenizes it without adding more).
+        encoded = tok(render_prompts(tok, prompts, self.chat), add_special_tokens=not self.chat)["input_ids"]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         per_batch = max(1, self.batch_size // sampling.n)  # batch_size counts sequences
         results: list[list[str]] = [[] for _ in prompts]

@@ -1,3 +1,4 @@
+import copy
 import itertools
 import json
 import math
@@ -16,6 +17,7 @@ from alpharl_trainer.evaluate import (
     evaluate,
     load_policy,
     pass_at_k,
+    render_prompts,
     teacher_forced,
     write_results,
 )
@@ -175,6 +177,23 @@ def test_sampling_is_seeded_and_returns_n_per_prompt(policy):
     assert engine.generate(PROMPTS, sampling) == first
     other = engine.generate(PROMPTS, Sampling(n=3, temperature=1.0, top_p=0.95, max_new_tokens=6, seed=2))
     assert other != first
+
+
+def test_chat_prompts_and_a_missing_pad_token(policy):
+    model, tokenizer = policy
+    tokenizer = copy.deepcopy(tokenizer)
+    assert render_prompts(tokenizer, ["q"], chat=False) == ["q"]
+    with pytest.raises(AlphaRLError, match="no chat template"):
+        render_prompts(tokenizer, ["q"], chat=True)
+    tokenizer.chat_template = (
+        "{% for m in messages %}Q:{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
+    )
+    assert render_prompts(tokenizer, ["1+2="], chat=True) == ["Q:1+2=\nA:"]
+    tokenizer.pad_token = None
+    engine = TransformersEngine(model, tokenizer, chat=True, progress=False)
+    assert tokenizer.pad_token == tokenizer.eos_token  # batches need padding; EOS serves, as in TRL
+    chat_out = engine.generate(["1+2=", "34+5="], Sampling(max_new_tokens=MAX_NEW))
+    assert chat_out == [[reference_greedy(model, tokenizer, p)[1]] for p in ["Q:1+2=\nA:", "Q:34+5=\nA:"]]
 
 
 def test_teacher_forced_exact_is_greedy_reproduction(policy):

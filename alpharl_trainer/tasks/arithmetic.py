@@ -1,14 +1,17 @@
 """Multi-digit addition, answered least-significant digit first.
 
-Prompt `"347+58="`, completion `"504"` (405 written backwards), gold answer `"405"`. Writing the sum
+Prompt `"347+058="`, completion `"504"` (405 written backwards), gold answer `"405"`. Writing the sum
 from the units digit up lets each output digit depend only on the operand digits at its position
 and the carry just produced, the one order in which a tiny causal model can learn addition (a
 normally written sum needs the carry chain before its first digit). The reversed digits are the
-short worked chain: one digit and one carry per position.
+short worked chain: one digit and one carry per position. The shorter operand is zero-padded to the
+longer one's width so digits of equal weight sit at a fixed distance: a tiny model then learns the
+format within a few minutes of CPU SFT.
 
 Categories are operand digit counts, e.g. `"4+3"`. Mixes: `sft` is mostly operands of up to 3
-digits with a few percent of 4-digit ones (a base that knows the format and is partial on 4
-digits), `rl` the 4-digit categories (where RL has something to teach), `all` uniform.
+digits with a few percent of 4-digit ones; `rl` is 2+3, 3+2 and 3+3, where the default tiny SFT
+policy is partially right (about half: RL has something to teach); `hard` the 4-digit categories
+(the base is near 0 there); `all` uniform.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ MIXES: dict[str, dict[str, float]] = {
         **{c: (1 - HARD_SHARE_IN_SFT) / len(_EASY) for c in _EASY},
         **{c: HARD_SHARE_IN_SFT / len(_HARD) for c in _HARD},
     },
-    "rl": {c: 1.0 for c in _HARD},
+    "rl": {"2+3": 1.0, "3+2": 1.0, "3+3": 1.0},
+    "hard": {c: 1.0 for c in _HARD},
     "all": {c: 1.0 for c in CATEGORIES},
 }
 
@@ -55,8 +59,9 @@ class ArithmeticTask:
     def make(self, x: int, y: int) -> Problem:
         """The problem `x + y` in this task's format."""
         answer = str(x + y)
+        width = max(len(str(x)), len(str(y)))
         return Problem(
-            prompt=f"{x}+{y}=",
+            prompt=f"{x:0{width}d}+{y:0{width}d}=",
             answer=answer,
             solution=answer[::-1],
             category=f"{len(str(x))}+{len(str(y))}",

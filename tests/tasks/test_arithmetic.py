@@ -13,7 +13,7 @@ def task():
 
 def test_problem_format_and_gold(task):
     p = task.make(347, 58)
-    assert (p.prompt, p.answer, p.solution, p.category) == ("347+58=", "405", "504", "3+2")
+    assert (p.prompt, p.answer, p.solution, p.category) == ("347+058=", "405", "504", "3+2")
     assert task.score(p.solution, p.answer) == 1.0
 
 
@@ -41,14 +41,16 @@ def test_splits_disjoint_across_mixes_and_seeds():
 
 def test_answers_are_correct_sums(task):
     for p in task.problems("test", 200, seed=1):
-        x, y = (int(t) for t in p.prompt.rstrip("=").split("+"))
-        assert p.answer == str(x + y) and p.solution == p.answer[::-1]
+        left, right = p.prompt.rstrip("=").split("+")
+        assert len(left) == len(right)  # zero-padded to a common width
+        assert p.answer == str(int(left) + int(right)) and p.solution == p.answer[::-1]
         assert p.category in CATEGORIES
 
 
 def test_mixes_follow_weights():
     rl = get_task("arithmetic", mix="rl").problems("train", 400)
-    assert all("4" in p.category for p in rl)
+    assert {p.category for p in rl} == {"2+3", "3+2", "3+3"}
+    assert all("4" in p.category for p in get_task("arithmetic", mix="hard").problems("train", 100))
     sft = get_task("arithmetic", mix="sft").problems("train", 4000)
     hard = sum("4" in p.category for p in sft) / len(sft)
     assert 0.02 < hard < 0.07  # "a few percent" of hard categories

@@ -1,0 +1,137 @@
+"""Small real GRPO/RLOO runs for the trainer tests (in-process and under `accelerate launch`).
+
+The policy is a small SFT-warm-started tiny model (cached); the reward is a shaped one ("write 7s")
+with variance inside every group from the first step, so every step moves the weights coherently and
+the rank-1 trajectory is well defined. `Recorder` captures what the tests check: `W_K` just before
+the swap, the weights right after it, the weights the next rollouts were generated from, and the
+weights one optimizer step later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from alpharl_trainer.tasks import get_task, to_dataset
+from alpharl_trainer.tiny import TinyConfig, ensure_tiny_model
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_MODEL = TinyConfig(
+    hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, steps=60, batch_size=64, lr=3e-3
+)
+
+
+def test_model_dir() -> Path:
+    return ensure_tiny_model(TEST_MODEL)
+
+
+def tracked(model) -> dict[str, torch.Tensor]:
+    from alpharl_trainer.extrapolation import ParamSelector
+
+    select = ParamSelector()
+    return {n: p for n, p in model.named_parameters() if select(n, tuple(getattr(p, "ds_shape", p.shape)))}
+
+
+def checksum(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    """Full copies of the tracked weights (under ZeRO-3 gathered collectively: call on every rank)."""
+    from alpharl_trainer.distributed import full_weight
+
+    zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
+    out = {}
+    for name, p in sorted(tracked(model).items()):
+        with full_weight(p, zero3=zero3) as w:
+            out[name] = w.detach().float().cpu().clone()
+    return out
+
+
+def sevens_reward(completions, **kwargs) -> list[float]:
+    """Share of '7' characters in the completion: easy to climb, varied inside every group."""
+    return [c.count("7") / max(len(c), 1) for c in completions]
+
+
+class Recorder(TrainerCallback):
+    """Appended after AlphaRL's callback (which sits first), so at `on_step_end` it sees the swap done."""
+
+    def __init__(self, trainer, window_end: int):
+        self.trainer, self.window_end = trainer, window_end
+        self.w_k = self.after_swap = self.next_step = None
+        self.buffered_after_swap = "unset"
+        self.vllm_step_after_swap = None
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        if state.global_step + 1 == self.window_end:  # global_step is incremented after this event
+            self.w_k = snapshot(self.trainer.model)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.window_end:
+            self.after_swap = snapshot(self.trainer.model)
+            self.buffered_after_swap = getattr(self.trainer, "_buffered_inputs", "absent")
+            self.vllm_step_after_swap = getattr(self.trainer, "_last_loaded_step", None)
+        elif state.global_step == self.window_end + 1:
+            self.next_step = snapshot(self.trainer.model)
+
+
+class WeightsAtReward:
+    """A reward wrapper that records the checksum of the policy's tracked weights at every call."""
+
+    def __init__(self, inner, model_ref):
+        self.inner, self.model_ref, self.calls = inner, model_ref, []
+        self.__name__ = getattr(inner, "__name__", "reward")
+
+    def __call__(self, completions, trainer_state=None, **kwargs):
+        step = trainer_state.global_step if trainer_state is not None else -1
+        self.calls.append((step, checksum(snapshot(self.model_ref()))))
+        return self.inner(completions=completions, trainer_state=trainer_state, **kwargs)
+
+
+def grpo_args(output_dir, **overrides):
+    from alpharl_trainer.trainer import AlphaRLGRPOConfig
+
+    settings = dict(
+        output_dir=str(output_dir),
+        max_steps=10,
+        learning_rate=2e-3,
+        lr_scheduler_type="constant",
+        per_device_train_batch_size=16,
+        num_generations=4,
+        max_completion_length=6,
+        temperature=1.0,
+        beta=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        data_seed=0,
+        alpharl_interval=2,
+        alpharl_window_end=6,
+        alpharl_horizons=[1.5, 2.0],
+        alpharl_acceptance_prompts=0,
+        alpharl_finetune_steps=2,
+        disable_tqdm=True,
+    )
+    settings.update(overrides)
+    return AlphaRLGRPOConfig(**settings)
+
+
+def datasets(train: int = 256, heldout: int = 16):
+    task = get_task("arithmetic", mix="rl")
+    return to_dataset(task, "train", train), to_dataset(task, "heldout", heldout)
+
+
+def load(model_dir: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)

@@ -1,0 +1,249 @@
+"""Real tiny GRPO/RLOO runs on CPU: the swap, acceptance and rollback, rollout invalidation, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.extrapolation import forecast, predict_weight
+from alpharl_trainer.trainer import AlphaRLCallback, AlphaRLConfig, AlphaRLGRPOTrainer
+from tests.trainer.harness import (
+    Recorder,
+    WeightsAtReward,
+    checksum,
+    datasets,
+    grpo_args,
+    load,
+    sevens_reward,
+    test_model_dir,
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    return test_model_dir()
+
+
+def run_grpo(tmp_path, model_dir, reward=sevens_reward, resume=None, extra_callbacks=(), **overrides):
+    model, tok = load(model_dir)
+    train, heldout = datasets()
+    args = grpo_args(tmp_path / "run", **overrides)
+    watched = WeightsAtReward(reward, lambda: trainer.model)
+    trainer = AlphaRLGRPOTrainer(
+        model=model,
+        reward_funcs=[watched],
+        args=args,
+        train_dataset=train,
+        eval_dataset=heldout,
+        processing_class=tok,
+    )
+    recorder = Recorder(trainer, trainer.alpharl.window_end)
+    trainer.add_callback(recorder)
+    for cb in extra_callbacks:
+        trainer.add_callback(cb(trainer))
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer, recorder, watched
+
+
+def expected_weights(trainer, w_k: dict[str, torch.Tensor], target: float) -> dict[str, torch.Tensor]:
+    """The forecast recomputed from the callback's trajectory through the public engine API."""
+    cfg = trainer.alpharl.config
+    fcs = forecast(trainer.alpharl.trajectory, target, fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
+    return {n: predict_weight(w, w, fcs[n], cfg.alpharl_mode, cfg.alpharl_scale) for n, w in w_k.items()}
+
+
+def test_swap_writes_the_forecast_and_next_rollouts_use_it(tmp_path, model_dir):
+    trainer, rec, watched = run_grpo(tmp_path, model_dir)
+    swap = trainer.alpharl.swap
+    assert swap["step"] == 6 and swap["chosen"] == pytest.approx(9.0)  # first horizon, applied unscored
+    assert trainer.alpharl.trajectory.steps == [2, 4, 6]
+    expected = expected_weights(trainer, rec.w_k, swap["chosen"])
+    moved = 0.0
+    for name, w in rec.after_swap.items():
+        torch.testing.assert_close(w, expected[name].float(), rtol=0, atol=0)
+        moved += float((w - rec.w_k[name]).norm())
+    assert moved > 0  # the swap changed the weights
+    # the first training generation after the swap (global_step == 6) saw the swapped weights
+    step6 = [c for step, c in watched.calls if step == 6]
+    assert step6 and step6[-1] == checksum(rec.after_swap)
+    assert rec.buffered_after_swap is None  # rollouts of the old weights dropped
+    # training went on: the fine-tune step moved the weights again, then the run stopped
+    assert checksum(rec.next_step) != checksum(rec.after_swap)
+    assert trainer.state.global_step == 6 + 2
+    logged = {k for entry in trainer.state.log_history for k in entry}
+    assert {"alpharl/snapshot_time", "alpharl/swap_time", "alpharl/mean_r2", "alpharl/rank1_share"} <= logged
+
+
+def test_swap_forces_a_vllm_weight_resync(tmp_path, model_dir):
+    from transformers import TrainerCallback
+
+    class MarkSynced(TrainerCallback):
+        def __init__(self, trainer):
+            self.trainer = trainer
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.trainer._last_loaded_step = state.global_step  # what TRL's vLLM path records
+
+    _, rec, _ = run_grpo(tmp_path, model_dir, extra_callbacks=[MarkSynced], alpharl_finetune_steps=0)
+    assert rec.vllm_step_after_swap == -1  # the next generation re-pushes weights to vLLM
+
+
+def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
+    """Reward = distance of the live weights from W_K at acceptance: the farthest jump must win."""
+    state = {}
+
+    def far_from_wk(completions, trainer_state=None, **kwargs):
+        if "w_k" not in state or trainer_state.global_step != 6:
+            return sevens_reward(completions)
+        dist = sum(float((w - state["w_k"][n]).norm()) for n, w in state["live"]().items())
+        return [dist] * len(completions)
+
+    from transformers import TrainerCallback
+
+    class CaptureWK(TrainerCallback):
+        def __init__(self, trainer):
+            from tests.trainer.harness import snapshot
+
+            self.trainer, self.snapshot = trainer, snapshot
+            state["live"] = lambda: self.snapshot(trainer.model)
+
+        def on_optimizer_step(self, args, st, control, **kwargs):
+            if st.global_step + 1 == 6:
+                state["w_k"] = self.snapshot(self.trainer.model)
+
+    # CaptureWK must run before AlphaRL's on_step_end; on_optimizer_step comes earlier in the step anyway.
+    trainer, rec, _ = run_grpo(
+        tmp_path,
+        model_dir,
+        reward=far_from_wk,
+        extra_callbacks=[CaptureWK],
+        alpharl_acceptance_prompts=4,
+        alpharl_acceptance_samples=1,
+        alpharl_horizons=[1.5, 2.0, 3.0],
+        alpharl_finetune_steps=1,
+    )
+    swap = trainer.alpharl.swap
+    assert swap["scores"]["current"] == 0.0
+    assert swap["chosen"] == pytest.approx(18.0)  # 3.0 x window end: the largest jump
+    assert swap["scores"]["18"] > swap["scores"]["12"] > swap["scores"]["9"] > 0
+
+
+def test_rollback_when_every_candidate_is_worse(tmp_path, model_dir):
+    """Adversarial reward: at acceptance time it punishes any distance from W_K, so nothing may be applied."""
+    state = {}
+
+    def stay_at_wk(completions, trainer_state=None, **kwargs):
+        if "w_k" not in state or trainer_state.global_step != 6:
+            return sevens_reward(completions)
+        dist = sum(float((w - state["w_k"][n]).norm()) for n, w in state["live"]().items())
+        return [-dist] * len(completions)
+
+    from transformers import TrainerCallback
+
+    from tests.trainer.harness import snapshot
+
+    class CaptureWK(TrainerCallback):
+        def __init__(self, trainer):
+            self.trainer = trainer
+            state["live"] = lambda: snapshot(trainer.model)
+
+        def on_optimizer_step(self, args, st, control, **kwargs):
+            if st.global_step + 1 == 6:
+                state["w_k"] = snapshot(self.trainer.model)
+
+    trainer, rec, _ = run_grpo(
+        tmp_path,
+        model_dir,
+        reward=stay_at_wk,
+        extra_callbacks=[CaptureWK],
+        alpharl_acceptance_prompts=4,
+        alpharl_acceptance_samples=1,
+    )
+    swap = trainer.alpharl.swap
+    assert swap["chosen"] is None
+    assert all(score < 0 for key, score in swap["scores"].items() if key != "current")
+    for name, w in rec.after_swap.items():  # weights restored exactly
+        torch.testing.assert_close(w, rec.w_k[name], rtol=0, atol=0)
+    assert trainer.state.global_step == 8  # and training went on
+
+
+def test_resume_mid_window_gives_the_same_forecast(tmp_path, model_dir):
+    from transformers import TrainerCallback
+
+    full, full_rec, _ = run_grpo(tmp_path / "a", model_dir, save_strategy="steps", save_steps=2)
+
+    class Crash(TrainerCallback):
+        def __init__(self, trainer):
+            pass
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 4:
+                raise KeyboardInterrupt("simulated kill after checkpoint-4")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_grpo(tmp_path / "b", model_dir, extra_callbacks=[Crash], save_strategy="steps", save_steps=2)
+    saved = json.loads((tmp_path / "b/run/checkpoint-4/alpharl/state.json").read_text())
+    assert saved["swap"] is None
+    resumed, res_rec, _ = run_grpo(
+        tmp_path / "b", model_dir, resume=True, save_strategy="steps", save_steps=2
+    )
+    assert resumed.alpharl.trajectory.steps == full.alpharl.trajectory.steps == [2, 4, 6]
+    for name, w in full_rec.after_swap.items():
+        torch.testing.assert_close(res_rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
+
+
+def test_rloo_through_the_callback_without_subclassing(tmp_path, model_dir):
+    from trl import RLOOConfig, RLOOTrainer
+
+    model, tok = load(model_dir)
+    train, heldout = datasets()
+    args = RLOOConfig(
+        output_dir=str(tmp_path / "rloo"),
+        max_steps=8,
+        learning_rate=2e-3,
+        per_device_train_batch_size=16,
+        num_generations=4,
+        max_completion_length=6,
+        beta=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        disable_tqdm=True,
+    )
+    trainer = RLOOTrainer(
+        model=model, reward_funcs=[sevens_reward], args=args, train_dataset=train, processing_class=tok
+    )
+    cfg = AlphaRLConfig(alpharl_interval=2, alpharl_window_end=6, alpharl_acceptance_prompts=0)
+    callback = AlphaRLCallback(cfg).attach(trainer)
+    before = checksum({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
+    trainer.train()
+    assert callback.swap["step"] == 6 and callback.swap["chosen"] == pytest.approx(7.5)
+    assert callback.swap["delta_norm"] > 0
+    assert trainer.state.global_step == 6  # no fine-tune steps: stop right after the swap
+    assert checksum(dict(trainer.model.named_parameters())) != before
+
+
+def test_bad_settings_are_refused_before_training(tmp_path, model_dir):
+    model, tok = load(model_dir)
+    train, _ = datasets()
+    with pytest.raises(AlphaRLError, match="eval_dataset"):
+        AlphaRLGRPOTrainer(
+            model=model,
+            reward_funcs=[sevens_reward],
+            args=grpo_args(tmp_path, alpharl_acceptance_prompts=8),
+            train_dataset=train,
+            processing_class=tok,
+        )
+    with pytest.raises(AlphaRLError, match="fewer than 3 snapshots"):
+        AlphaRLGRPOTrainer(
+            model=model,
+            reward_funcs=[sevens_reward],
+            args=grpo_args(tmp_path, alpharl_window_end=4),
+            train_dataset=train,
+            processing_class=tok,
+        )

@@ -45,7 +45,7 @@ MODEL_FILE_PATTERNS = (
     "*.py",  # modeling code of trust_remote_code models
 )
 
-DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
+DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3  # the writer holds one shard in memory
 
 _SAFETENSORS_DTYPES = {
     "F64": torch.float64,

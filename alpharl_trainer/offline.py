@@ -386,14 +386,24 @@ def _plot_analysis(analysis: dict, folder: Path) -> None:
 
 def add_window_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments `predict` and `analyze` share: the folders and which tensors to track."""
-    parser.add_argument("--base", required=True, help="checkpoint folder of the weights RL started from")
     parser.add_argument(
-        "--checkpoints", nargs="+", required=True, help="checkpoint folders of the window, in step order"
+        "--base", required=True, metavar="DIR", help="checkpoint folder of the weights RL started from"
     )
     parser.add_argument(
-        "--steps", nargs="+", type=int, help="step of each checkpoint (default: from folder names)"
+        "--checkpoints",
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="checkpoint folders of the window, in step order",
     )
-    parser.add_argument("--out", required=True, help="output folder (created atomically)")
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="step of each checkpoint (default: from folder names)",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created atomically)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument(
         "--allow-pickle",

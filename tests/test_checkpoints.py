@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_checkpoints import load_model, make_series
 from safetensors import safe_open
 
 from alpharl_trainer.checkpoints import CheckpointReader, checkpoint_step, write_checkpoint
 from alpharl_trainer.errors import AlphaRLError
+from tests.helpers_checkpoints import load_model, make_series, single_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

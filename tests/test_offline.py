@@ -2,12 +2,14 @@ import json
 
 import pytest
 import torch
-from helpers_checkpoints import PROJECTION, load_model, make_series
 from safetensors.torch import load_file, save_file
 
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.extrapolation.trajectory import Trajectory
 from alpharl_trainer.offline import REPORT_FILE, TRAJECTORY_DIR, analyze, predict
+from tests.helpers_checkpoints import PROJECTION, load_model, make_series, single_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 TARGET = 80
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from alpharl_trainer.checkpoints import DEFAULT_MAX_SHARD_BYTES
 from alpharl_trainer.extrapolation.apply import MODES
 from alpharl_trainer.offline import FITS, add_window_arguments, fmt, predict, window_kwargs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_window_arguments(parser)
-    parser.add_argument("--target-step", type=int, help="step to forecast (needed with --covariate step)")
+    parser.add_argument(
+        "--target-step", type=int, metavar="T", help="step to forecast (needed with --covariate step)"
+    )
     parser.add_argument(
         "--fit", choices=FITS, default="linear", help="straight-line fit per coordinate, or PLS"
     )
@@ -22,17 +25,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reference: W_tK + a_hat v^T (the paper's scripts)",
     )
     parser.add_argument(
-        "--scale", type=float, default=1.0, help="shrink (<1) or stretch the extrapolated step"
+        "--scale", type=float, default=1.0, metavar="S", help="shrink (<1) or stretch the extrapolated step"
     )
     parser.add_argument(
         "--covariate", choices=("step", "reward"), default="step", help="what a_t is regressed on"
     )
-    parser.add_argument("--rewards", nargs="+", type=float, help="measured reward of each checkpoint")
     parser.add_argument(
-        "--target-reward", type=float, help="reward level to forecast (with --covariate reward)"
+        "--rewards", nargs="+", type=float, metavar="R", help="measured reward of each checkpoint"
     )
     parser.add_argument(
-        "--max-shard-gb", type=float, default=5.0, help="largest safetensors shard written, in GiB"
+        "--target-reward", type=float, metavar="Y", help="reward level to forecast (with --covariate reward)"
+    )
+    parser.add_argument(
+        "--max-shard-gb",
+        type=float,
+        default=DEFAULT_MAX_SHARD_BYTES / 1024**3,
+        metavar="GB",
+        help="largest safetensors shard written, in GiB (one shard is held in memory)",
     )
 
 

@@ -1,13 +1,11 @@
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared builders
-from helpers_checkpoints import make_series  # noqa: E402
+from alpharl_trainer.cli import main
+from tests.helpers_checkpoints import make_series, single_thread  # noqa: F401 (fixture)
 
-from alpharl_trainer.cli import main  # noqa: E402
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

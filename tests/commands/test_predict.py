@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared builders
-from helpers_checkpoints import load_model, make_series  # noqa: E402
+from alpharl_trainer.cli import main
+from tests.helpers_checkpoints import load_model, make_series, single_thread  # noqa: F401 (fixture)
 
-from alpharl_trainer.cli import main  # noqa: E402
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 Q = "model.layers.0.self_attn.q_proj.weight"
 
@@ -194,7 +194,7 @@ def test_subprocess_exit_code(series, tmp_path):
         + _args(series, out, "--target-step", "60", checkpoints=series.checkpoints[:2]),
         capture_output=True,
         text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
     )
     assert bad.returncode == 2 and "at least 3 checkpoints, got 2" in bad.stderr, bad.stderr
     assert not out.exists()

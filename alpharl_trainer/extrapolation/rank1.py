@@ -1,11 +1,11 @@
 """The top singular triplet of a weight update in a few passes over the matrix, instead of a full SVD.
 
-A full SVD of a 4096 x 4096 update takes ~50 s on two CPU cores; it is what keeps the reference scripts
-offline. Only the top triplet is needed, and consecutive checkpoints share nearly the same top direction,
-so a block power (subspace) iteration started from the previous checkpoint's `v` converges in a few
-passes. The block (the warm vector plus fixed random columns) keeps convergence fast when the top
-singular values are close (Rayleigh-Ritz separates them inside the block), estimates `s2`, and finds
-the *top* pair even when the warm vector has become the second one.
+A full SVD of a 4096 x 4096 update takes ~23 CPU-seconds (one core; `benchmarks/bench_rank1.py`), which is
+what keeps the reference scripts offline. Only the top triplet is needed, and consecutive checkpoints share
+nearly the same top direction, so a block power (subspace) iteration started from the previous checkpoint's
+`v` converges in a few passes (~0.05 s there). The block (the warm vector plus fixed random columns) keeps
+convergence fast when the top singular values are close (Rayleigh-Ritz separates them inside the block),
+estimates `s2`, and finds the *top* pair even when the warm vector has become the second one.
 
 Every answer is checked. Each iteration makes `dW^T u = s v` exact, and the next pass over the matrix
 measures the other side, `residual = ||dW v - s u||`, for free. `residual <= tol * s` bounds the error of
@@ -110,15 +110,16 @@ def _block_iteration(
         if pair is not None:
             s, u, s2 = pair
             residual = torch.linalg.vector_norm(y[..., 0] - s[:, None] * u, dim=1)
-            for i in range(batch):
-                r, si, s2i = float(residual[i]), float(s[i]), float(s2[i])
+            checks = zip(residual.tolist(), s.tolist(), s2.tolist(), strict=True)  # one device sync each
+            for i, (r, si, s2i) in enumerate(checks):
                 if found[i] is None and _accepted(r, si, s2i, tol, gap_fallback):
                     found[i] = (si, u[i].clone(), basis[i, :, 0].clone(), r, s2i, it)
             if all(f is not None for f in found) or it == max_iters:
                 break
         # Rayleigh-Ritz from the left: d^T P = Q S Th, so d^T (P Th[0]) = S[0] Q[:, 0] exactly.
         p = torch.linalg.qr(y).Q
-        q, sv, th = torch.linalg.svd(d.transpose(1, 2) @ p, full_matrices=False)
+        # (P^T d)^T, not d^T P: with d row-major, torch's d^T @ P is ~10x slower on CPU
+        q, sv, th = torch.linalg.svd((p.transpose(1, 2) @ d).transpose(1, 2), full_matrices=False)
         pair = sv[:, 0], (p @ th[:, 0, :, None])[..., 0], sv[:, 1]
         basis = q
     return found

@@ -50,7 +50,7 @@ def test_answers_are_correct_sums(task):
 def test_mixes_follow_weights():
     rl = get_task("arithmetic", mix="rl").problems("train", 400)
     assert {p.category for p in rl} == {"2+3", "3+2", "3+3"}
-    assert all("4" in p.category for p in get_task("arithmetic", mix="impossible").problems("train", 100))
+    assert all("4" in p.category for p in get_task("arithmetic", mix="hard").problems("train", 100))
     sft = get_task("arithmetic", mix="sft").problems("train", 4000)
     hard = sum("4" in p.category for p in sft) / len(sft)
     assert 0.02 < hard < 0.07  # "a few percent" of hard categories

@@ -108,17 +108,20 @@ class Trajectory:
             return -u, -v
         return u, v
 
-    def _field(self, name: str, f: str) -> torch.Tensor:
+    def _row(self, name: str) -> dict[str, list]:
         if name not in self._rows:
             raise AlphaRLError(f"{name}: no trajectory recorded for this matrix")
-        values = self._rows[name][f]
+        return self._rows[name]
+
+    def _field(self, name: str, f: str) -> torch.Tensor:
+        values = self._row(name)[f]
         if f in _VECTORS:
             return torch.stack(values)
         return torch.tensor(values, dtype=torch.float32)
 
     def shape(self, name: str) -> tuple[int, int]:
         """(m, n) of the matrix (a tracked vector is (m, 1))."""
-        self._field(name, "s")
+        self._row(name)
         return self._shapes[name]
 
     def state(self, name: str) -> torch.Tensor:
@@ -146,8 +149,11 @@ class Trajectory:
         return self._field(name, "residual")
 
     def last_v(self, name: str) -> torch.Tensor:
-        """The warm start for the next snapshot of `name` (zeros if its update has been zero so far)."""
-        return self._field(name, "v")[-1]
+        """The warm start for the next snapshot of `name`: its latest nonzero `v` (zeros if there is none)."""
+        row = self._row(name)
+        return next(
+            (v for s, v in zip(reversed(row["s"]), reversed(row["v"]), strict=True) if s > 0), row["v"][-1]
+        )
 
     def window(self, last_step: int) -> Trajectory:
         """The prefix with steps <= `last_step`: the fitting window of a forecast made at `last_step`."""

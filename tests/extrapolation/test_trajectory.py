@@ -72,6 +72,8 @@ def test_alignment_skips_zero_snapshots():
     traj.append(3, {"w": Rank1(path[1].s, -path[1].u, -path[1].v, 1.0, 0.0, None, "power", 1)})
     assert float(traj.directions("w")[2] @ path[1].v) > 0
     assert not traj.last_v("w").equal(torch.zeros(9))
+    traj.append(4, {"w": zero})
+    torch.testing.assert_close(traj.last_v("w"), traj.directions("w")[2])  # the latest nonzero v
 
 
 def test_accessors():

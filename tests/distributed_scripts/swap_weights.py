@@ -36,8 +36,9 @@ def make_accelerator() -> Accelerator:
 
     Without GPUs accelerate finds no backend for a MULTI_GPU or DEEPSPEED launch and reports one process
     (DistributedType.NO, or DEEPSPEED with num_processes=1) although torch.distributed runs two: DDP then
-    never syncs gradients. DDP needs cpu=True (MULTI_CPU over gloo; TrainingArguments: use_cpu=True);
-    DeepSpeed needs the gloo backend named explicitly (cpu=True would drop DeepSpeed).
+    never syncs gradients. A bare Accelerator needs cpu=True for DDP (MULTI_CPU over gloo) and the gloo
+    backend named explicitly for DeepSpeed (cpu=True would drop DeepSpeed). HF/TRL trainers need only
+    `use_cpu=True` in their TrainingArguments, which handles both.
     """
     if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ:
         return Accelerator()

@@ -25,7 +25,7 @@ from alpharl_trainer.errors import AlphaRLError
 
 logger = logging.getLogger("alpharl_trainer.train")
 
-TRAINERS = ("grpo", "rloo")
+TRAINERS = ("grpo", "rloo", "ppo")
 REWARDS = ("task", "math_accuracy", "format", "overlong")
 
 
@@ -33,7 +33,10 @@ REWARDS = ("task", "math_accuracy", "format", "overlong")
 class ScriptArguments:
     trainer: str = field(
         default="grpo",
-        metadata={"help": "TRL trainer: 'grpo' (also DAPO/Dr.GRPO/GSPO by loss settings) or 'rloo'."},
+        metadata={
+            "help": "Trainer: 'grpo' (also DAPO/Dr.GRPO/GSPO by loss settings), 'rloo', or 'ppo' "
+            "(PPO with a critic)."
+        },
     )
     model_name_or_path: str = field(
         default="tiny",
@@ -78,10 +81,11 @@ class ScriptArguments:
 
 def _config_class(trainer: str):
     from alpharl_trainer.trainer.config import AlphaRLGRPOConfig, AlphaRLRLOOConfig
+    from alpharl_trainer.trainer.ppo_config import AlphaRLPPOConfig
 
     if trainer not in TRAINERS:
         raise AlphaRLError(f"unknown trainer {trainer!r}; choose from {', '.join(TRAINERS)}")
-    return {"grpo": AlphaRLGRPOConfig, "rloo": AlphaRLRLOOConfig}[trainer]
+    return {"grpo": AlphaRLGRPOConfig, "rloo": AlphaRLRLOOConfig, "ppo": AlphaRLPPOConfig}[trainer]
 
 
 def parse(argv: list[str]):
@@ -167,11 +171,13 @@ def last_checkpoint(output_dir: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     script, config = parse(sys.argv[1:] if argv is None else argv)
-    from alpharl_trainer.trainer import AlphaRLGRPOTrainer, AlphaRLRLOOTrainer
+    from alpharl_trainer.trainer import AlphaRLGRPOTrainer, AlphaRLPPOTrainer, AlphaRLRLOOTrainer
 
     model, tokenizer = load_policy(script)
     train, heldout, task = build_data(script)
-    trainer_cls = {"grpo": AlphaRLGRPOTrainer, "rloo": AlphaRLRLOOTrainer}[script.trainer]
+    trainer_cls = {"grpo": AlphaRLGRPOTrainer, "rloo": AlphaRLRLOOTrainer, "ppo": AlphaRLPPOTrainer}[
+        script.trainer
+    ]
     trainer = trainer_cls(
         model=model,
         reward_funcs=build_rewards(script, task, config, tokenizer),

@@ -2,6 +2,8 @@
 
 from alpharl_trainer.trainer.callback import AlphaRLCallback
 from alpharl_trainer.trainer.config import AlphaRLConfig, AlphaRLGRPOConfig, AlphaRLRLOOConfig
+from alpharl_trainer.trainer.ppo import AlphaRLPPOTrainer, PPOTrainer, ValueModel
+from alpharl_trainer.trainer.ppo_config import AlphaRLPPOConfig, PPOConfig
 from alpharl_trainer.trainer.trainers import AlphaRLGRPOTrainer, AlphaRLRLOOTrainer
 
 __all__ = [
@@ -9,6 +11,11 @@ __all__ = [
     "AlphaRLConfig",
     "AlphaRLGRPOConfig",
     "AlphaRLGRPOTrainer",
+    "AlphaRLPPOConfig",
+    "AlphaRLPPOTrainer",
     "AlphaRLRLOOConfig",
     "AlphaRLRLOOTrainer",
+    "PPOConfig",
+    "PPOTrainer",
+    "ValueModel",
 ]

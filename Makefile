@@ -1,7 +1,6 @@
 # alpharl-trainer: every entry point a user or CI needs. `make` = install + the main job; `make test` = install + tests.
 PY ?= python3
 PIP ?= $(PY) -m pip
-TINY ?= .cache/tiny-model
 export PYTHONUNBUFFERED := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -19,7 +18,7 @@ install-vllm:
 	$(PIP) install --quiet -e ".[vllm]"
 
 tiny-model:
-	$(PY) -m alpharl_trainer make-tiny --out $(TINY)
+	$(PY) -m alpharl_trainer make-tiny
 
 # The main job: a tiny GRPO run with AlphaRL (snapshots, forecast, acceptance, hot-swap) on CPU.
 run: tiny-model

@@ -13,7 +13,13 @@ from alpharl_trainer.tasks import TASKS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="folder to write")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder to write (default: the shared cache <repo>/.cache/tiny-model-<recipe hash> that "
+        "recipes with `model_name_or_path: tiny` and the tests use)",
+    )
     parser.add_argument(
         "--task",
         default=None,
@@ -23,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="SFT steps (default: the standard recipe)")
     parser.add_argument("--batch-size", type=int, default=None, help="SFT batch size")
     parser.add_argument("--seed", type=int, default=None, help="seed of the init and the SFT data")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's, i.e. all cores)"
+    )
 
 
 def parse_tasks(text: str) -> dict[str, float]:
@@ -47,7 +55,7 @@ def parse_tasks(text: str) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from alpharl_trainer.tiny import TinyConfig, build_tiny_model
+    from alpharl_trainer.tiny import TinyConfig, build_tiny_model, ensure_tiny_model
 
     overrides = {
         "tasks": parse_tasks(args.task) if args.task is not None else None,
@@ -59,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
         if overrides[key] is not None and overrides[key] < 1:
             raise AlphaRLError(f"--{key.replace('_', '-')} must be >= 1")
     config = dataclasses.replace(TinyConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.out is None:
+        start = time.time()
+        out = ensure_tiny_model(config)
+        print(f"tiny model ready at {out} (recipe {config.recipe_hash()}, {time.time() - start:.0f}s)")
+        return 0
     recipe_file = args.out / "tiny_recipe.json"
     if recipe_file.exists():
         built = json.loads(recipe_file.read_text()).get("hash")
@@ -66,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.out}: up to date (recipe {built})")
             return 0
         raise AlphaRLError(f"{args.out} holds another tiny recipe ({built}); remove it or use another --out")
-    torch.set_num_threads(args.threads)
     start = time.time()
     out = build_tiny_model(args.out, config)
     print(f"wrote {out} (recipe {config.recipe_hash()}) in {time.time() - start:.0f}s")

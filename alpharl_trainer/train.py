@@ -73,6 +73,14 @@ class ScriptArguments:
         default=0,
         metadata={"help": "DAPO overlong penalty: length of the soft buffer before max_completion_length."},
     )
+    report_test_size: int = field(
+        default=0,
+        metadata={
+            "help": "Synthetic tasks: after training, score the base and the final policy on this many "
+            "test-split problems (teacher-forced exact match, which equals greedy decoding here) and "
+            "report both."
+        },
+    )
     auto_resume: bool = field(
         default=True,
         metadata={"help": "Resume from the last checkpoint in output_dir when there is one (requeue-safe)."},
@@ -162,6 +170,20 @@ def build_rewards(script: ScriptArguments, task, config, tokenizer) -> list:
     return funcs
 
 
+def test_score(model, tokenizer, task, script: ScriptArguments) -> dict | None:
+    """Teacher-forced exact match and gold log-prob on the task's test split (synthetic tasks only)."""
+    if task is None:
+        return None
+    from alpharl_trainer.evaluate import teacher_forced
+
+    problems = task.problems("test", script.report_test_size, script.task_seed)
+    was_training = model.training
+    model.eval()
+    scores = teacher_forced(model, tokenizer, problems)
+    model.train(was_training)
+    return {"exact": scores["exact"], "logprob": scores["logprob"]}
+
+
 def last_checkpoint(output_dir: str) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -175,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model, tokenizer = load_policy(script)
     train, heldout, task = build_data(script)
+    base_score = test_score(model, tokenizer, task, script) if script.report_test_size else None
     trainer_cls = {"grpo": AlphaRLGRPOTrainer, "rloo": AlphaRLRLOOTrainer, "ppo": AlphaRLPPOTrainer}[
         script.trainer
     ]
@@ -193,8 +216,15 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(config.output_dir)
-    if trainer.accelerator.is_main_process and trainer.alpharl is not None:
-        summary = {"swap": trainer.alpharl.swap, "snapshots": trainer.alpharl.trajectory.steps}
+    if trainer.accelerator.is_main_process:
+        summary = {"steps": trainer.state.global_step}
+        if trainer.alpharl is not None:
+            summary.update(swap=trainer.alpharl.swap, snapshots=trainer.alpharl.trajectory.steps)
+        if base_score is not None:
+            final = test_score(trainer.accelerator.unwrap_model(trainer.model), tokenizer, task, script)
+            summary["test"] = {"base": base_score, "final": final, "problems": script.report_test_size}
+            print(f"test accuracy (teacher-forced, {script.report_test_size} problems): "
+                  f"base {base_score['exact']:.3f} -> final {final['exact']:.3f}")  # fmt: skip
         path = Path(config.output_dir) / "alpharl" / "summary.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=1))

@@ -165,18 +165,37 @@ class TransformersEngine:
 
 
 class VLLMEngine:
-    """vLLM offline inference; started once per evaluation (start-up costs ~30 s on CPU)."""
+    """vLLM offline inference; started once per evaluation (start-up costs ~30 s on CPU).
+
+    `memory_utilization` is vLLM's `gpu_memory_utilization`; on the CPU backend it is the share of
+    *system* memory reserved for the KV cache, so without a GPU it defaults to a modest 0.3 instead
+    of vLLM's 0.9 (which refuses to start when other processes hold memory).
+    """
 
     name = "vllm"
+    CPU_MEMORY_UTILIZATION = 0.3
 
     def __init__(
-        self, model_path: str | Path, chat: bool = False, progress: bool = True, dtype: str = "auto"
+        self,
+        model_path: str | Path,
+        chat: bool = False,
+        progress: bool = True,
+        dtype: str = "auto",
+        memory_utilization: float | None = None,
     ):
         try:
             from vllm import LLM
         except ImportError as err:
             raise AlphaRLError("--engine vllm needs vLLM: `make install-vllm` (extra 'vllm')") from err
-        self.llm = LLM(model=str(model_path), dtype=dtype)
+        if memory_utilization is None and not torch.cuda.is_available():
+            memory_utilization = self.CPU_MEMORY_UTILIZATION
+        if (
+            dtype == "auto"
+        ):  # vLLM's "auto" downcasts float32 to bfloat16; keep the dtype as saved, as HF does
+            config = json.loads((Path(model_path) / "config.json").read_text())
+            dtype = config.get("dtype") or config.get("torch_dtype") or "auto"
+        extra = {} if memory_utilization is None else {"gpu_memory_utilization": memory_utilization}
+        self.llm = LLM(model=str(model_path), dtype=dtype, **extra)
         self.chat, self.progress = chat, progress
 
     def generate(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:

@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")
     gen.add_argument("--chat", action="store_true", help="render prompts with the tokenizer's chat template")
     gen.add_argument("--dtype", default="auto", help="model dtype (default: as saved)")
+    gen.add_argument(
+        "--vllm-memory-utilization",
+        type=float,
+        help="vLLM gpu_memory_utilization (on CPU: share of RAM for the KV cache; default 0.9 GPU, 0.3 CPU)",
+    )
 
     parser.add_argument("--out", help="output folder (default: <checkpoint>/eval/<target>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -125,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "transformers" or args.teacher_forced:
         model, tokenizer = load_policy(args.checkpoint, dtype=args.dtype)
     if args.engine == "vllm":
-        engine = VLLMEngine(args.checkpoint, chat=args.chat, progress=not args.no_progress, dtype=args.dtype)
+        engine = VLLMEngine(
+            args.checkpoint, args.chat, not args.no_progress, args.dtype, args.vllm_memory_utilization
+        )
     else:
         engine = TransformersEngine(
             model, tokenizer, args.batch_size, args.chat, progress=not args.no_progress

@@ -1,0 +1,209 @@
+"""The reproduction suite's recipe: which RL runs to make, and how every prediction is built and scored.
+
+One YAML file holds it (`recipes/reproduce/default.yaml`); this module turns it into dataclasses and
+rejects anything the harness could not honour (unknown keys, windows outside (0, 1), too few
+checkpoints in a window for a line fit) before a single training step is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.extrapolation.forecast import MIN_STEPS
+from alpharl_trainer.tasks import TASKS
+
+LOSSES = ("grpo", "dapo", "rloo")
+
+
+@dataclass(frozen=True)
+class Regime:
+    """An RL regime of the testbed: how hard each step pushes and how noisy its gradient is."""
+
+    learning_rate: float
+    prompts: int
+    """Prompts per step (each gets `generations` completions)."""
+    generations: int = 8
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One full RL run of the suite (a row group of the results)."""
+
+    task: str
+    loss: str
+    regime: str
+    seed: int = 0
+    headline: bool = False
+    """Headline cells are repeated over several seeds in the report (mean and spread)."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.loss}-{self.regime}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    test_problems: int = 1000
+    """Test-split problems scored greedily (teacher-forced exact match, equal to greedy decoding)."""
+    heldout_problems: int = 400
+    """Held-out problems: every choice (horizon, ExPO a, first-update c) and the diagnostic scans."""
+    sampled_problems: int = 100
+    """Test problems also decoded by sampling, `samples` each (avg@n), the same subset for every model."""
+    samples: int = 4
+    temperature: float = 0.6
+    off_task_problems: int = 300
+    """Problems of the other task (test split): does a prediction damage what RL never trained?"""
+    curve_every: int = 10
+    """Full-run checkpoints scored on the test split for the accuracy-vs-step curve."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    horizons: tuple[float, ...] = (1.25, 1.5, 2.0, 2.5, 4.0, 10.0)
+    """The default's candidate targets, as multiples of the window-end step (chosen on held-out)."""
+    expo_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    """ExPO's `a` grid; `T / window - 1` (a straight line to step T) is always added."""
+    first_update_factors: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)
+    lawa_k: int = 4
+    paper_target: float = 1.0
+    """The paper's target reward level y* (its text: 1.0; its scripts used 1.7, 0.78, 0.8, 1.0)."""
+    paper_mode: str = "reference"
+    """How the paper's forecast is written: `reference` = W_K + x_hat v^T, as its current scripts do."""
+    scan_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    steps: int
+    """T: steps of every full run."""
+    checkpoint_every: int
+    windows: tuple[float, ...]
+    finetune_steps: int
+    regimes: dict[str, Regime]
+    runs: tuple[RunSpec, ...]
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    methods: MethodSpec = field(default_factory=MethodSpec)
+    out: Path = Path("results/reproduce")
+    work_dir: Path = Path(".cache/reproduce")
+    threads: int = 2
+    budget_minutes: float = 45.0
+    """The time the suite is meant to fit in; the report states it next to the measured time."""
+
+    def window_steps(self) -> list[int]:
+        return [round(f * self.steps) for f in self.windows]
+
+    def trajectory_steps(self, end: int) -> list[int]:
+        """Checkpoint steps of the fitting window ending at `end`: every `checkpoint_every`, plus `end`."""
+        return sorted({s for s in range(self.checkpoint_every, end + 1, self.checkpoint_every)} | {end})
+
+    def snapshot_steps(self) -> list[int]:
+        """Steps of the run's rank-1 trajectory: the regular checkpoints and every window end. A window's
+        trajectory is its prefix (alignment runs forward in time, so a prefix is what the window saw)."""
+        return sorted(set(self.trajectory_steps(self.steps)) | set(self.window_steps()))
+
+    def save_steps(self) -> list[int]:
+        """Every checkpoint a full run keeps: the regular ones, step 1 (first-update baseline), each
+        window end, each window end + fine-tune steps (truncated run at the fine-tune's budget), and T."""
+        ends = self.window_steps()
+        steps = set(self.snapshot_steps()) | {1, self.steps}
+        steps |= {e + self.finetune_steps for e in ends if e + self.finetune_steps <= self.steps}
+        return sorted(steps)
+
+
+def _build(cls, raw: dict | None, where: str, **converters):
+    raw = dict(raw or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise AlphaRLError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+    for key, convert in converters.items():
+        if key in raw:
+            raw[key] = convert(raw[key])
+    try:
+        return cls(**raw)
+    except TypeError as err:
+        raise AlphaRLError(f"{where}: {err}") from err
+
+
+def _runs(raw: list, regimes: dict[str, Regime], where: str) -> tuple[RunSpec, ...]:
+    """`{task, loss, regime, seeds: [..], headline}` entries, one RunSpec per seed."""
+    out = []
+    for i, entry in enumerate(raw or []):
+        entry = dict(entry)
+        seeds = entry.pop("seeds", [entry.pop("seed", 0)])
+        for seed in seeds:
+            spec = _build(RunSpec, {**entry, "seed": int(seed)}, f"{where}: runs[{i}]")
+            if spec.task not in TASKS:
+                raise AlphaRLError(f"{where}: runs[{i}]: unknown task {spec.task!r} (known: {TASKS})")
+            if spec.loss not in LOSSES:
+                raise AlphaRLError(f"{where}: runs[{i}]: unknown loss {spec.loss!r} (known: {LOSSES})")
+            if spec.regime not in regimes:
+                raise AlphaRLError(f"{where}: runs[{i}]: unknown regime {spec.regime!r} ({sorted(regimes)})")
+            out.append(spec)
+    if not out:
+        raise AlphaRLError(f"{where}: no runs")
+    names = [r.name for r in out]
+    if len(set(names)) != len(names):
+        raise AlphaRLError(f"{where}: duplicate runs {sorted({n for n in names if names.count(n) > 1})}")
+    return tuple(out)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """The suite of recipe `path`; AlphaRLError naming the file for anything it cannot run."""
+    path = Path(path)
+    if not path.is_file():
+        raise AlphaRLError(f"recipe {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise AlphaRLError(f"{path}: not valid YAML: {err}") from err
+    where = str(path)
+    regimes = {
+        k: _build(Regime, v, f"{where}: regimes.{k}") for k, v in (raw.pop("regimes", {}) or {}).items()
+    }
+    suite = _build(
+        Suite,
+        {
+            **raw,
+            "regimes": regimes,
+            "runs": _runs(raw.get("runs"), regimes, where),
+            "eval": _build(EvalSpec, raw.get("eval"), f"{where}: eval"),
+            "methods": _build(
+                MethodSpec,
+                raw.get("methods"),
+                f"{where}: methods",
+                **{k: tuple for k in ("horizons", "expo_factors", "first_update_factors", "scan_scales")},
+            ),
+        },
+        where,
+        windows=tuple,
+        out=Path,
+        work_dir=Path,
+    )
+    _validate(suite, where)
+    return suite
+
+
+def _validate(suite: Suite, where: str) -> None:
+    if not all(0 < f < 1 for f in suite.windows) or list(suite.windows) != sorted(set(suite.windows)):
+        raise AlphaRLError(f"{where}: windows must be increasing fractions in (0, 1), got {suite.windows}")
+    for end in suite.window_steps():
+        if len(suite.trajectory_steps(end)) < MIN_STEPS:
+            raise AlphaRLError(
+                f"{where}: the window ending at step {end} holds fewer than {MIN_STEPS} checkpoints at "
+                f"checkpoint_every={suite.checkpoint_every}: lower it or raise steps"
+            )
+    if suite.eval.curve_every % suite.checkpoint_every:
+        raise AlphaRLError(f"{where}: eval.curve_every must be a multiple of checkpoint_every")
+    if suite.finetune_steps < 0 or suite.checkpoint_every < 1:
+        raise AlphaRLError(f"{where}: finetune_steps must be >= 0 and checkpoint_every >= 1")
+    if min(suite.methods.horizons) <= 1:
+        raise AlphaRLError(f"{where}: horizons are multiples of the window end and must be > 1")
+    if suite.methods.lawa_k < 1:
+        raise AlphaRLError(f"{where}: lawa_k must be >= 1")

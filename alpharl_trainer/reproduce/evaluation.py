@@ -1,0 +1,81 @@
+"""Scoring a state dict the same way for every method: held-out (choices), test (the results), off-task.
+
+One model object is loaded once and its weights are overwritten per candidate, so scoring a
+prediction costs forward passes only. Greedy accuracy is teacher-forced exact match (equal to greedy
+decoding on these tasks, one forward pass per batch); sampled accuracy (avg@n) decodes a fixed test
+subset with one seed, so every model sees the same random numbers and the same budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.evaluate import EvalSettings, TransformersEngine, evaluate, load_policy, teacher_forced
+from alpharl_trainer.reproduce.config import EvalSpec
+from alpharl_trainer.tasks import get_task
+
+OFF_TASK = {"arithmetic": "sort", "sort": "arithmetic"}
+BATCH = 500
+
+
+@dataclass
+class Scores:
+    greedy: float
+    """Test accuracy, greedy (teacher-forced exact match)."""
+    logprob: float
+    """Mean log-probability of the gold test completion."""
+    sampled: float
+    """avg@n accuracy on the sampled test subset."""
+    off_task: float
+    """Greedy accuracy on the other task's test split."""
+
+
+class Evaluator:
+    def __init__(self, base: Path, task: str, spec: EvalSpec):
+        self.model, self.tokenizer = load_policy(base, dtype="float32", device="cpu")
+        self.task = get_task(task, mix="rl")
+        self.spec = spec
+        self.test = self.task.problems("test", spec.test_problems, seed=0)
+        self.heldout = self.task.problems("heldout", spec.heldout_problems, seed=0)
+        self.off_task = get_task(OFF_TASK[task], mix="all").problems("test", spec.off_task_problems, seed=0)
+        self._params = dict(self.model.named_parameters())
+
+    @torch.no_grad()
+    def load(self, weights: dict[str, torch.Tensor]) -> None:
+        """Write `weights` into the model; every parameter must be given (a tied lm_head is the embedding)."""
+        missing = [n for n, p in self._params.items() if n not in weights]
+        unknown = [n for n in weights if n not in self._params]
+        if missing or unknown:
+            raise AlphaRLError(
+                f"weights do not match the model: missing {missing[:3]}, unknown {unknown[:3]}"
+            )
+        for name, value in weights.items():
+            self._params[name].copy_(value)
+
+    def _greedy(self, problems) -> dict:
+        return teacher_forced(self.model, self.tokenizer, problems, batch_size=BATCH)
+
+    def heldout_accuracy(self, weights: dict[str, torch.Tensor]) -> float:
+        self.load(weights)
+        return self._greedy(self.heldout)["exact"]
+
+    def test_greedy(self, weights: dict[str, torch.Tensor]) -> tuple[float, float]:
+        """(accuracy, mean gold log-prob) on the test split: the accuracy-vs-step curve."""
+        self.load(weights)
+        result = self._greedy(self.test)
+        return result["exact"], result["logprob"]
+
+    def test_scores(self, weights: dict[str, torch.Tensor]) -> Scores:
+        greedy, logprob = self.test_greedy(weights)
+        spec = self.spec
+        settings = EvalSettings(
+            greedy=False, samples=spec.samples, temperature=spec.temperature, top_p=1.0, max_new_tokens=8
+        )
+        engine = TransformersEngine(self.model, self.tokenizer, batch_size=BATCH, progress=False)
+        sampled = evaluate(engine, self.task, self.test[: spec.sampled_problems], settings)
+        off = self._greedy(self.off_task)["exact"]
+        return Scores(greedy, logprob, sampled.summary[f"avg@{spec.samples}"], off)

@@ -1,0 +1,103 @@
+"""Every prediction of the suite as a function of what is known at the window end.
+
+A "weights" value is a full state dict as saved in a checkpoint (name -> tensor). Each method takes
+the window's weights (and, for the diagnostics, the run's true final weights) and returns a new state
+dict; nothing here trains or evaluates. Rank-1 forecasts use the project's engine on the window's
+trajectory (built by `alpharl_trainer.offline.build_trajectory` from the checkpoints on disk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight
+
+Weights = dict[str, torch.Tensor]
+
+
+def _combine(terms: Sequence[tuple[float, Weights]]) -> Weights:
+    """sum_i c_i W_i for every floating tensor (float32 math, each tensor back in its dtype); integer
+    tensors (none in these models, but buffers exist elsewhere) are taken from the first term."""
+    first = terms[0][1]
+    out = {}
+    for name, ref in first.items():
+        if not ref.is_floating_point():
+            out[name] = ref
+            continue
+        acc = sum(c * w[name].float() for c, w in terms)
+        out[name] = acc.to(ref.dtype)
+    return out
+
+
+def expo(base: Weights, last: Weights, a: float) -> Weights:
+    """ExPO: `W_K + a (W_K - W_0)` on every parameter."""
+    return _combine([(1.0 + a, last), (-a, base)])
+
+
+def first_update(base: Weights, first: Weights, c: float) -> Weights:
+    """The replication's baseline: the first RL update scaled, `W_0 + c (W_1 - W_0)`."""
+    return _combine([(1.0 - c, base), (c, first)])
+
+
+def lawa(window: Sequence[Weights]) -> Weights:
+    """LAWA: the plain average of the given checkpoints (the last k of the window)."""
+    if not window:
+        raise AlphaRLError("LAWA needs at least one checkpoint")
+    return _combine([(1.0 / len(window), w) for w in window])
+
+
+def along(origin: Weights, target: Weights, s: float) -> Weights:
+    """`origin + s (target - origin)`: a point of the scan from `origin` (s=0) through `target` (s=1)."""
+    return _combine([(1.0 - s, origin), (s, target)])
+
+
+def rank1_forecast(
+    traj: Trajectory,
+    base: Weights,
+    last: Weights,
+    target: float,
+    *,
+    fit: str = "linear",
+    covariate: str = "step",
+    mode: str = "rank1_replace",
+    scale: float = 1.0,
+) -> Weights:
+    """The engine's forecast of every tracked matrix at `target` (a step or a reward level), written with
+    `mode`; untracked tensors stay at `W_K`."""
+    out = dict(last)
+    for name, fc in forecast(traj, target, fit=fit, covariate=covariate).items():
+        out[name] = predict_weight(last[name], base[name], fc, mode=mode, scale=scale)
+        if not torch.isfinite(out[name]).all():
+            raise AlphaRLError(f"the forecast of {name} at {target:g} has NaN or inf values")
+    return out
+
+
+def oracle_rank1(traj: Trajectory, last: Weights, final: Weights) -> Weights:
+    """Diagnostic: the true remaining update of each tracked matrix projected on the window's direction,
+    `W_K + ((W_T - W_K) v_K) v_K^T`: the best any forecast that only moves along `v_K` could do."""
+    out = dict(last)
+    for name in traj.names:
+        v = traj.directions(name)[-1].to(torch.float32)
+        w_k = last[name].float().reshape(-1, v.numel())
+        left = (final[name].float().reshape(w_k.shape) - w_k) @ v
+        out[name] = (w_k + torch.outer(left, v)).reshape(last[name].shape).to(last[name].dtype)
+    return out
+
+
+def choose(
+    candidates: dict[str, Callable[[], Weights]], score: Callable[[Weights], float]
+) -> tuple[str, Weights, dict[str, float]]:
+    """The candidate with the highest held-out score (first one on ties): (label, weights, all scores)."""
+    best: tuple[str, Weights] | None = None
+    scores: dict[str, float] = {}
+    for label, build in candidates.items():
+        weights = build()
+        scores[label] = score(weights)
+        if best is None or scores[label] > scores[best[0]]:
+            best = (label, weights)
+    if best is None:
+        raise AlphaRLError("no candidates to choose from")
+    return best[0], best[1], scores

@@ -1,0 +1,241 @@
+"""The suite, end to end: per run, train it, build every method's prediction at every window end, score
+them all the same way, and keep the diagnostics; then write the report.
+
+Only what is known at the window end feeds a prediction: the window's checkpoints and trajectory, its
+training rewards, and held-out scores. The test split is read only to report. The run's final weights
+enter only the diagnostics (oracle rank-1 correction, scan along the true update) and the reference rows.
+Each run's results are saved as JSON beside its checkpoints, so a re-run of the suite resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from alpharl_trainer.checkpoints import CheckpointReader
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.offline import build_trajectory, open_window
+from alpharl_trainer.reproduce import methods
+from alpharl_trainer.reproduce.config import RunSpec, Suite
+from alpharl_trainer.reproduce.evaluation import Evaluator
+from alpharl_trainer.reproduce.runs import FullRun, finetune, train_full
+
+RESULTS_FILE = "results.json"
+
+
+def log(message: str) -> None:
+    print(f"[reproduce {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def load_weights(folder: Path) -> methods.Weights:
+    reader = CheckpointReader(folder)
+    return {name: reader.get(name) for name in reader.names()}
+
+
+class RunEvaluation:
+    """Every prediction of one full run, scored; `rows()` etc. collect what the report needs."""
+
+    def __init__(self, spec: RunSpec, suite: Suite, run: FullRun):
+        self.spec, self.suite, self.run = spec, suite, run
+        self.evaluator = Evaluator(run.base, spec.task, suite.eval)
+        steps = suite.snapshot_steps()
+        window = open_window(run.base, [run.checkpoints[s] for s in steps], steps=steps)
+        self.trajectory, _ = build_trajectory(window, {"reward": run.reward_covariate(steps)}, progress=False)
+        self.base = load_weights(run.base)
+        self.final = load_weights(run.checkpoints[suite.steps])
+        self.rows: list[dict] = []
+        self.scans: list[dict] = []
+        self.finetune_seconds = 0.0
+
+    def weights(self, step: int) -> methods.Weights:
+        return self.base if step == 0 else load_weights(self.run.checkpoints[step])
+
+    def add(self, end: int, method: str, cost: int, weights: methods.Weights, **extra) -> dict:
+        scores = dataclasses.asdict(self.evaluator.test_scores(weights))
+        row = {"window_step": end, "method": method, "cost": cost, **scores, **extra}
+        self.rows.append(row)
+        return row
+
+    def curve(self) -> list[dict]:
+        """Test accuracy of the full run at step 0, every `curve_every` steps, each window end and each
+        window end + fine-tune steps (all saved checkpoints)."""
+        suite = self.suite
+        ends = suite.window_steps()
+        wanted = {0, *range(suite.eval.curve_every, suite.steps + 1, suite.eval.curve_every), *ends}
+        wanted |= {e + suite.finetune_steps for e in ends}
+        out = []
+        for step in sorted(wanted & {0, *suite.save_steps()}):
+            acc, logprob = self.evaluator.test_greedy(self.weights(step))
+            out.append({"step": step, "greedy": acc, "logprob": logprob})
+        return out
+
+    def first_update(self) -> None:
+        """Chosen once (it uses step 1 only); reported in every window's rows at its cost of 1 step."""
+        first = self.weights(1)
+        label, weights, scores = methods.choose(
+            {
+                f"{c:g}": (lambda c=c: methods.first_update(self.base, first, c))
+                for c in self.suite.methods.first_update_factors
+            },
+            self.evaluator.heldout_accuracy,
+        )
+        self.first_update_row = (weights, {"choice": f"c={label}", "heldout": scores[label]})
+
+    def window(self, end: int) -> None:
+        suite, spec, ev = self.suite, self.suite.methods, self.evaluator
+        traj = self.trajectory.window(end)
+        last = self.weights(end)
+        total = suite.steps
+        current = ev.heldout_accuracy(last)
+        self.add(end, "truncated", end, last, heldout=current)
+
+        try:  # the paper: PLS of x_t on the reward, inverted at y*, written as its scripts do
+            paper = methods.rank1_forecast(
+                traj, self.base, last, spec.paper_target, fit="pls", covariate="reward", mode=spec.paper_mode
+            )
+            self.add(end, "alpharl_paper", end, paper, choice=f"y*={spec.paper_target:g}")
+        except AlphaRLError as err:
+            log(f"{self.spec.name} window {end}: alpharl_paper failed: {err}")
+            self.rows.append({"window_step": end, "method": "alpharl_paper", "cost": end, "error": str(err)})
+
+        linear = methods.rank1_forecast(traj, self.base, last, float(total))
+        self.add(end, "step_linear", end, linear, choice=f"target={total}")
+
+        factors = sorted({*spec.expo_factors, total / end - 1})
+        label, weights, scores = methods.choose(
+            {f"{a:.3g}": (lambda a=a: methods.expo(self.base, last, a)) for a in factors},
+            ev.heldout_accuracy,
+        )
+        self.add(end, "expo", end, weights, choice=f"a={label}", heldout=scores[label])
+
+        weights, extra = self.first_update_row
+        self.add(end, "first_update", 1, weights, **extra)
+
+        ckpts = [s for s in traj.steps if s <= end][-spec.lawa_k :]
+        self.add(end, "lawa", end, methods.lawa([self.weights(s) for s in ckpts]), choice=f"k={len(ckpts)}")
+
+        candidates = {
+            f"{h:g}x": (lambda h=h: methods.rank1_forecast(traj, self.base, last, h * end))
+            for h in spec.horizons
+        }
+        label, weights, scores = methods.choose(candidates, ev.heldout_accuracy)
+        rolled_back = scores[label] <= current
+        if rolled_back:
+            label, weights = "rollback", last
+        self.add(
+            end, "default", end, weights, choice=label, heldout=current if rolled_back else scores[label]
+        )
+
+        budget = end + suite.finetune_steps
+        if suite.finetune_steps and budget <= total:
+            truncated_ft = self.weights(budget)
+            if rolled_back:  # resuming the unchanged checkpoint is the full run itself
+                tuned = truncated_ft
+            else:
+                start = time.perf_counter()
+                tuned = finetune(self.spec, suite, self.run, end, weights)
+                self.finetune_seconds += time.perf_counter() - start
+            self.add(end, "default+ft", budget, tuned, choice=label)
+            self.add(end, "truncated@ft", budget, truncated_ft)
+
+        self.add(end, "oracle_rank1", end, methods.oracle_rank1(traj, last, self.final))
+        for direction, target in (("forecast", linear), ("true", self.final)):
+            for s in spec.scan_scales:
+                acc = current if s == 0 else ev.heldout_accuracy(methods.along(last, target, s))
+                self.scans.append({"window_step": end, "direction": direction, "scale": s, "heldout": acc})
+
+    def r2_and_shares(self) -> tuple[dict, dict]:
+        """Per-matrix R^2 of the step-linear fit at each window end, and the rank-1 share over training."""
+        from alpharl_trainer.extrapolation import forecast
+
+        ends = self.suite.window_steps()
+        names = list(self.trajectory.names)
+        values = []
+        for end in ends:
+            fcs = forecast(self.trajectory.window(end), float(self.suite.steps))
+            values.append([fcs[n].r2 for n in names])
+        shares = torch.stack(
+            [self.trajectory.singular_values(n) / self.trajectory.fro(n).clamp_min(1e-30) for n in names]
+        )
+        share = {
+            "steps": self.trajectory.steps,
+            "mean": shares.mean(0).tolist(),
+            "min": shares.min(0).values.tolist(),
+            "max": shares.max(0).values.tolist(),
+        }
+        return {"names": names, "windows": ends, "values": values}, share
+
+
+def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
+    start = time.perf_counter()
+    ev = RunEvaluation(spec, suite, run)
+    base_scores = ev.evaluator.test_scores(ev.base)
+    full_scores = ev.evaluator.test_scores(ev.final)
+    curve = ev.curve()
+    ev.first_update()
+    for end in suite.window_steps():
+        ev.window(end)
+        log(f"{spec.name}: window {end} done ({time.perf_counter() - start:.0f}s)")
+    r2, share = ev.r2_and_shares()
+    return {
+        **dataclasses.asdict(spec),
+        "run": spec.name,
+        "steps": suite.steps,
+        "finetune_steps": suite.finetune_steps,
+        "test_problems": suite.eval.test_problems,
+        "base": dataclasses.asdict(base_scores),
+        "full": dataclasses.asdict(full_scores),
+        "heldout": {
+            "base": ev.evaluator.heldout_accuracy(ev.base),
+            "full": ev.evaluator.heldout_accuracy(ev.final),
+        },
+        "curve": curve,
+        "rows": ev.rows,
+        "scans": ev.scans,
+        "r2": r2,
+        "rank1_share": share,
+        "timings": {
+            "train": run.seconds,
+            "finetune": ev.finetune_seconds,
+            "evaluate": time.perf_counter() - start - ev.finetune_seconds,
+        },
+    }
+
+
+def fingerprint(suite: Suite, spec: RunSpec, base: Path) -> str:
+    """Names a run's work folder: everything that changes its checkpoints or scores (not where the report
+    goes, nor the other runs), so a changed recipe never reuses stale results."""
+    settings = dataclasses.asdict(suite)
+    for key in ("name", "runs", "out", "work_dir", "threads", "budget_minutes"):
+        settings.pop(key)
+    settings["regimes"] = settings["regimes"][spec.regime]
+    text = json.dumps([settings, dataclasses.asdict(spec), str(base)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def run_suite(suite: Suite, base: Path) -> list[dict]:
+    """Every run of the suite (reusing finished ones under `suite.work_dir`), as result dicts."""
+    torch.set_num_threads(suite.threads)
+    results = []
+    for i, spec in enumerate(suite.runs):
+        folder = suite.work_dir / f"{spec.name}-{fingerprint(suite, spec, base)}"
+        record = folder / RESULTS_FILE
+        if record.is_file():
+            log(f"[{i + 1}/{len(suite.runs)}] {spec.name}: reusing {record}")
+            results.append(json.loads(record.read_text()))
+            continue
+        log(f"[{i + 1}/{len(suite.runs)}] {spec.name}: training {suite.steps} steps")
+        run = train_full(spec, suite, base, folder)
+        log(f"{spec.name}: trained in {run.seconds:.0f}s; evaluating")
+        result = evaluate_run(spec, suite, run)
+        tmp = folder / f".{RESULTS_FILE}.tmp"
+        tmp.write_text(json.dumps(result) + "\n")
+        os.replace(tmp, record)
+        results.append(result)
+    return results

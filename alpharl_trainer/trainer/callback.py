@@ -229,7 +229,13 @@ class AlphaRLCallback(TrainerCallback):
                 warm = self.trajectory.last_v(name) if len(self.trajectory) else None
                 local[name] = top_singular(delta, warm, name=name)
         factors = share_factors(local, self.owners)
-        reward = self._interval_reward()
+        # Every snapshot must carry the same covariates: the first one decides whether rewards are
+        # recorded; an interval without a logged reward repeats the last one.
+        reward, recorded = self._interval_reward(), self.trajectory.covariates.get("reward")
+        if len(self.trajectory) and recorded is None:
+            reward = None
+        elif reward is None and recorded:
+            reward = recorded[-1]
         covariates = {"reward": reward} if reward is not None else None
         self.trajectory.append(step, factors, covariates)
         shares = [r.s / r.fro for r in factors.values() if r.fro > 0]

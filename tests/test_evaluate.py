@@ -40,6 +40,15 @@ class ExactTask:
         return float(completion.strip() == answer)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Models this small only lose from intra-op threads, badly so on a shared machine (20x measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def policy():
     """A random tiny Qwen2 over the character tokenizer whose LM head has a bias on EOS, so greedy decoding
@@ -69,10 +78,7 @@ def policy():
         head.bias.zero_()
         head.bias[tokenizer.eos_token_id] = 0.3
     model.lm_head = head
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small only loses from threads on a shared machine
-    yield model, tokenizer
-    torch.set_num_threads(threads)
+    return model, tokenizer
 
 
 @torch.inference_mode()

@@ -92,11 +92,17 @@ class Suite:
     out: Path = Path("results/reproduce")
     work_dir: Path = Path(".cache/reproduce")
     threads: int = 2
+    finetune_windows: tuple[float, ...] | None = None
+    """Windows (a subset of `windows`) whose default prediction is also fine-tuned; None: all of them."""
     budget_minutes: float = 45.0
     """The time the suite is meant to fit in; the report states it next to the measured time."""
 
     def window_steps(self) -> list[int]:
         return [round(f * self.steps) for f in self.windows]
+
+    def finetune_window_steps(self) -> list[int]:
+        chosen = self.windows if self.finetune_windows is None else self.finetune_windows
+        return [round(f * self.steps) for f in chosen] if self.finetune_steps else []
 
     def trajectory_steps(self, end: int) -> list[int]:
         """Checkpoint steps of the fitting window ending at `end`: every `checkpoint_every`, plus `end`."""
@@ -110,9 +116,12 @@ class Suite:
     def save_steps(self) -> list[int]:
         """Every checkpoint a full run keeps: the regular ones, step 1 (first-update baseline), each
         window end, each window end + fine-tune steps (truncated run at the fine-tune's budget), and T."""
-        ends = self.window_steps()
         steps = set(self.snapshot_steps()) | {1, self.steps}
-        steps |= {e + self.finetune_steps for e in ends if e + self.finetune_steps <= self.steps}
+        steps |= {
+            e + self.finetune_steps
+            for e in self.finetune_window_steps()
+            if e + self.finetune_steps <= self.steps
+        }
         return sorted(steps)
 
 
@@ -183,6 +192,7 @@ def load_suite(path: str | Path) -> Suite:
         },
         where,
         windows=tuple,
+        finetune_windows=tuple,
         out=Path,
         work_dir=Path,
     )
@@ -199,6 +209,8 @@ def _validate(suite: Suite, where: str) -> None:
                 f"{where}: the window ending at step {end} holds fewer than {MIN_STEPS} checkpoints at "
                 f"checkpoint_every={suite.checkpoint_every}: lower it or raise steps"
             )
+    if not set(suite.finetune_windows or ()) <= set(suite.windows):
+        raise AlphaRLError(f"{where}: finetune_windows {suite.finetune_windows} must be among windows")
     if suite.eval.curve_every % suite.checkpoint_every:
         raise AlphaRLError(f"{where}: eval.curve_every must be a multiple of checkpoint_every")
     if suite.finetune_steps < 0 or suite.checkpoint_every < 1:

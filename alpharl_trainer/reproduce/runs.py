@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.reproduce.config import RunSpec, Suite
@@ -106,7 +106,7 @@ def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, ma
     task = get_task(spec.task, mix="rl")
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     tokenizer.padding_side = "left"
-    return trainer_cls(
+    trainer = trainer_cls(
         model=AutoModelForCausalLM.from_pretrained(model_path),
         reward_funcs=task_reward(task),
         args=args,
@@ -114,6 +114,8 @@ def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, ma
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
+    trainer.remove_callback(PrinterCallback)  # per-step log dicts would drown the suite's own progress lines
+    return trainer
 
 
 def _checkpoints(folder: Path) -> dict[int, Path]:

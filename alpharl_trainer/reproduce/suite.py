@@ -68,7 +68,7 @@ class RunEvaluation:
         suite = self.suite
         ends = suite.window_steps()
         wanted = {0, *range(suite.eval.curve_every, suite.steps + 1, suite.eval.curve_every), *ends}
-        wanted |= {e + suite.finetune_steps for e in ends}
+        wanted |= {e + suite.finetune_steps for e in suite.finetune_window_steps()}
         out = []
         for step in sorted(wanted & {0, *suite.save_steps()}):
             acc, logprob = self.evaluator.test_greedy(self.weights(step))
@@ -133,7 +133,7 @@ class RunEvaluation:
         )
 
         budget = end + suite.finetune_steps
-        if suite.finetune_steps and budget <= total:
+        if end in suite.finetune_window_steps() and budget <= total:
             truncated_ft = self.weights(budget)
             if rolled_back:  # resuming the unchanged checkpoint is the full run itself
                 tuned = truncated_ft

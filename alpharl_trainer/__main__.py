@@ -2,4 +2,5 @@ import sys
 
 from alpharl_trainer.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # vLLM's worker processes re-import the main module
+    sys.exit(main())

@@ -3,9 +3,10 @@
 TRL 1.16 has no PPO trainer; `PPOTrainer` (ppo.py) reuses RLOOTrainer's rollout machinery, so the batching
 fields keep their TRL meaning and become PPO's loop:
 
-- a rollout batch is `generation_batch_size` completions (`num_generations` per prompt);
-- it is split into `steps_per_generation` mini-batches, one optimizer step each;
-- the rollout is reused for `num_iterations` PPO epochs, then a new one is sampled.
+- a rollout batch is `generation_batch_size` completions (`num_generations` per prompt), sampled at once;
+- it is shuffled and split into `steps_per_generation` micro-batches of `per_device_train_batch_size` per
+  device; every `gradient_accumulation_steps` of them make one optimizer step (a PPO mini-batch);
+- the rollout is reused for `num_iterations` PPO epochs (same split), then a new one is sampled.
 """
 
 from __future__ import annotations

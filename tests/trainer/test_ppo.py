@@ -214,6 +214,7 @@ def test_train_entry_runs_a_ppo_recipe(tmp_path, model_dir, monkeypatch):
         "alpharl_finetune_steps": 1,
         "save_steps": 4,
         "logging_steps": 1,
+        "report_test_size": 16,
     }
     argv = ["--config", str(harness.REPO / "recipes/tiny/ppo.yaml")]
     for key, value in overrides.items():
@@ -223,3 +224,12 @@ def test_train_entry_runs_a_ppo_recipe(tmp_path, model_dir, monkeypatch):
     assert summary["swap"]["step"] == 6 and summary["snapshots"] == [2, 4, 6]
     assert (tmp_path / "run/value_model.safetensors").is_file()
     AutoModelForCausalLM.from_pretrained(tmp_path / "run")
+
+
+def test_paper_recipe_parses():
+    from alpharl_trainer import train
+
+    cpu = ["--bf16", "false", "--use_cpu", "true"]  # the recipe targets GPUs
+    script, config = train.parse(["--config", str(harness.REPO / "recipes/paper/ppo.yaml"), *cpu])
+    assert script.trainer == "ppo" and config.value_model == "separate" and config.beta == 0.0
+    assert (config.gamma, config.lam, config.alpharl_critic) == (1.0, 1.0, False)

@@ -1,0 +1,76 @@
+"""The suite recipe: the shipped recipes load, and anything the harness could not honour is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alpharl_trainer.cli import main
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.reproduce import load_suite
+from alpharl_trainer.reproduce.runs import FullRun
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "reproduce"
+
+
+def test_shipped_recipes_cover_the_issue():
+    suite = load_suite(RECIPES / "default.yaml")
+    assert suite.windows == (0.1, 0.25, 0.4, 0.5)
+    assert {r.task for r in suite.runs} == {"arithmetic", "sort"}
+    assert {"grpo", "dapo"} <= {r.loss for r in suite.runs}
+    assert {r.regime for r in suite.runs} == {"paper-like", "noisy"}
+    headline = [r for r in suite.runs if r.headline]
+    assert len({(r.task, r.loss, r.regime) for r in headline}) == 1 and len(headline) == 3
+    quick = load_suite(RECIPES / "quick.yaml")
+    assert quick.budget_minutes <= 10 and {r.task for r in quick.runs} == {"arithmetic", "sort"}
+
+
+def test_steps_saved_cover_every_window_and_fine_tune_budget():
+    suite = load_suite(RECIPES / "default.yaml")
+    saved = set(suite.save_steps())
+    assert {1, suite.steps, *suite.window_steps()} <= saved
+    assert {e + suite.finetune_steps for e in suite.finetune_window_steps()} <= saved
+    for end in suite.window_steps():
+        assert len(suite.trajectory_steps(end)) >= 3 and suite.trajectory_steps(end)[-1] == end
+
+
+def _recipe(tmp_path: Path, body: str) -> Path:
+    base = (RECIPES / "quick.yaml").read_text()
+    path = tmp_path / "r.yaml"
+    path.write_text(base + body)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("bogus: 1\n", "unknown keys"),
+        ("windows: [0.5, 0.3]\n", "increasing fractions"),
+        ("windows: [0.05, 0.5]\n", "fewer than 3 checkpoints"),
+        ("finetune_windows: [0.4]\n", "must be among windows"),
+        ("runs: [{task: chess, loss: grpo, regime: paper-like}]\n", "unknown task"),
+        ("runs: [{task: sort, loss: ppo, regime: paper-like}]\n", "unknown loss"),
+        ("runs: [{task: sort, loss: grpo, regime: calm}]\n", "unknown regime"),
+        ("runs: [{task: sort, loss: grpo, regime: paper-like, seeds: [0, 0]}]\n", "duplicate runs"),
+    ],
+)
+def test_bad_recipes_are_refused_naming_the_file(tmp_path, body, message):
+    path = _recipe(tmp_path, body)  # later keys override the quick recipe's
+    with pytest.raises(AlphaRLError, match=message) as err:
+        load_suite(path)
+    assert str(path) in str(err.value)
+
+
+def test_cli_exit_code_2_on_bad_input(tmp_path, capsys):
+    assert main(["reproduce", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["reproduce", str(RECIPES / "quick.yaml"), "--quick"]) == 2
+
+
+def test_reward_covariate_is_the_mean_since_the_previous_checkpoint(tmp_path):
+    run = FullRun(tmp_path, tmp_path, {}, {1: 0.0, 2: 1.0, 3: 0.5, 4: 0.5}, 0.0)
+    assert run.reward_covariate([2, 4]) == [0.5, 0.5]
+    assert run.reward_covariate([1, 3]) == [0.0, 0.75]
+    with pytest.raises(AlphaRLError, match="no training reward"):
+        run.reward_covariate([5, 6])

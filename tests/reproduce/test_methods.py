@@ -1,0 +1,85 @@
+"""Each prediction of the reproduction harness, on a tiny checkpoint series with a planted trajectory."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.offline import build_trajectory, open_window
+from alpharl_trainer.reproduce import methods
+from alpharl_trainer.reproduce.suite import load_weights
+from tests.helpers_checkpoints import make_series, single_thread  # noqa: F401
+
+STEPS = (10, 20, 30)
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory, single_thread):  # noqa: F811
+    return make_series(tmp_path_factory.mktemp("toy"), STEPS, noise=1e-6)
+
+
+@pytest.fixture(scope="module")
+def window(series):
+    traj, _ = build_trajectory(open_window(series.base, series.checkpoints), progress=False)
+    base = load_weights(series.base)
+    ckpts = [load_weights(c) for c in series.checkpoints]
+    return traj, base, ckpts
+
+
+def test_expo_first_update_lawa_along_are_the_stated_formulas(window):
+    _, base, (w10, w20, w30) = window
+    for name in base:
+        torch.testing.assert_close(
+            methods.expo(base, w30, 0.5)[name], w30[name] + 0.5 * (w30[name] - base[name])
+        )
+        torch.testing.assert_close(
+            methods.first_update(base, w10, 3.0)[name], base[name] + 3 * (w10[name] - base[name])
+        )
+        torch.testing.assert_close(
+            methods.lawa([w10, w20, w30])[name], (w10[name] + w20[name] + w30[name]) / 3
+        )
+        torch.testing.assert_close(methods.along(w20, w30, 2.0)[name], w30[name] + (w30[name] - w20[name]))
+    assert methods.expo(base, w30, 0.0)["model.norm.weight"].equal(w30["model.norm.weight"])
+    with pytest.raises(AlphaRLError):
+        methods.lawa([])
+
+
+def test_rank1_forecast_reaches_the_planted_future_and_keeps_untracked_at_last(series, window):
+    traj, base, (*_, last) = window
+    pred = methods.rank1_forecast(traj, base, last, 60.0)
+    for name in series.slopes:
+        truth = series.planted(name, 60)
+        assert (pred[name] - truth).norm() < 1e-3 * (truth - base[name]).norm()
+        assert (last[name] - truth).norm() > 0.3 * (truth - base[name]).norm()  # the jump is real
+    untracked = [n for n in base if n not in series.slopes]
+    assert untracked and all(pred[n].equal(last[n]) for n in untracked)
+
+
+def test_oracle_rank1_recovers_an_update_along_the_window_direction(series, window):
+    traj, base, (*_, last) = window
+    final = {n: (series.planted(n, 50) if n in series.slopes else last[n]) for n in last}
+    oracle = methods.oracle_rank1(traj, last, final)
+    for name in series.slopes:
+        assert (oracle[name] - final[name]).norm() < 1e-3 * (final[name] - last[name]).norm()
+    # an update orthogonal to v_K is invisible to it
+    name = next(iter(series.slopes))
+    v = traj.directions(name)[-1]
+    ortho = torch.randn(v.numel())
+    ortho -= (ortho @ v) * v
+    moved = dict(last, **{name: last[name] + torch.outer(torch.randn(last[name].shape[0]), ortho)})
+    assert (methods.oracle_rank1(traj, last, moved)[name] - last[name]).norm() < 1e-4
+
+
+def test_choose_takes_the_best_score_and_the_first_on_ties():
+    built = []
+
+    def make(x):
+        built.append(x)
+        return {"w": torch.tensor([float(x)])}
+
+    candidates = {str(x): (lambda x=x: make(x)) for x in (1, 3, 3, 2)}
+    label, weights, scores = methods.choose(candidates, lambda w: float(w["w"]))
+    assert label == "3" and weights["w"].item() == 3.0 and scores == {"1": 1.0, "3": 3.0, "2": 2.0}
+    with pytest.raises(AlphaRLError):
+        methods.choose({}, lambda w: 0.0)

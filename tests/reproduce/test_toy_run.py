@@ -1,0 +1,102 @@
+"""The harness end to end on a toy suite: a 4-step GRPO run of the tiny model, one window of 3 checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from alpharl_trainer.reproduce.config import EvalSpec, MethodSpec, Regime, RunSpec, Suite
+from alpharl_trainer.reproduce.report import METHODS, write_report
+from alpharl_trainer.reproduce.runs import finetune
+from alpharl_trainer.reproduce.suite import load_weights, run_suite
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory, tiny_model_dir):
+    threads = torch.get_num_threads()
+    root = tmp_path_factory.mktemp("reproduce")
+    suite = Suite(
+        name="toy",
+        steps=4,
+        checkpoint_every=1,
+        windows=(0.75,),
+        finetune_steps=1,
+        regimes={"r": Regime(learning_rate=1e-4, prompts=2, generations=2)},
+        runs=(RunSpec("arithmetic", "grpo", "r", seed=0, headline=True),),
+        eval=EvalSpec(
+            test_problems=24,
+            heldout_problems=16,
+            sampled_problems=4,
+            samples=2,
+            off_task_problems=8,
+            curve_every=2,
+        ),
+        methods=MethodSpec(
+            horizons=(1.5, 2.0), expo_factors=(0.5,), first_update_factors=(2.0,), scan_scales=(0.0, 1.0, 2.0)
+        ),
+        out=root / "results",
+        work_dir=root / "runs",
+        threads=1,
+    )
+    results = run_suite(suite, tiny_model_dir)
+    torch.set_num_threads(threads)
+    return suite, results, tiny_model_dir
+
+
+def test_every_method_is_scored_at_the_window_and_the_curve_matches(toy):
+    suite, (res,), _ = toy
+    rows = {r["method"]: r for r in res["rows"]}
+    assert set(rows) == set(METHODS)
+    curve = {c["step"]: c["greedy"] for c in res["curve"]}
+    assert rows["truncated"]["greedy"] == curve[3] and rows["truncated"]["cost"] == 3
+    assert rows["truncated@ft"]["greedy"] == curve[4] == res["full"]["greedy"]
+    assert rows["first_update"]["cost"] == 1 and rows["default+ft"]["cost"] == 4
+    assert all(0 <= r["greedy"] <= 1 and 0 <= r["sampled"] <= 1 for r in rows.values() if "greedy" in r)
+    assert {s["direction"] for s in res["scans"]} == {"forecast", "true"}
+    true_scan = {s["scale"]: s["heldout"] for s in res["scans"] if s["direction"] == "true"}
+    assert true_scan[1.0] == res["heldout"]["full"]  # s = 1 along the true update is W_T itself
+    assert len(res["r2"]["values"]) == 1 and len(res["r2"]["names"]) == 28
+
+
+def test_finetune_from_unchanged_weights_reproduces_the_full_run(toy):
+    """A fine-tune resumes the whole trainer state: from W_K itself it must land on the run's own W_{K+1}
+    (this is why a rolled-back default reuses the full run's checkpoint)."""
+    suite, (res,), base = toy
+    folder = next(suite.work_dir.iterdir())
+    from alpharl_trainer.reproduce.runs import train_full
+
+    run = train_full(suite.runs[0], suite, base, folder)  # finished: reloaded, not retrained
+    tuned = finetune(suite.runs[0], suite, run, 3, load_weights(run.checkpoints[3]))
+    expected = load_weights(run.checkpoints[4])
+    assert max((tuned[n] - expected[n]).abs().max().item() for n in expected) < 1e-5
+
+
+def test_report_files_and_resume(toy):
+    suite, results, base = toy
+    again = run_suite(suite, base)  # every run finished: reused, identical
+    assert json.dumps(again) == json.dumps(results)
+    out = write_report(suite, results, 1.0, suite.out)
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "results.md",
+        "results.csv",
+        "accuracy_vs_step.png",
+        "r2_heatmap.png",
+        "rank1_share.png",
+        "scans.png",
+    } <= names
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == len(METHODS)
+    full_share = [r for r in rows if r["method"] == "truncated@ft"][0]["gain_share"]
+    gain = results[0]["full"]["greedy"] - results[0]["base"]["greedy"]
+    assert full_share == ("" if gain == 0 else "1")
+    text = (out / "results.md").read_text()
+    assert "## Targets vs measurements" in text and "Headline: arithmetic / grpo / r" in text
+    changed = dataclasses.replace(suite, steps=5, windows=(0.6,))
+    from alpharl_trainer.reproduce.suite import fingerprint
+
+    assert fingerprint(changed, suite.runs[0], base) != fingerprint(suite, suite.runs[0], base)

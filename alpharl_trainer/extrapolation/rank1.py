@@ -188,3 +188,28 @@ def top_singular(
     """
     warm = {name: v0} if v0 is not None else None
     return top_singular_many({name: dw}, warm, tol=tol, max_iters=max_iters, gap_fallback=gap_fallback)[name]
+
+
+def top_singular_factored(left: torch.Tensor, right: torch.Tensor, *, name: str = "tensor") -> Rank1:
+    """Exact top triplet of `dW = left @ right` (m x k times k x n, k small) without forming `dW`.
+
+    A LoRA update is such a product: `scaling * B A`, or `[s B_t, -s B_0] @ [A_t; A_0]` when the adapter did
+    not start at zero. With `left = Q_l R_l` and `right^T = Q_r R_r`, `dW = Q_l (R_l R_r^T) Q_r^T`: the SVD
+    of the small k x k core gives every singular triplet, in O((m + n) k^2) instead of O(m n).
+    """
+    left, right = left.float(), right.float()
+    if left.ndim != 2 or right.ndim != 2 or left.shape[1] != right.shape[0]:
+        raise AlphaRLError(
+            f"{name}: factors of shapes {tuple(left.shape)} @ {tuple(right.shape)} do not chain"
+        )
+    if not (torch.isfinite(left).all() and torch.isfinite(right).all()):
+        raise AlphaRLError(f"{name}: the update has NaN or inf values")
+    q_l, r_l = torch.linalg.qr(left)
+    q_r, r_r = torch.linalg.qr(right.T)
+    u_c, sv, vh_c = torch.linalg.svd(r_l @ r_r.T)
+    fro = float(torch.linalg.vector_norm(sv))
+    m, n = left.shape[0], right.shape[1]
+    if fro == 0.0:
+        return Rank1(0.0, left.new_zeros(m), left.new_zeros(n), 0.0, 0.0, 0.0, "zero", 0)
+    s2 = float(sv[1]) if len(sv) > 1 else 0.0
+    return Rank1(float(sv[0]), q_l @ u_c[:, 0], q_r @ vh_c[0], fro, 0.0, s2, "factored", 0)

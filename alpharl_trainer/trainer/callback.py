@@ -36,6 +36,7 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer
 from alpharl_trainer.trainer.config import AlphaRLConfig
+from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_rank1
 
 logger = logging.getLogger(__name__)
 STATE_DIR = "alpharl"
@@ -84,6 +85,8 @@ class AlphaRLCallback(TrainerCallback):
         self.trainer = None
         self.trajectory = Trajectory()
         self.names: list[str] = []
+        self.lora: dict[str, LoraSite] = {}
+        """Tracked matrices that are LoRA-adapted: extrapolated on their merged update (see lora.py)."""
         self.owners: dict[str, int] = {}
         self.base: dict[str, torch.Tensor] = {}
         self.step_rewards: list[float] = []
@@ -121,9 +124,16 @@ class AlphaRLCallback(TrainerCallback):
         params = self._params()
         select = self.config.selector()
         shapes = {n: tuple(getattr(p, "ds_shape", p.shape)) for n, p in params.items()}
-        self.names = sorted(n for n, s in shapes.items() if select(n, s))
+        sites = lora_sites(self.trainer.model)
+        self.lora = {n: site for n, site in sites.items() if select(n, shapes[site.base])}
+        frozen_bases = {site.base for site in sites.values()}
+        trained = [n for n, p in params.items() if p.requires_grad and n not in frozen_bases]
+        self.names = sorted([n for n in trained if select(n, shapes[n])] + list(self.lora))
+        shapes.update({n: shapes[site.base] for n, site in self.lora.items()})
         if not self.names:
             raise AlphaRLError("no parameter matches the AlphaRL selector: nothing to extrapolate")
+        if self.lora and self.config.alpharl_mode == "rank1_only":
+            raise AlphaRLError("alpharl_mode rank1_only rebuilds weights from W_0: not available for LoRA")
         rank, world = _rank_world()
         self.owners = assign_owners({n: int(torch.Size(shapes[n]).numel()) for n in self.names}, world)
         base_dir = Path(args.output_dir) / STATE_DIR / "base"
@@ -166,13 +176,25 @@ class AlphaRLCallback(TrainerCallback):
         _commit(tmp, folder)
 
     # ---- train start / resume -----------------------------------------------------------------------
+    def _start_tensors(self, name: str) -> list[tuple[str, str]]:
+        """(key in self.base, parameter) pairs that define W_0 of `name`: the weight, or a LoRA's factors."""
+        site = self.lora.get(name)
+        if site is None:
+            return [(name, name)]
+        return [(f"{name}:lora_B0", site.lora_b), (f"{name}:lora_A0", site.lora_a)]
+
+    def _written(self, name: str) -> str:
+        """The parameter a swap writes for `name`: the weight itself, or a LoRA layer's frozen base weight."""
+        return self.lora[name].base if name in self.lora else name
+
     def _keep_base(self, rank: int, world: int, base_dir: Path) -> None:
         """Copy W_0 of owned matrices to CPU and save each rank's share under `base_dir`."""
         zero3, params = self._zero3, self._params()
         for name in self.names:  # all ranks, same order: under ZeRO-3 each gather is collective
-            with full_weight(params[name], zero3=zero3) as w:
-                if self.owners[name] == rank:
-                    self.base[name] = w.detach().to("cpu", copy=True)
+            for key, param in self._start_tensors(name):
+                with full_weight(params[param], zero3=zero3) as w:
+                    if self.owners[name] == rank:
+                        self.base[key] = w.detach().to("cpu", copy=True)
         base_dir.mkdir(parents=True, exist_ok=True)
         target = base_dir / f"rank{rank:05d}-of-{world:05d}.safetensors"
         tmp = target.with_suffix(".tmp")
@@ -188,10 +210,16 @@ class AlphaRLCallback(TrainerCallback):
             )
         for path in files:
             with safe_open(str(path), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    if self.owners.get(name) == rank:
-                        self.base[name] = f.get_tensor(name)
-        missing = [n for n in self.names if self.owners[n] == rank and n not in self.base]
+                for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    if self.owners.get(key.split(":")[0]) == rank:
+                        self.base[key] = f.get_tensor(key)
+        missing = [
+            key
+            for n in self.names
+            if self.owners[n] == rank
+            for key, _ in self._start_tensors(n)
+            if key not in self.base
+        ]
         if missing:
             raise AlphaRLError(
                 f"AlphaRL base weights in {base_dir} lack {missing[:3]} (tracked set changed?)"
@@ -222,6 +250,9 @@ class AlphaRLCallback(TrainerCallback):
         zero3, params = self._zero3, self._params()
         local = {}
         for name in self.names:
+            if name in self.lora:
+                self._snapshot_lora(name, params, zero3, rank, local)
+                continue
             with full_weight(params[name], zero3=zero3) as w:
                 if self.owners[name] != rank:
                     continue
@@ -246,6 +277,16 @@ class AlphaRLCallback(TrainerCallback):
                 "alpharl/snapshots": float(len(self.trajectory)),
             }
         )
+
+    def _snapshot_lora(self, name: str, params: dict, zero3: bool, rank: int, local: dict) -> None:
+        site = self.lora[name]
+        with (
+            full_weight(params[site.lora_b], zero3=zero3) as b,
+            full_weight(params[site.lora_a], zero3=zero3) as a,
+        ):
+            if self.owners[name] == rank:
+                b0, a0 = self.base[f"{name}:lora_B0"].to(b.device), self.base[f"{name}:lora_A0"].to(a.device)
+                local[name] = merged_update_rank1(b, a, b0, a0, site.scaling, name)
 
     # ---- forecast, acceptance, swap ------------------------------------------------------------------
     def _targets(self, step: int) -> list[float]:
@@ -292,13 +333,14 @@ class AlphaRLCallback(TrainerCallback):
         zero3, params = self._zero3, self._params()
         current = {}
         for name in self.names:  # W_K of every tracked matrix, kept on CPU for candidates and rollback
-            with full_weight(params[name], zero3=zero3) as w:
+            with full_weight(params[self._written(name)], zero3=zero3) as w:
                 current[name] = w.detach().to("cpu", copy=True)
         targets = self._targets(step)
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         engine = trainer.deepspeed if getattr(trainer, "is_deepspeed_enabled", False) else None
 
         def write(values: dict[str, torch.Tensor], reset: bool = False) -> None:
+            values = {self._written(n): w for n, w in values.items()}
             write_weights(
                 trainer.model,
                 values,

@@ -28,6 +28,9 @@ def test_model_dir() -> Path:
     return ensure_tiny_model(TEST_MODEL)
 
 
+test_model_dir.__test__ = False  # a helper, not a test, wherever it is imported
+
+
 def tracked(model) -> dict[str, torch.Tensor]:
     from alpharl_trainer.extrapolation import ParamSelector
 

@@ -77,6 +77,7 @@ def test_make_tiny_cli(tmp_path, capsys, monkeypatch):
     assert main(["make-tiny", "--out", str(tmp_path / "x"), "--task", "chess"]) == 2
 
 
+@pytest.mark.slow  # the default build is minutes of SFT on a fresh machine; `make` builds it anyway
 def test_default_model_loads(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 

@@ -6,7 +6,8 @@
 The recipe's `trainer` key picks the TRL trainer (`grpo` also covers DAPO, Dr. GRPO and GSPO through
 GRPOConfig's loss settings; `rloo`); every other key is a field of `ScriptArguments` below or of the
 trainer's config (TRL's config plus the `alpharl_*` fields of `AlphaRLConfig`). Command-line flags
-override the recipe.
+override the recipe. `--dry-run` resolves and checks the whole run (batch arithmetic, AlphaRL window, memory
+per GPU) and exits before loading any weights (alpharl_trainer/plan.py).
 """
 
 from __future__ import annotations
@@ -191,8 +192,13 @@ def last_checkpoint(output_dir: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from alpharl_trainer import plan
+
+    dry_run, argv = plan.pop_plan_args(sys.argv[1:] if argv is None else argv)
+    if dry_run is not None:
+        return plan.run(argv, dry_run)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    script, config = parse(sys.argv[1:] if argv is None else argv)
+    script, config = parse(argv)
     from alpharl_trainer.trainer import AlphaRLGRPOTrainer, AlphaRLPPOTrainer, AlphaRLRLOOTrainer
 
     model, tokenizer = load_policy(script)
@@ -228,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(config.output_dir) / "alpharl" / "summary.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=1))
+        if trainer.alpharl is not None:
+            from alpharl_trainer.trainer.model_card import write_alpharl_card
+
+            write_alpharl_card(config.output_dir, trainer.alpharl, script.model_name_or_path)
         logger.info("AlphaRL summary: %s", summary)
     return 0
 

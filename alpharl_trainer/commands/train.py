@@ -2,11 +2,15 @@
 
 For several processes or DeepSpeed, launch the same module with accelerate:
 `accelerate launch --config_file configs/ddp.yaml -m alpharl_trainer.train --config RECIPE.yaml`.
+`alpharl train --dry-run RECIPE` prints the resolved plan (batches, AlphaRL window, memory per GPU) and checks
+it without loading weights (docs/scale.md).
 """
 
 from __future__ import annotations
 
 import argparse
+
+from alpharl_trainer import plan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,9 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=argparse.REMAINDER,
         help="any recipe field as a flag, overriding the recipe (e.g. --max_steps 50 --alpharl_interval 5)",
     )
+    plan.add_plan_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    argv = ["--config", args.recipe, *args.overrides]
+    if args.dry_run:  # plan flags may come before the recipe (parsed here) or after it (in overrides)
+        options, rest = plan.pop_plan_args([*argv, "--dry-run"], defaults=plan.options_from(args))
+        return plan.run(rest, options)
     from alpharl_trainer.train import main
 
-    return main(["--config", args.recipe, *args.overrides])
+    return main(argv)

@@ -91,35 +91,42 @@ def test_swap_forces_a_vllm_weight_resync(tmp_path, model_dir):
     assert rec.vllm_step_after_swap == -1  # the next generation re-pushes weights to vLLM
 
 
-def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
-    """Reward = distance of the live weights from W_K at acceptance: the farthest jump must win."""
-    state = {}
+def distance_from_wk_reward(sign: float):
+    """A reward that, at the window end (acceptance), is `sign` x the live weights' distance from W_K.
 
-    def far_from_wk(completions, trainer_state=None, **kwargs):
-        if "w_k" not in state or trainer_state.global_step != 6:
-            return sevens_reward(completions)
-        dist = sum(float((w - state["w_k"][n]).norm()) for n, w in state["live"]().items())
-        return [dist] * len(completions)
-
+    Returns (reward function, callback class capturing W_K). Elsewhere it is the shaped training reward.
+    """
     from transformers import TrainerCallback
 
-    class CaptureWK(TrainerCallback):
-        def __init__(self, trainer):
-            from tests.trainer.harness import snapshot
+    from tests.trainer.harness import snapshot
 
-            self.trainer, self.snapshot = trainer, snapshot
-            state["live"] = lambda: self.snapshot(trainer.model)
+    state = {}
+
+    def reward(completions, trainer_state=None, **kwargs):
+        if "w_k" not in state or trainer_state.global_step != 6:
+            return sevens_reward(completions)
+        dist = sum(float((w - state["w_k"][n]).norm()) for n, w in snapshot(state["trainer"].model).items())
+        return [sign * dist] * len(completions)
+
+    class CaptureWK(TrainerCallback):  # on_optimizer_step runs before AlphaRL's on_step_end
+        def __init__(self, trainer):
+            state["trainer"] = trainer
 
         def on_optimizer_step(self, args, st, control, **kwargs):
             if st.global_step + 1 == 6:
-                state["w_k"] = self.snapshot(self.trainer.model)
+                state["w_k"] = snapshot(state["trainer"].model)
 
-    # CaptureWK must run before AlphaRL's on_step_end; on_optimizer_step comes earlier in the step anyway.
+    return reward, CaptureWK
+
+
+def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
+    """Reward = distance of the live weights from W_K at acceptance: the farthest jump must win."""
+    reward, capture = distance_from_wk_reward(+1.0)
     trainer, rec, _ = run_grpo(
         tmp_path,
         model_dir,
-        reward=far_from_wk,
-        extra_callbacks=[CaptureWK],
+        reward=reward,
+        extra_callbacks=[capture],
         alpharl_acceptance_prompts=4,
         alpharl_acceptance_samples=1,
         alpharl_horizons=[1.5, 2.0, 3.0],
@@ -133,32 +140,12 @@ def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
 
 def test_rollback_when_every_candidate_is_worse(tmp_path, model_dir):
     """Adversarial reward: at acceptance time it punishes any distance from W_K, so nothing may be applied."""
-    state = {}
-
-    def stay_at_wk(completions, trainer_state=None, **kwargs):
-        if "w_k" not in state or trainer_state.global_step != 6:
-            return sevens_reward(completions)
-        dist = sum(float((w - state["w_k"][n]).norm()) for n, w in state["live"]().items())
-        return [-dist] * len(completions)
-
-    from transformers import TrainerCallback
-
-    from tests.trainer.harness import snapshot
-
-    class CaptureWK(TrainerCallback):
-        def __init__(self, trainer):
-            self.trainer = trainer
-            state["live"] = lambda: snapshot(trainer.model)
-
-        def on_optimizer_step(self, args, st, control, **kwargs):
-            if st.global_step + 1 == 6:
-                state["w_k"] = snapshot(self.trainer.model)
-
+    reward, capture = distance_from_wk_reward(-1.0)
     trainer, rec, _ = run_grpo(
         tmp_path,
         model_dir,
-        reward=stay_at_wk,
-        extra_callbacks=[CaptureWK],
+        reward=reward,
+        extra_callbacks=[capture],
         alpharl_acceptance_prompts=4,
         alpharl_acceptance_samples=1,
     )

@@ -24,8 +24,6 @@ SHORT = [
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.stem for r in RECIPES])
 def test_tiny_recipe_trains_and_decides_a_swap(recipe: Path, tmp_path):
-    if "ppo" in recipe.stem:
-        pytest.skip("PPO recipes are exercised by tests/trainer/test_ppo*.py")
     out = tmp_path / "run"
     code = cli(
         [

@@ -261,11 +261,14 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
     for row in flat_rows(results):
         by_run[row["run"]].append(row)
     spec = suite.eval
+    compute = sum(sum(res["timings"].values()) for res in results)
     lines = [
         f"# alpharl reproduce: suite `{suite.name}`",
         "",
-        f"Total time {seconds / 60:.1f} min (budget {suite.budget_minutes:g} min) on CPU, "
-        f"{suite.threads} torch threads. T = {suite.steps} RL steps per run, windows "
+        f"Time: {compute / 60:.1f} min summed over the runs (training + fine-tunes + evaluation), "
+        f"{seconds / 60:.1f} min wall for the invocation that wrote this report (finished runs are reused); "
+        f"budget {suite.budget_minutes:g} min; CPU, {suite.threads} torch threads, shared 2-core machine. "
+        f"T = {suite.steps} RL steps per run, windows "
         f"{', '.join(f'{w:.0%}' for w in suite.windows)}, fine-tune {suite.finetune_steps} steps. "
         f"Test: {spec.test_problems} problems greedy (teacher-forced exact match), {spec.sampled_problems} x "
         f"{spec.samples} samples at T={spec.temperature:g} (avg@{spec.samples}); held-out: "

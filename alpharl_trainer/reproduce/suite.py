@@ -26,8 +26,6 @@ from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
 from alpharl_trainer.reproduce.runs import FullRun, finetune, train_full
 
-RESULTS_FILE = "results.json"
-
 
 def log(message: str) -> None:
     print(f"[reproduce {time.strftime('%H:%M:%S')}] {message}", flush=True)
@@ -51,13 +49,18 @@ class RunEvaluation:
         self.final = load_weights(run.checkpoints[suite.steps])
         self.rows: list[dict] = []
         self.scans: list[dict] = []
+        self._scored: dict[int, tuple[methods.Weights, dict]] = {}
         self.finetune_seconds = 0.0
 
     def weights(self, step: int) -> methods.Weights:
         return self.base if step == 0 else load_weights(self.run.checkpoints[step])
 
     def add(self, end: int, method: str, cost: int, weights: methods.Weights, **extra) -> dict:
-        scores = dataclasses.asdict(self.evaluator.test_scores(weights))
+        """Score `weights` on the test split (once per weights object: a rollback or the first-update
+        prediction repeats an earlier one) and record the row."""
+        if id(weights) not in self._scored:  # the weights are kept, so their id is not reused
+            self._scored[id(weights)] = (weights, dataclasses.asdict(self.evaluator.test_scores(weights)))
+        scores = self._scored[id(weights)][1]
         row = {"window_step": end, "method": method, "cost": cost, **scores, **extra}
         self.rows.append(row)
         return row
@@ -208,15 +211,23 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
     }
 
 
-def fingerprint(suite: Suite, spec: RunSpec, base: Path) -> str:
-    """Names a run's work folder: everything that changes its checkpoints or scores (not where the report
-    goes, nor the other runs), so a changed recipe never reuses stale results."""
-    settings = dataclasses.asdict(suite)
-    for key in ("name", "runs", "out", "work_dir", "threads", "budget_minutes"):
-        settings.pop(key)
-    settings["regimes"] = settings["regimes"][spec.regime]
-    text = json.dumps([settings, dataclasses.asdict(spec), str(base)], sort_keys=True, default=str)
+def fingerprint(suite: Suite, spec: RunSpec, base: Path, *, scoring: bool) -> str:
+    """A short hash of what a run's checkpoints depend on (the run folder's name), or with `scoring` also of
+    how they are scored (its results file's name): a changed recipe never reuses stale results, and a
+    change of evaluation settings reuses the trained checkpoints."""
+    settings = {
+        k: getattr(suite, k)
+        for k in ("steps", "checkpoint_every", "windows", "finetune_steps", "finetune_windows")
+    }
+    settings["regime"] = suite.regimes[spec.regime]
+    if scoring:
+        settings.update(eval=suite.eval, methods=suite.methods)
+    text = json.dumps([settings, spec, str(base)], sort_keys=True, default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _plain(value):
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
 
 
 def run_suite(suite: Suite, base: Path) -> list[dict]:
@@ -224,8 +235,8 @@ def run_suite(suite: Suite, base: Path) -> list[dict]:
     torch.set_num_threads(suite.threads)
     results = []
     for i, spec in enumerate(suite.runs):
-        folder = suite.work_dir / f"{spec.name}-{fingerprint(suite, spec, base)}"
-        record = folder / RESULTS_FILE
+        folder = suite.work_dir / f"{spec.name}-{fingerprint(suite, spec, base, scoring=False)}"
+        record = folder / f"results-{fingerprint(suite, spec, base, scoring=True)}.json"
         if record.is_file():
             log(f"[{i + 1}/{len(suite.runs)}] {spec.name}: reusing {record}")
             results.append(json.loads(record.read_text()))
@@ -234,7 +245,7 @@ def run_suite(suite: Suite, base: Path) -> list[dict]:
         run = train_full(spec, suite, base, folder)
         log(f"{spec.name}: trained in {run.seconds:.0f}s; evaluating")
         result = evaluate_run(spec, suite, run)
-        tmp = folder / f".{RESULTS_FILE}.tmp"
+        tmp = folder / f".{record.name}.tmp"
         tmp.write_text(json.dumps(result) + "\n")
         os.replace(tmp, record)
         results.append(result)

@@ -96,7 +96,14 @@ def test_report_files_and_resume(toy):
     assert full_share == ("" if gain == 0 else "1")
     text = (out / "results.md").read_text()
     assert "## Targets vs measurements" in text and "Headline: arithmetic / grpo / r" in text
-    changed = dataclasses.replace(suite, steps=5, windows=(0.6,))
     from alpharl_trainer.reproduce.suite import fingerprint
 
-    assert fingerprint(changed, suite.runs[0], base) != fingerprint(suite, suite.runs[0], base)
+    spec = suite.runs[0]
+    retrained = dataclasses.replace(suite, steps=5, windows=(0.6,))
+    rescored = dataclasses.replace(suite, eval=dataclasses.replace(suite.eval, test_problems=10))
+    for scoring in (False, True):
+        assert fingerprint(retrained, spec, base, scoring=scoring) != fingerprint(
+            suite, spec, base, scoring=scoring
+        )
+    assert fingerprint(rescored, spec, base, scoring=False) == fingerprint(suite, spec, base, scoring=False)
+    assert fingerprint(rescored, spec, base, scoring=True) != fingerprint(suite, spec, base, scoring=True)

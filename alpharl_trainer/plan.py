@@ -173,24 +173,7 @@ def resolve_recipe(argv: list[str]) -> tuple[str, dict]:
         raise AlphaRLError(
             f"{path}: unknown fields {[*unknown, *rest]} (not in ScriptArguments or the config)"
         )
-    values = vars(namespace)
-    _check_types(path, recipe, config_cls, values)
-    return trainer, values
-
-
-NUMERIC_TYPES = ("float", "int", "float | None", "int | None")
-
-
-def _type_name(annotation) -> str:
-    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-
-
-def _check_types(path: Path, recipe: dict, config_cls, values: dict) -> None:
-    """YAML 1.1 reads `1e-6` (no dot) as a string, and TRL passes it on unconverted: catch it here."""
-    numeric = {f.name for f in fields(config_cls) if _type_name(f.type) in NUMERIC_TYPES}
-    bad = [k for k in recipe if k in numeric and isinstance(values[k], str)]
-    if bad:
-        raise AlphaRLError(f"{path}: {bad} are strings, not numbers (YAML reads 1e-6 as text: write 1.0e-6)")
+    return trainer, vars(namespace)
 
 
 # ---- the launch --------------------------------------------------------------------------------------------

@@ -30,8 +30,9 @@ def alpharl_section(swap: dict | None, config, snapshots: list[int], base_model:
     chosen = swap["chosen"]
     unit = "step" if config.alpharl_covariate == "step" else "reward"
     lines += [
-        f"Trained with RL from `{base_model}`; at step {swap['step']} the rank-1 trajectory of every tracked "
-        f"weight update was extrapolated with {PAPER}.",
+        f"Trained with RL from `{base_model}`. At step {swap['step']} the rank-1 trajectory of every tracked "
+        f"weight update was fitted and extrapolated with {PAPER}; the candidate forecasts below were scored "
+        "on held-out prompts.",
         "",
         "| | |",
         "|---|---|",
@@ -52,7 +53,7 @@ def alpharl_section(swap: dict | None, config, snapshots: list[int], base_model:
         size = f" (weight change norm {delta:.4g})" if delta is not None else ""
         lines.append(f"| outcome | **forecast applied**: {unit} {chosen:g}{size} |")
     after = "trained on to max_steps" if config.alpharl_continue_after_swap else "then stopped"
-    lines.append(f"| after the swap | {config.alpharl_finetune_steps} ordinary RL steps, {after} |")
+    lines.append(f"| after the swap | {config.alpharl_finetune_steps} ordinary RL step(s), {after} |")
     lines += [
         "",
         "Evaluate before relying on it: extrapolated weights can be worse off the training task.",

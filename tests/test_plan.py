@@ -1,0 +1,193 @@
+"""The dry-run planner: every recipe in the repo resolves and checks out; the checks catch what TRL or AlphaRL
+would reject after loading weights; launches and model sizes are read without touching any weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alpharl_trainer import cli, plan
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.plan import GIB, PlanOptions, make_plan
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = sorted((REPO / "recipes" / "tiny").glob("*.yaml"))
+PAPER = sorted((REPO / "recipes" / "paper").glob("*.yaml"))
+PAPER_LAUNCH = PlanOptions(accelerate_config=str(REPO / "configs" / "zero3.yaml"), num_processes=8)
+
+
+@pytest.fixture(autouse=True)
+def _at_repo(monkeypatch):
+    monkeypatch.chdir(REPO)  # recipes and accelerate configs name paths relative to the repo
+    for name in ("WORLD_SIZE", "ACCELERATE_CONFIG_FILE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _plan(recipe, *overrides: str, options: PlanOptions | None = None, environ=None):
+    return make_plan(["--config", str(recipe), *overrides], options or PlanOptions(), environ)
+
+
+@pytest.mark.parametrize("recipe", TINY, ids=lambda p: f"tiny/{p.name}")
+def test_every_tiny_recipe_plans(recipe):
+    result = _plan(recipe)
+    assert not result.errors, result.errors
+    assert result.model is not None and result.memory["total"] > 0
+    if result.values["alpharl"]:
+        assert len(result.alpharl["snapshot_steps"]) >= 3
+
+
+@pytest.mark.parametrize("recipe", PAPER, ids=lambda p: f"paper/{p.name}")
+def test_every_paper_recipe_plans_on_8_gpus(recipe):
+    """The paper recipes name model folders that do not exist here: sizes come from the known-config table."""
+    result = _plan(recipe, options=PAPER_LAUNCH)
+    assert not result.errors, result.errors
+    assert "known architecture" in result.model.source
+    if not recipe.name.startswith("ppo"):  # ppo*.yaml are another helper's; the planner warns about them
+        assert result.memory["total"] < 80, result.memory  # fits an 80 GB GPU by the estimate
+
+
+@pytest.mark.parametrize("name", ["dapo_8b", "grpo_8b", "rloo_8b"])
+def test_paper_batches_match_verl(name):
+    """512 prompts x 8 rollouts per rollout batch, 32 prompts x 8 per optimizer step, window on a boundary."""
+    result = _plan(REPO / "recipes" / "paper" / f"{name}.yaml", options=PAPER_LAUNCH)
+    batch = result.batch
+    assert (batch["generation_prompts"], batch["num_generations"]) == (512, 8)
+    assert batch["optimizer_step_prompts"] == 32 and batch["optimizer_steps_per_generation"] == 16
+    assert result.alpharl["window_end"] == 0.4 * result.values["max_steps"]
+    assert result.alpharl["window_end"] % 16 == 0 and not result.warnings[:-1]  # only the tensorboard note
+    assert result.values["learning_rate"] == 1e-6 and result.values["max_completion_length"] == 20480
+    assert result.values["max_grad_norm"] == 1.0
+
+
+def test_fourteen_b_on_16_gpus_keeps_the_paper_batch():
+    options = PlanOptions(accelerate_config=PAPER_LAUNCH.accelerate_config, num_processes=16, num_machines=2)
+    result = _plan(REPO / "recipes" / "paper" / "dapo_14b.yaml", options=options)
+    assert result.batch["optimizer_step_prompts"] == 32 and result.batch["generation_prompts"] == 512
+    assert 14.5e9 < result.model.params < 15.0e9  # Qwen3-14B: 14.8 B parameters
+
+
+@pytest.mark.parametrize("name", ["dapo_8b", "grpo_8b", "rloo_8b"])
+def test_aggressive_windows_differ_only_in_the_window(name):
+    base = yaml.safe_load((REPO / "recipes" / "paper" / f"{name}.yaml").read_text())
+    early = yaml.safe_load((REPO / "recipes" / "paper" / f"{name}_w27.yaml").read_text())
+    changed = {k for k in base.keys() | early.keys() if base.get(k) != early.get(k)}
+    assert changed == {"output_dir", "alpharl_window_end", "alpharl_horizons"}
+    result = _plan(REPO / "recipes" / "paper" / f"{name}_w27.yaml", options=PAPER_LAUNCH)
+    assert result.alpharl["targets"][-1] == result.values["max_steps"]  # the last candidate is the full run
+
+
+def test_indivisible_generation_batch_is_an_error():
+    result = _plan(REPO / "recipes" / "tiny" / "grpo.yaml", "--num_generations", "7")
+    assert any("not divisible by num_generations 7" in e for e in result.errors)
+
+
+def test_process_count_enters_the_batch_arithmetic():
+    """3 processes x 256 = 768 completions per generation is divisible by 8; 1 x 3 x 100 = 300 is not."""
+    recipe = REPO / "recipes" / "tiny" / "grpo.yaml"
+    assert not _plan(recipe, options=PlanOptions(num_processes=3)).errors
+    result = _plan(recipe, "--per_device_train_batch_size", "100", options=PlanOptions(num_processes=3))
+    assert any("300" in e and "num_generations 8" in e for e in result.errors)
+
+
+def test_short_window_is_an_error():
+    result = _plan(REPO / "recipes" / "tiny" / "grpo.yaml", "--alpharl_window_end", "25")
+    assert any("fewer than 3 snapshots" in e for e in result.errors)
+
+
+def test_window_inside_a_rollout_batch_warns():
+    result = _plan(
+        REPO / "recipes" / "paper" / "dapo_8b.yaml",
+        "--alpharl_window_end",
+        "120",
+        "--alpharl_interval",
+        "8",
+        options=PAPER_LAUNCH,
+    )
+    assert not result.errors
+    assert any("inside a rollout batch" in w for w in result.warnings)
+
+
+def test_yaml_number_without_a_dot_still_parses(tmp_path):
+    """YAML 1.1 reads 3e-6 as text; argparse converts string defaults with the field's type, so it works."""
+    recipe = tmp_path / "r.yaml"
+    text = (REPO / "recipes" / "tiny" / "grpo.yaml").read_text()
+    recipe.write_text(text.replace("learning_rate: 3.0e-6", "learning_rate: 3e-6"))
+    assert _plan(recipe).values["learning_rate"] == 3e-6
+
+
+def test_launch_from_the_environment_of_accelerate_launch():
+    environ = {
+        "WORLD_SIZE": "16",
+        "LOCAL_WORLD_SIZE": "8",
+        "ACCELERATE_USE_DEEPSPEED": "true",
+        "ACCELERATE_DEEPSPEED_CONFIG_FILE": "configs/deepspeed/zero3.json",
+        "ACCELERATE_MIXED_PRECISION": "bf16",
+    }
+    launch = plan.resolve_launch(PlanOptions(), environ)
+    assert (launch.processes, launch.machines, launch.distributed, launch.zero_stage) == (
+        16,
+        2,
+        "DEEPSPEED",
+        3,
+    )
+
+
+def test_launch_from_accelerate_config_file_env():
+    launch = plan.resolve_launch(PlanOptions(), {"ACCELERATE_CONFIG_FILE": "configs/zero2.yaml"})
+    assert (launch.processes, launch.distributed, launch.zero_stage) == (2, "DEEPSPEED", 2)
+    assert plan.resolve_launch(PlanOptions(), {}).processes == 1
+
+
+def test_multinode_template_needs_the_numbers():
+    options = PlanOptions(accelerate_config="configs/multinode.yaml")
+    with pytest.raises(AlphaRLError, match="placeholders"):
+        plan.resolve_launch(options, {})
+    options.num_processes, options.num_machines = 32, 4
+    launch = plan.resolve_launch(options, {})
+    assert (launch.processes, launch.machines, launch.zero_stage) == (32, 4, 3)
+
+
+def test_memory_follows_zero_arithmetic():
+    """bf16 ZeRO-3 on 8 GPUs: weights 2P/8, grads 2P/8, fp32 master + Adam 12P/8; ZeRO-2: weights 2P whole."""
+    recipe = REPO / "recipes" / "paper" / "grpo_8b.yaml"
+    zero3 = _plan(recipe, options=PAPER_LAUNCH)
+    p = zero3.model.params
+    assert zero3.memory["weights"] == pytest.approx(2 * p / 8 / GIB)
+    assert zero3.memory["optimizer states"] == pytest.approx(12 * p / 8 / GIB)
+    assert zero3.memory["reference model"] == pytest.approx(2 * p / 8 / GIB)  # beta 0.001 keeps one
+    zero2 = _plan(recipe, options=PlanOptions(accelerate_config="configs/zero2.yaml", num_processes=8))
+    assert zero2.memory["weights"] == pytest.approx(2 * p / GIB)
+    assert zero2.memory["gradients"] == pytest.approx(2 * p / 8 / GIB)
+    dapo = _plan(REPO / "recipes" / "paper" / "dapo_8b.yaml", options=PAPER_LAUNCH)
+    assert "reference model" not in dapo.memory  # beta 0: TRL builds no reference model
+
+
+def test_model_size_from_config_json_matches_a_real_model(tmp_path):
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    config = Qwen3Config(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8)  # fmt: skip
+    model = Qwen3ForCausalLM(config)
+    model.config.save_pretrained(tmp_path)
+    size = plan.resolve_model(str(tmp_path), None)
+    assert size.params == sum(p.numel() for p in model.parameters())
+    assert "config.json" in size.source
+    assert plan.resolve_model("/nowhere/DAPO-step-27", 8.2e9).params == 8_200_000_000
+    assert plan.resolve_model("/nowhere/DAPO-step-27", None) is None
+
+
+def test_cli_dry_run_prints_the_plan_and_loads_nothing(capsys):
+    assert cli.main(["train", "--dry-run", "recipes/tiny/rloo.yaml", "--max_steps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "plan OK" in out and "max_steps 200" in out and "window ends at step 80" in out
+
+
+def test_dry_run_flag_after_the_recipe_and_exit_code_2(capsys):
+    from alpharl_trainer.train import main
+
+    assert main(["--config", "recipes/tiny/grpo.yaml", "--dry-run", "--num-processes", "2"]) == 0
+    assert "2 process(es)" in capsys.readouterr().out
+    assert cli.main(["train", "recipes/tiny/grpo.yaml", "--num_generations", "7", "--dry-run"]) == 2
+    assert "not divisible by num_generations 7" in capsys.readouterr().err

@@ -1,0 +1,90 @@
+"""The AlphaRL section of the saved model card: what it says for a swap, a rollback and no swap; replaced, not
+appended, when written twice; and written by a real (tiny) run with TensorBoard logging."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from alpharl_trainer.trainer.config import AlphaRLConfig
+from alpharl_trainer.trainer.model_card import BEGIN, END, alpharl_section, merge_section, write_alpharl_card
+
+SWAP = {
+    "step": 60,
+    "targets": [75.0, 90.0, 120.0],
+    "scores": {"current": 0.5, "75": 0.52, "90": 0.55, "120": 0.49},
+    "chosen": 90.0,
+    "mean_r2": 0.913,
+    "delta_norm": 0.0123,
+}
+
+
+def test_section_says_what_was_forecast_from_which_window():
+    text = alpharl_section(
+        SWAP, AlphaRLConfig(alpharl_finetune_steps=10), [10, 20, 30, 40, 50, 60], "base", 150
+    )
+    assert text.startswith(BEGIN) and text.rstrip().endswith(END)
+    assert "10, 20, 30, 40, 50, 60" in text and "At step 60" in text
+    assert "**forecast applied**: step 90" in text and "0.0123" in text
+    assert "current: 0.5000" in text and "90: 0.5500" in text and "0.913" in text
+    assert "linear" in text and "rank1_replace" in text and "10 ordinary RL step(s), then stopped" in text
+
+
+def test_section_for_rollback_and_for_no_swap():
+    rolled = alpharl_section({**SWAP, "chosen": None}, AlphaRLConfig(), [10, 20, 30], "base", 150)
+    assert "**rolled back**" in rolled and "forecast applied" not in rolled
+    none = alpharl_section(None, AlphaRLConfig(alpharl_window_end=0.4), [10], "base", 150)
+    assert "window end: step 60" in none and "nothing was forecast" in none
+
+
+def test_merge_replaces_the_section_and_keeps_the_rest():
+    card = merge_section(
+        "# My model\n\nTRL text.\n", "SECTION-1\n".replace("SECTION-1", f"{BEGIN}\nA\n{END}")
+    )
+    again = merge_section(card, f"{BEGIN}\nB\n{END}\n")
+    assert again.count(BEGIN) == 1 and "\nB\n" in again and "\nA\n" not in again
+    assert again.startswith("# My model\n\nTRL text.")
+    assert merge_section("", f"{BEGIN}\nA\n{END}\n") == f"{BEGIN}\nA\n{END}\n"
+
+
+def test_write_card_into_an_existing_readme(tmp_path):
+    (tmp_path / "README.md").write_text("---\nlibrary_name: transformers\n---\n# Card by TRL\n")
+    callback = SimpleNamespace(
+        swap=SWAP,
+        config=AlphaRLConfig(),
+        trajectory=SimpleNamespace(steps=[20, 40, 60]),
+        trainer=SimpleNamespace(args=SimpleNamespace(max_steps=150)),
+    )
+    for _ in range(2):  # a resumed run writes it again
+        path = write_alpharl_card(tmp_path, callback, "/models/Qwen3-8B-Base")
+    text = path.read_text()
+    assert text.startswith("---\nlibrary_name: transformers") and text.count(BEGIN) == 1
+    assert "`/models/Qwen3-8B-Base`" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]  # no temp file left
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
+def test_tiny_run_writes_card_and_tensorboard_events(tmp_path):
+    """~25 s on 2 cores: a real GRPO run through train.main with report_to tensorboard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from alpharl_trainer.train import main
+
+    repo = Path(__file__).resolve().parents[2]
+    args = ["--config", str(repo / "recipes" / "tiny" / "grpo.yaml"), "--output_dir", str(tmp_path)]
+    args += ["--max_steps", "8", "--alpharl_interval", "2", "--alpharl_window_end", "6"]
+    args += ["--alpharl_finetune_steps", "1", "--per_device_train_batch_size", "32", "--train_size", "512"]
+    args += ["--eval_size", "32", "--alpharl_acceptance_prompts", "8", "--report_test_size", "0"]
+    args += ["--report_to", "tensorboard", "--logging_steps", "1", "--save_steps", "100"]
+    assert main(args) == 0
+    card = (tmp_path / "README.md").read_text()
+    assert BEGIN in card and "| window (snapshot steps) | 2, 4, 6 |" in card
+    (events,) = list((tmp_path / "runs").iterdir())
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    tags = accumulator.Tags()["scalars"]
+    assert "train/alpharl/mean_r2" in tags and "train/alpharl/score/current" in tags

@@ -430,6 +430,11 @@ def alpharl_plan(values: dict, plan: Plan) -> None:
         "stop_step": None if config.alpharl_continue_after_swap else end + config.alpharl_finetune_steps,
         "acceptance_completions": acceptance,
     }
+    if values.get("use_vllm") and acceptance:
+        plan.notes.append(
+            f"AlphaRL acceptance samples {acceptance} completions of up to {values['max_completion_length']} "
+            "tokens with transformers generate (not vLLM): size alpharl_acceptance_prompts/_samples for that"
+        )
     if config.alpharl_covariate == "step" and max_steps > 0 and max(targets) > max_steps:
         plan.notes.append(
             f"AlphaRL: candidate targets reach step {max(targets):g}, beyond max_steps {max_steps}"

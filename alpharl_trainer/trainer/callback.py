@@ -294,69 +294,84 @@ class AlphaRLCallback(TrainerCallback):
             return [h * step for h in self.config.alpharl_horizons]
         return list(self.config.alpharl_target_rewards)
 
-    def _candidate(self, target: float, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Predicted weights of every tracked matrix at `target`, identical on every rank."""
-        fcs = forecast(
-            self.trajectory, target, fit=self.config.alpharl_fit, covariate=self.config.alpharl_covariate
-        )
-        if self.config.alpharl_mode == "rank1_only":
-            return self._rank1_only(fcs, current)
-        return {
-            n: predict_weight(
-                current[n], current[n], fcs[n], self.config.alpharl_mode, self.config.alpharl_scale
-            )
-            for n in self.names
-        }
+    def _stash_owned(self) -> dict[str, torch.Tensor]:
+        """W_K of the matrices this rank owns, on CPU: the copy candidates start from and rollback restores.
 
-    def _rank1_only(self, fcs: dict, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """`rank1_only` starts from W_0, which only the owner keeps: owners compute, then broadcast."""
+        Only the owner keeps one, so a node holds a single copy of the tracked weights in host memory
+        whatever its number of ranks; other ranks receive each matrix from its owner when it is written.
+        """
+        rank, _ = _rank_world()
+        zero3, params, stash = self._zero3, self._params(), {}
+        for name in self.names:  # all ranks, same order: under ZeRO-3 each gather is collective
+            with full_weight(params[self._written(name)], zero3=zero3) as w:
+                if self.owners[name] == rank:
+                    stash[name] = w.detach().to("cpu", copy=True)
+        return stash
+
+    def _from_owner(self, name: str, local: torch.Tensor | None) -> torch.Tensor:
+        """The owner's tensor for `name` on every rank (single process: `local` itself)."""
+        _, world = _rank_world()
+        if world == 1:
+            return local
+        param = self._params()[self._written(name)]
+        device = self.trainer.accelerator.device
+        shape = tuple(getattr(param, "ds_shape", param.shape))
+        buf = local.to(device) if local is not None else torch.empty(shape, dtype=param.dtype, device=device)
+        dist.broadcast(buf, src=self.owners[name])
+        return buf
+
+    def _apply(self, target: float | None, stash: dict[str, torch.Tensor], reset: bool = False) -> float:
+        """Write the candidate forecast at `target` (or W_K itself when None) into the live model on every
+        rank, one matrix at a time (peak extra memory: one matrix). Returns `||W_new - W_K||` over all."""
+        cfg, trainer = self.config, self.trainer
         rank, world = _rank_world()
-        out = {}
+        fcs = None
+        if target is not None:
+            fcs = forecast(self.trajectory, target, fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
+        engine = trainer.deepspeed if getattr(trainer, "is_deepspeed_enabled", False) else None
+        moved = torch.zeros((), dtype=torch.float64)
         for name in self.names:
-            if self.owners[name] == rank:
-                out[name] = predict_weight(
-                    current[name], self.base[name], fcs[name], "rank1_only", self.config.alpharl_scale
+            owned = self.owners[name] == rank
+            if fcs is not None and cfg.alpharl_mode == "rank1_only":  # needs W_0: only the owner has it
+                local = None
+                if owned:
+                    local = predict_weight(
+                        stash[name], self.base[name], fcs[name], "rank1_only", cfg.alpharl_scale
+                    )
+                value = self._from_owner(name, local)
+            else:  # W_K, or an additive rank-1 correction of it computed identically on every rank
+                w_k = self._from_owner(name, stash.get(name))
+                value = (
+                    w_k
+                    if fcs is None
+                    else predict_weight(w_k, w_k, fcs[name], cfg.alpharl_mode, cfg.alpharl_scale)
                 )
-            else:
-                out[name] = torch.empty_like(current[name])
-            if world > 1:
-                device = self.trainer.accelerator.device
-                buf = out[name].to(device)
-                dist.broadcast(buf, src=self.owners[name])
-                out[name] = buf.to(current[name].device)
-        return out
+            if owned:
+                moved += float((value.float().cpu() - stash[name].float()).norm()) ** 2
+            write_weights(
+                trainer.model,
+                {self._written(name): value},
+                deepspeed_engine=engine,
+                optimizer=trainer.optimizer,
+                reset_moments=reset,
+            )
+        if world > 1:
+            moved = moved.to(trainer.accelerator.device)
+            dist.all_reduce(moved)
+        return float(moved) ** 0.5
 
     def _swap_at(self, step: int) -> None:
         """Forecast, score, and write the winner (or keep the current weights)."""
         start = time.perf_counter()
         cfg, trainer = self.config, self.trainer
-        zero3, params = self._zero3, self._params()
-        current = {}
-        for name in self.names:  # W_K of every tracked matrix, kept on CPU for candidates and rollback
-            with full_weight(params[self._written(name)], zero3=zero3) as w:
-                current[name] = w.detach().to("cpu", copy=True)
+        stash = self._stash_owned()
         targets = self._targets(step)
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
-        engine = trainer.deepspeed if getattr(trainer, "is_deepspeed_enabled", False) else None
-
-        def write(values: dict[str, torch.Tensor], reset: bool = False) -> None:
-            values = {self._written(n): w for n, w in values.items()}
-            write_weights(
-                trainer.model,
-                values,
-                deepspeed_engine=engine,
-                optimizer=trainer.optimizer,
-                reset_moments=reset,
-            )
-
         scores: dict[str, float] = {}
         chosen = targets[0]
         if cfg.alpharl_acceptance_prompts > 0:
-            rows = list(
-                trainer.eval_dataset.select(
-                    range(min(cfg.alpharl_acceptance_prompts, len(trainer.eval_dataset)))
-                )
-            )
+            held_out = trainer.eval_dataset
+            rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
             scorer = AcceptanceScorer(
                 trainer, rows, cfg.alpharl_acceptance_samples, cfg.alpharl_acceptance_seed
             )
@@ -364,18 +379,18 @@ class AlphaRLCallback(TrainerCallback):
             best = scores["current"] + cfg.alpharl_acceptance_margin
             chosen = None
             for target in targets:
-                write(self._candidate(target, current))
+                self._apply(target, stash)
                 scores[f"{target:g}"] = score = scorer.score()
                 if score > best:
                     best, chosen = score, target
         if chosen is None:
-            write(current)
+            self._apply(None, stash)
             logger.warning(
                 "AlphaRL rollback at step %d: no candidate beat the current weights (scores %s)", step, scores
             )
+            moved = 0.0
         else:
-            new = self._candidate(chosen, current)
-            write(new, reset=cfg.alpharl_optimizer_state == "reset")
+            moved = self._apply(chosen, stash, reset=cfg.alpharl_optimizer_state == "reset")
             self._invalidate_rollouts()
         self.swap = {
             "step": step,
@@ -383,17 +398,15 @@ class AlphaRLCallback(TrainerCallback):
             "scores": scores,
             "chosen": chosen,
             "mean_r2": sum(f.r2 for f in fits.values()) / len(fits),
+            "delta_norm": moved,
         }
-        if chosen is not None:
-            delta = sum(float((new[n].float() - current[n].float()).norm() ** 2) for n in self.names) ** 0.5
-            self.swap["delta_norm"] = delta
         self.pending_logs.update(
             {
                 "alpharl/swap_time": time.perf_counter() - start,
                 "alpharl/mean_r2": self.swap["mean_r2"],
                 "alpharl/chosen_target": float("nan") if chosen is None else float(chosen),
                 "alpharl/rolled_back": float(chosen is None),
-                "alpharl/swap_delta_norm": self.swap.get("delta_norm", 0.0),
+                "alpharl/swap_delta_norm": moved,
                 **{f"alpharl/score/{k}": v for k, v in scores.items()},
             }
         )

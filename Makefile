@@ -5,7 +5,7 @@ export PYTHONUNBUFFERED := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: all install install-deepspeed install-vllm run tiny-model test test-all test-vllm lint bench reproduce clean
+.PHONY: all install install-vllm run tiny-model test test-all test-vllm lint bench reproduce clean
 
 all: install run
 

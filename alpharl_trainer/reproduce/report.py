@@ -141,26 +141,33 @@ def _targets_section(results: list[dict], by_run: dict[str, list[dict]]) -> list
     ]
     for res in results:
         t = targets(res, by_run[res["run"]])
-        gain = res["full"]["greedy"] - res["base"]["greedy"]
+        gain, se = res["full"]["greedy"] - res["base"]["greedy"], standard_error(res)
         cells = []
         for key, goal in (("at40", 0.96), ("at25", 0.98)):
             row = t[key]
-            if row is None:
+            if gain <= 2 * se:
+                cells.append("n/a: no measurable gain to share")
+            elif row is None:
                 cells.append("-")
-                continue
-            share = gain_share(row["greedy"], res)
-            ok = share is not None and gain > 0 and share >= goal
-            cells.append(
-                f"{_fmt(share, pct=True)} ({row['method']}, {row['cost']} steps) {'MET' if ok else 'missed'}"
-            )
+            else:
+                share = gain_share(row["greedy"], res)
+                verdict = "MET" if share >= goal else "missed"
+                cells.append(f"{_fmt(share, pct=True)} ({row['method']}, {row['cost']} steps) {verdict}")
         worst = min(t["vs_baselines"], key=lambda x: x[1])
         lines.append(
-            f"| {res['run']} | {gain:+.3f} | {standard_error(res):.3f} | {cells[0]} | {cells[1]} | "
-            f"{t['min_vs_truncated']:+.3f} {'MET' if t['min_vs_truncated'] >= 0 else 'missed'} | "
+            f"| {res['run']} | {gain:+.3f} | {se:.3f} | {cells[0]} | {cells[1]} | "
+            f"{t['min_vs_truncated']:+.3f} {_verdict(t['min_vs_truncated'], se)} | "
             f"{t['min_off_task_vs_truncated']:+.3f} | {worst[1]:+.3f} (vs {worst[2]} at {worst[0]} steps) "
-            f"{'MET' if worst[1] >= 0 else 'missed'} |"
+            f"{_verdict(worst[1], se)} |"
         )
     return lines
+
+
+def _verdict(margin: float, se: float) -> str:
+    """MET when the margin is >= 0; a shortfall within 2 SE is flagged as such (it may be noise)."""
+    if margin >= 0:
+        return "MET"
+    return "missed (within 2 SE)" if margin > -2 * se else "missed"
 
 
 def _headline_section(results: list[dict]) -> list[str]:

@@ -18,7 +18,7 @@ def test_shipped_recipes_cover_the_issue():
     suite = load_suite(RECIPES / "default.yaml")
     assert suite.windows == (0.1, 0.25, 0.4, 0.5)
     assert {r.task for r in suite.runs} == {"arithmetic", "sort"}
-    assert {"grpo", "dapo"} <= {r.loss for r in suite.runs}
+    assert {r.loss for r in suite.runs} == {"grpo", "dapo", "rloo"}
     assert {r.regime for r in suite.runs} == {"paper-like", "noisy"}
     headline = [r for r in suite.runs if r.headline]
     assert len({(r.task, r.loss, r.regime) for r in headline}) == 1 and len(headline) == 3

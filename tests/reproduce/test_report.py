@@ -67,3 +67,15 @@ def test_targets_pick_the_best_within_budget_and_the_worst_margins():
     assert t["min_off_task_vs_truncated"] == pytest.approx(-0.05)
     worst = min(t["vs_baselines"], key=lambda x: x[1])
     assert worst[2] == "step_linear" and worst[1] == pytest.approx(-0.01)
+
+
+def test_markdown_flags_noise_and_runs_without_gain():
+    from alpharl_trainer.reproduce.report import _targets_section
+
+    res = _result()
+    flat = flat_rows([res])
+    text = "\n".join(_targets_section([res], {"r": flat}))
+    assert "missed (within 2 SE)" in text  # default 0.59 vs step_linear 0.60 at 16 steps: 1 point, SE 1.7
+    flat_gain = {**res, "full": {"greedy": 0.41}}
+    text = "\n".join(_targets_section([flat_gain], {"r": flat_rows([flat_gain])}))
+    assert "n/a: no measurable gain" in text

@@ -145,16 +145,17 @@ class AlphaRLCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self._record_reward()
         step = state.global_step
+        saving = args.save_strategy != "no"  # checkpoints at the swap and the stop, unless saving is off
         if self.swap is None:
             if step % self.config.alpharl_interval == 0 and step <= self.window_end:
                 self._snapshot(step)
             if step == self.window_end:
                 self._swap_at(step)
-                control.should_save = True  # a checkpoint holding the swap (and the swap decision)
+                control.should_save |= saving  # a checkpoint holding the swap (and the swap decision)
         if self.swap is not None and not self.config.alpharl_continue_after_swap:
             if step >= self.swap["step"] + self.config.alpharl_finetune_steps:
                 control.should_training_stop = True
-                control.should_save = True
+                control.should_save |= saving
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):

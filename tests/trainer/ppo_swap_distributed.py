@@ -71,6 +71,10 @@ def main(out_path: str, output_dir: str, value_model: str) -> None:
             json.dump(verdict, f)
     if trainer.is_deepspeed_enabled:
         trainer.deepspeed.destroy()
+    # Leave together and tear the process group down: a rank exiting while gloo threads are still live can
+    # abort ("terminate called without an active exception"), and torchrun then kills the other rank.
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS
 from alpharl_trainer.tasks import TASKS
 
-LOSSES = ("grpo", "dapo", "rloo")
+LOSSES = ("grpo", "dapo", "rloo", "ppo")
 
 
 @dataclass(frozen=True)

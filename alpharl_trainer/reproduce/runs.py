@@ -35,6 +35,9 @@ LOSS_SETTINGS: dict[str, dict] = {
     "grpo": {"loss_type": "grpo", "scale_rewards": "group", "epsilon": 0.2},
     "dapo": {"loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.28, "mask_truncated_completions": True},
     "rloo": {"epsilon": 0.2},
+    # PPO with a value head (alpharl_trainer.trainer.ppo): gamma = lambda = 1 (Open-Reasoner-Zero style), the
+    # critic at its own lr (it starts from zero); its weights ride along in each checkpoint folder.
+    "ppo": {"epsilon": 0.2, "gamma": 1.0, "lam": 1.0, "value_learning_rate": 1e-3},
 }
 
 
@@ -77,9 +80,14 @@ def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, ma
 
     from alpharl_trainer.tasks import get_task, to_dataset
     from alpharl_trainer.tasks.rewards import task_reward
+    from alpharl_trainer.trainer.ppo import PPOTrainer
+    from alpharl_trainer.trainer.ppo_config import PPOConfig
 
     regime = suite.regimes[spec.regime]
-    config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if spec.loss == "rloo" else (GRPOConfig, GRPOTrainer)
+    config_cls, trainer_cls = {
+        "rloo": (RLOOConfig, RLOOTrainer),
+        "ppo": (PPOConfig, PPOTrainer),
+    }.get(spec.loss, (GRPOConfig, GRPOTrainer))
     args = config_cls(
         output_dir=str(output_dir),
         max_steps=max_steps,

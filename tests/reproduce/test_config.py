@@ -18,7 +18,7 @@ def test_shipped_recipes_cover_the_issue():
     suite = load_suite(RECIPES / "default.yaml")
     assert suite.windows == (0.1, 0.25, 0.4, 0.5)
     assert {r.task for r in suite.runs} == {"arithmetic", "sort"}
-    assert {r.loss for r in suite.runs} == {"grpo", "dapo", "rloo"}
+    assert {r.loss for r in suite.runs} == {"grpo", "dapo", "rloo", "ppo"}
     assert {r.regime for r in suite.runs} == {"paper-like", "noisy"}
     headline = [r for r in suite.runs if r.headline]
     assert len({(r.task, r.loss, r.regime) for r in headline}) == 1 and len(headline) == 3
@@ -50,7 +50,7 @@ def _recipe(tmp_path: Path, body: str) -> Path:
         ("windows: [0.05, 0.5]\n", "fewer than 3 checkpoints"),
         ("finetune_windows: [0.4]\n", "must be among windows"),
         ("runs: [{task: chess, loss: grpo, regime: paper-like}]\n", "unknown task"),
-        ("runs: [{task: sort, loss: ppo, regime: paper-like}]\n", "unknown loss"),
+        ("runs: [{task: sort, loss: a2c, regime: paper-like}]\n", "unknown loss"),
         ("runs: [{task: sort, loss: grpo, regime: calm}]\n", "unknown regime"),
         ("runs: [{task: sort, loss: grpo, regime: paper-like, seeds: [0, 0]}]\n", "duplicate runs"),
     ],

@@ -71,7 +71,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(f"torch threads: {torch.get_num_threads()}; {args.steps} steps per run; interval {DEFAULT_INTERVAL}")
+    threads = torch.get_num_threads()
+    print(f"torch threads: {threads}; {args.steps} steps per run; interval {DEFAULT_INTERVAL}")
     ensure_tiny_model()
 
     plain, snap, snap_cost = [], [], []
@@ -87,8 +88,11 @@ def main() -> None:
     print("\n== snapshot overhead (GRPO step on the tiny policy, 64 completions)")
     print(f"median step time, plain GRPO:           {step * 1e3:8.1f} ms  ({len(plain)} steps)")
     print(f"median step time, with AlphaRL on:      {step_snap * 1e3:8.1f} ms  ({len(snap)} steps)")
-    print(f"median time of one rank-1 snapshot:     {per_snapshot * 1e3:8.1f} ms  ({len(snap_cost)} snapshots)")
-    print(f"overhead per step at interval {DEFAULT_INTERVAL}:        {per_snapshot / DEFAULT_INTERVAL / step:8.2%}")
+    overhead = per_snapshot / DEFAULT_INTERVAL / step
+    print(
+        f"median time of one rank-1 snapshot:     {per_snapshot * 1e3:8.1f} ms  ({len(snap_cost)} snapshots)"
+    )
+    print(f"overhead per step at interval {DEFAULT_INTERVAL}:        {overhead:8.2%}")
     print(f"  (A/B step-time ratio, noisier:        {step_snap / step - 1:+8.2%})")
 
     window = 3 * DEFAULT_INTERVAL

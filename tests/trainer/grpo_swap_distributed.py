@@ -9,7 +9,6 @@ A real tiny GRPO run with AlphaRL on every rank. Checks on every rank, then rank
 
 from __future__ import annotations
 
-import json
 import sys
 
 import torch
@@ -20,6 +19,7 @@ from tests.trainer.harness import (
     Recorder,
     checksum,
     datasets,
+    finish_launch,
     grpo_args,
     load,
     sevens_reward,
@@ -72,15 +72,7 @@ def main(out_path: str, output_dir: str) -> None:
     oks = [None] * dist.get_world_size()
     dist.all_gather_object(oks, exact)
     verdict["swap_equals_forecast_all_ranks"] = all(oks)
-    if dist.get_rank() == 0:
-        with open(out_path, "w") as f:
-            json.dump(verdict, f)
-    if trainer.is_deepspeed_enabled:
-        trainer.deepspeed.destroy()
-    # Leave together and tear the process group down: a rank exiting while gloo threads are still live can
-    # abort ("terminate called without an active exception"), and torchrun then kills the other rank.
-    dist.barrier()
-    dist.destroy_process_group()
+    finish_launch(trainer, out_path, verdict)
 
 
 if __name__ == "__main__":

@@ -138,3 +138,22 @@ def load(model_dir: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+
+
+def finish_launch(trainer, out_path: str, verdict: dict) -> None:
+    """End of a script run under `accelerate launch`: rank 0 writes the verdict, then every rank leaves.
+
+    The ranks leave together and tear the process group down: a rank exiting while gloo threads are still
+    live can abort ("terminate called without an active exception"), and torchrun then kills the other.
+    """
+    import json
+
+    import torch.distributed as dist
+
+    if dist.get_rank() == 0:
+        with open(out_path, "w") as f:
+            json.dump(verdict, f)
+    if trainer.is_deepspeed_enabled:
+        trainer.deepspeed.destroy()  # a ZeRO-3 engine aborts at exit otherwise
+    dist.barrier()
+    dist.destroy_process_group()

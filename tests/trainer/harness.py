@@ -98,35 +98,54 @@ class WeightsAtReward:
         return self.inner(completions=completions, trainer_state=trainer_state, **kwargs)
 
 
+TINY_RUN = dict(
+    max_steps=10,
+    learning_rate=2e-3,
+    lr_scheduler_type="constant",
+    per_device_train_batch_size=16,
+    num_generations=4,
+    max_completion_length=6,
+    temperature=1.0,
+    beta=0.0,
+    logging_steps=1,
+    save_strategy="no",
+    report_to="none",
+    use_cpu=True,
+    bf16=False,
+    seed=0,
+    data_seed=0,
+    disable_tqdm=True,
+)
+"""Settings every tiny test run shares (GRPO, RLOO, PPO): CPU, fast, seeded, no saving or log backends."""
+
+ALPHARL_RUN = dict(
+    alpharl_interval=2,
+    alpharl_window_end=6,
+    alpharl_horizons=[1.5, 2.0],
+    alpharl_acceptance_prompts=0,
+    alpharl_finetune_steps=2,
+)
+"""AlphaRL in a tiny test run: snapshots at steps 2, 4, 6, swap at 6 (first horizon, unscored), stop at 8."""
+
+
 def grpo_args(output_dir, **overrides):
     from alpharl_trainer.trainer import AlphaRLGRPOConfig
 
-    settings = dict(
-        output_dir=str(output_dir),
-        max_steps=10,
-        learning_rate=2e-3,
-        lr_scheduler_type="constant",
-        per_device_train_batch_size=16,
-        num_generations=4,
-        max_completion_length=6,
-        temperature=1.0,
-        beta=0.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        seed=0,
-        data_seed=0,
-        alpharl_interval=2,
-        alpharl_window_end=6,
-        alpharl_horizons=[1.5, 2.0],
-        alpharl_acceptance_prompts=0,
-        alpharl_finetune_steps=2,
-        disable_tqdm=True,
-    )
-    settings.update(overrides)
-    return AlphaRLGRPOConfig(**settings)
+    return AlphaRLGRPOConfig(output_dir=str(output_dir), **{**TINY_RUN, **ALPHARL_RUN, **overrides})
+
+
+def crash_after_save(step: int):
+    """A callback class (built with the trainer) that kills the run right after checkpoint-`step` is saved."""
+
+    class Crash(TrainerCallback):
+        def __init__(self, trainer):
+            pass
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise KeyboardInterrupt(f"simulated kill after checkpoint-{step}")
+
+    return Crash
 
 
 def datasets(train: int = 256, heldout: int = 16):

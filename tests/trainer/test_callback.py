@@ -11,9 +11,11 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import forecast, predict_weight
 from alpharl_trainer.trainer import AlphaRLCallback, AlphaRLConfig, AlphaRLGRPOTrainer
 from tests.trainer.harness import (
+    TINY_RUN,
     Recorder,
     WeightsAtReward,
     checksum,
+    crash_after_save,
     datasets,
     grpo_args,
     load,
@@ -158,20 +160,15 @@ def test_rollback_when_every_candidate_is_worse(tmp_path, model_dir):
 
 
 def test_resume_mid_window_gives_the_same_forecast(tmp_path, model_dir):
-    from transformers import TrainerCallback
-
     full, full_rec, _ = run_grpo(tmp_path / "a", model_dir, save_strategy="steps", save_steps=2)
-
-    class Crash(TrainerCallback):
-        def __init__(self, trainer):
-            pass
-
-        def on_save(self, args, state, control, **kwargs):
-            if state.global_step == 4:
-                raise KeyboardInterrupt("simulated kill after checkpoint-4")
-
     with pytest.raises(KeyboardInterrupt):
-        run_grpo(tmp_path / "b", model_dir, extra_callbacks=[Crash], save_strategy="steps", save_steps=2)
+        run_grpo(
+            tmp_path / "b",
+            model_dir,
+            extra_callbacks=[crash_after_save(4)],
+            save_strategy="steps",
+            save_steps=2,
+        )
     saved = json.loads((tmp_path / "b/run/checkpoint-4/alpharl/state.json").read_text())
     assert saved["swap"] is None
     resumed, res_rec, _ = run_grpo(
@@ -187,21 +184,7 @@ def test_rloo_through_the_callback_without_subclassing(tmp_path, model_dir):
 
     model, tok = load(model_dir)
     train, heldout = datasets()
-    args = RLOOConfig(
-        output_dir=str(tmp_path / "rloo"),
-        max_steps=8,
-        learning_rate=2e-3,
-        per_device_train_batch_size=16,
-        num_generations=4,
-        max_completion_length=6,
-        beta=0.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        disable_tqdm=True,
-    )
+    args = RLOOConfig(output_dir=str(tmp_path / "rloo"), **{**TINY_RUN, "max_steps": 8})
     trainer = RLOOTrainer(
         model=model, reward_funcs=[sevens_reward], args=args, train_dataset=train, processing_class=tok
     )

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import AutoModelForCausalLM, TrainerCallback
+from transformers import AutoModelForCausalLM
 
 from alpharl_trainer.trainer import AlphaRLPPOConfig, AlphaRLPPOTrainer
 from tests.trainer import harness
@@ -30,36 +30,17 @@ def one_thread():
 
 
 def ppo_args(output_dir, **overrides) -> AlphaRLPPOConfig:
-    settings = dict(
-        output_dir=str(output_dir),
+    ppo = dict(
         max_steps=8,
-        learning_rate=2e-3,
-        lr_scheduler_type="constant",
-        per_device_train_batch_size=16,  # one mini-batch = 16 completions = 4 prompts x 4 generations
-        num_generations=4,
-        steps_per_generation=2,  # a rollout of 32 completions = 2 mini-batches
+        steps_per_generation=2,  # a rollout of 32 completions = 2 mini-batches of 16 (4 prompts x 4)
         num_iterations=1,
-        max_completion_length=6,
-        temperature=1.0,
         value_model="head",
         vf_coef=0.5,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        seed=0,
-        data_seed=0,
-        disable_tqdm=True,
         alpharl=False,
-        alpharl_interval=2,
-        alpharl_window_end=6,
-        alpharl_horizons=[1.5, 2.0],
-        alpharl_acceptance_prompts=0,
-        alpharl_finetune_steps=2,
     )
-    settings.update(overrides)
-    return AlphaRLPPOConfig(**settings)
+    return AlphaRLPPOConfig(
+        output_dir=str(output_dir), **{**harness.TINY_RUN, **harness.ALPHARL_RUN, **ppo, **overrides}
+    )
 
 
 def run_ppo(output_dir, model_dir, reward=sevens_reward, resume=None, callbacks=(), **overrides):
@@ -125,16 +106,8 @@ def test_checkpoints_hold_a_clean_policy_and_resume_restores_the_critic(tmp_path
     settings = dict(value_model="separate", max_steps=4, save_strategy="steps", save_steps=2)
     full = run_ppo(tmp_path / "a", model_dir, **settings)
 
-    class Crash(TrainerCallback):
-        def __init__(self, trainer):
-            pass
-
-        def on_save(self, args, state, control, **kwargs):
-            if state.global_step == 2:
-                raise KeyboardInterrupt("simulated kill after checkpoint-2")
-
     with pytest.raises(KeyboardInterrupt):
-        run_ppo(tmp_path / "b", model_dir, callbacks=[Crash], **settings)
+        run_ppo(tmp_path / "b", model_dir, callbacks=[harness.crash_after_save(2)], **settings)
     checkpoint = tmp_path / "b" / "checkpoint-2"
     with safe_open(str(checkpoint / "model.safetensors"), "pt") as f:
         assert not [k for k in f.keys() if k.startswith("value_model")]  # noqa: SIM118

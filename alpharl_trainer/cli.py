@@ -16,7 +16,7 @@ from alpharl_trainer.errors import AlphaRLError
 
 # subcommand -> (module under alpharl_trainer.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("train", "run an RL recipe (GRPO/DAPO/Dr.GRPO/GSPO/RLOO) with AlphaRL extrapolation"),
+    "train": ("train", "run an RL recipe (GRPO/DAPO/Dr.GRPO/GSPO/RLOO/PPO) with AlphaRL extrapolation"),
     "predict": ("predict", "forecast a checkpoint from a base and a window of checkpoints (offline)"),
     "analyze": ("analyze", "rank-1 dominance and linearity report of a series of checkpoints"),
     "eval": ("eval", "evaluate a checkpoint on a task or a benchmark file"),

@@ -8,15 +8,14 @@ memory holds about two tensors of the model at a time plus the compact trajector
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -36,10 +35,15 @@ from alpharl_trainer.extrapolation.forecast import Forecast, forecast
 from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular
 from alpharl_trainer.extrapolation.trajectory import Trajectory
 
+if TYPE_CHECKING:  # matplotlib is imported only when analyze plots
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 FITS = ("linear", "pls")
 REPORT_FILE = "alpharl_report.json"
 TRAJECTORY_DIR = "alpharl_trajectory"
 ANALYSIS_FILE = "analysis.json"
+LEGEND_BY_NAME_MAX = 8  # analyze's plots name up to this many tensors in their legend, else their kinds
 
 # Called for every (matrix, checkpoint) with the float32 update and its rank-1 triplet.
 DeltaHook = Callable[[str, int, torch.Tensor, Rank1], None]
@@ -350,98 +354,102 @@ def analyze(
     return analysis
 
 
+def _tensor_kind(name: str) -> str:
+    """A tensor's kind across layers, for legends: `model.layers.3.self_attn.q_proj.weight` -> `q_proj`."""
+    module, _, param = name.rpartition(".")
+    kind = module.rpartition(".")[2]
+    if not kind:
+        return name
+    return kind if param == "weight" else f"{kind}.{param}"
+
+
+def _legend(names: Sequence[str]) -> dict[str, tuple[tuple[float, ...], list[str]]]:
+    """Legend label -> (colour, tensors drawn in it): each tensor by name when few, else by kind and count."""
+    from matplotlib import colormaps
+
+    if len(names) <= LEGEND_BY_NAME_MAX:
+        groups = {name: [name] for name in names}
+    else:
+        kinds: dict[str, list[str]] = {}
+        for name in names:
+            kinds.setdefault(_tensor_kind(name), []).append(name)
+        groups = {f"{kind} ({len(group)})": group for kind, group in kinds.items()}
+    palette = [*colormaps["tab10"].colors, *colormaps["tab20"].colors[1::2]]  # 10 strong, then 10 light
+    return {label: (palette[i % len(palette)], group) for i, (label, group) in enumerate(groups.items())}
+
+
 def _plot_analysis(analysis: dict, folder: Path) -> None:
     """`distributions.png` (rank-1 share and R^2 over tensors) and `singular_values.png` (over steps)."""
-    import matplotlib
+    _distributions_figure(analysis).savefig(folder / "distributions.png", dpi=100)
+    _singular_values_figure(analysis).savefig(folder / "singular_values.png", dpi=100)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    matrices = analysis["matrices"].values()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    shares = [m["rank1_share"][-1] for m in matrices if m["rank1_share"][-1] is not None]
-    axes[0].hist(shares, bins=20, range=(0, 1))
-    axes[0].set(
-        title=f"rank-1 share at step {analysis['steps'][-1]}", xlabel="s1 / ||dW||_F", ylabel="tensors"
+def _figure(analysis: dict, legend: dict) -> tuple[Figure, list[Axes]]:
+    """A two-panel figure titled with what was analysed, with the colour legend to the right.
+
+    A plain `Figure`, not pyplot: writing the plots changes no global matplotlib state of the caller.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    steps = analysis["steps"]
+    span = "1 checkpoint (step " if len(steps) == 1 else f"{len(steps)} checkpoints (steps {steps[0]}-"
+    fig.suptitle(f"{len(analysis['matrices'])} tracked tensors, {span}{steps[-1]})")
+    handles = [Line2D([], [], color=color, lw=2, label=label) for label, (color, _) in legend.items()]
+    fig.legend(handles=handles, loc="outside right upper", title="tensor", fontsize="small")
+    return fig, fig.subplots(1, 2)
+
+
+def _stacked_hist(
+    ax: Axes, legend: dict, values: dict[str, float | None], value_range: tuple[float, float]
+) -> None:
+    """Histogram of one value per tensor, stacked by legend group in its colour (None values left out)."""
+    per_group = [[values[n] for n in names if values[n] is not None] for _, names in legend.values()]
+    colors = [color for color, _ in legend.values()]
+    ax.hist(per_group, bins=20, range=value_range, stacked=True, color=colors)
+
+
+def _distributions_figure(analysis: dict) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
+    matrices = analysis["matrices"]
+    legend = _legend(list(matrices))
+    fig, (share_ax, r2_ax) = _figure(analysis, legend)
+    _stacked_hist(share_ax, legend, {n: m["rank1_share"][-1] for n, m in matrices.items()}, (0, 1))
+    share_ax.set(
+        title=f"rank-1 share at step {analysis['steps'][-1]}", xlabel="s1 / ||W_t - W_0||_F", ylabel="tensors"
     )
-    r2 = [m["r2_linear"] for m in matrices if m["r2_linear"] is not None]
-    axes[1].hist(r2, bins=20, range=(min([0.0, *r2]), 1))
-    axes[1].set(title="linearity of a_t = s1 u1 vs step", xlabel="R^2", ylabel="tensors")
-    fig.tight_layout()
-    fig.savefig(folder / "distributions.png", dpi=100)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for m in matrices:
-        axes[0].plot(analysis["steps"], m["s1"], alpha=0.4, lw=1)
-        axes[1].plot(
-            analysis["steps"], [s if s is not None else math.nan for s in m["rank1_share"]], alpha=0.4, lw=1
+    r2 = {n: m["r2_linear"] for n, m in matrices.items()}
+    if any(v is not None for v in r2.values()):
+        _stacked_hist(r2_ax, legend, r2, (min(0.0, *(v for v in r2.values() if v is not None)), 1))
+    else:
+        r2_ax.text(
+            0.5, 0.5, "needs 3 or more checkpoints", ha="center", va="center", transform=r2_ax.transAxes
         )
-    axes[0].set(title="top singular value s1 of W_t - W_0", xlabel="step", ylabel="s1")
-    axes[1].set(title="rank-1 share s1 / ||dW||_F", xlabel="step", ylabel="share", ylim=(0, 1))
-    fig.tight_layout()
-    fig.savefig(folder / "singular_values.png", dpi=100)
-    plt.close(fig)
+    r2_ax.set(title="linearity: R^2 of the line fit of a_t = s1 u1 vs step", xlabel="R^2", ylabel="tensors")
+    for ax in (share_ax, r2_ax):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of tensors
+    return fig
 
 
-def add_window_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments `predict` and `analyze` share: the folders and which tensors to track."""
-    parser.add_argument(
-        "--base", required=True, metavar="DIR", help="checkpoint folder of the weights RL started from"
+def _singular_values_figure(analysis: dict) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
+    matrices, steps = analysis["matrices"], analysis["steps"]
+    legend = _legend(list(matrices))
+    fig, (s1_ax, share_ax) = _figure(analysis, legend)
+    for color, names in legend.values():
+        for name in names:
+            share = [v if v is not None else math.nan for v in matrices[name]["rank1_share"]]
+            style = {"color": color, "alpha": 0.7, "lw": 1, "marker": "o", "ms": 3}
+            s1_ax.plot(steps, matrices[name]["s1"], **style)
+            share_ax.plot(steps, share, **style)
+    s1_ax.set(title="top singular value of the update W_t - W_0", xlabel="step", ylabel="s1")
+    share_ax.set(
+        title="rank-1 share of the update", xlabel="step", ylabel="s1 / ||W_t - W_0||_F", ylim=(0, 1.05)
     )
-    parser.add_argument(
-        "--checkpoints",
-        nargs="+",
-        required=True,
-        metavar="DIR",
-        help="checkpoint folders of the window, in step order",
-    )
-    parser.add_argument(
-        "--steps",
-        nargs="+",
-        type=int,
-        metavar="N",
-        help="step of each checkpoint (default: from folder names)",
-    )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created atomically)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="read pickled .bin/.pt weights (only from a trusted source)",
-    )
-    track = parser.add_argument_group("tracked tensors (default: attention and MLP projections)")
-    track.add_argument("--track-embeddings", action="store_true", help="also track token embeddings")
-    track.add_argument("--track-lm-head", action="store_true", help="also track an untied lm_head")
-    track.add_argument("--track-vectors", action="store_true", help="also track 1-D tensors (norms, biases)")
-    track.add_argument("--include", metavar="REGEX", help="also track tensors whose name matches")
-    track.add_argument("--exclude", metavar="REGEX", help="never track tensors whose name matches")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def fmt(value: float | None) -> str:
-    """A summary number for the console; means over no tensors are None."""
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def window_kwargs(args: argparse.Namespace) -> dict:
-    """The keyword arguments of `predict`/`analyze` that `add_window_arguments` parsed."""
-    for flag, pattern in (("--include", args.include), ("--exclude", args.exclude)):
-        try:
-            re.compile(pattern or "")
-        except re.error as err:
-            raise AlphaRLError(f"{flag} {pattern!r} is not a valid regular expression: {err}") from err
-    selector = ParamSelector(
-        embeddings=args.track_embeddings,
-        lm_head=args.track_lm_head,
-        vectors=args.track_vectors,
-        include=args.include,
-        exclude=args.exclude,
-    )
-    return {
-        "steps": args.steps,
-        "selector": selector,
-        "allow_pickle": args.allow_pickle,
-        "overwrite": args.overwrite,
-        "progress": not args.quiet,
-    }
+    for ax in (s1_ax, share_ax):
+        # steps are whole numbers; round multiples (not 6, 12, 18 for checkpoints every 10 steps)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+    return fig

@@ -1,10 +1,17 @@
-"""`alpharl analyze`: rank-1 dominance and linearity report of a series of checkpoints."""
+"""`alpharl analyze`: rank-1 dominance and linearity report of a series of checkpoints.
+
+Says whether `alpharl predict` is worth trusting on a run. For every tracked tensor and checkpoint it
+measures how much of the update W_t - W_0 its top singular direction holds (s1/||dW||_F and s1/s2),
+how straight a line the rank-1 factor follows over the steps (R^2, from 3 checkpoints) and how stable
+its direction is (cosine of consecutive u). Writes `analysis.json` and PNG plots (distributions.png,
+singular_values.png) to --out and prints the means.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from alpharl_trainer.offline import add_window_arguments, analyze, fmt, window_kwargs
+from alpharl_trainer.commands.predict import add_window_arguments, fmt, window_kwargs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from alpharl_trainer.offline import analyze
+
     summary = analyze(args.base, args.checkpoints, args.out, **window_kwargs(args))["summary"]
     print(
         f"wrote {args.out}: {summary['tracked'] - summary['frozen']} tensors, "

@@ -1,5 +1,9 @@
 """`alpharl check-benchmark FILE...`: load benchmark files and self-grade their gold answers.
 
+Run it on a benchmark file before `alpharl eval --benchmark FILE`: a gold answer that does not grade as
+correct against itself means the detected fields or the answer grader do not fit the file, and the
+accuracy eval reports would be wrong.
+
 Per file: the detected question/answer fields, the row count, how many gold answers grade as correct
 against themselves, and each row that does not, with the reason. A file that cannot be loaded is
 reported and makes the exit status non-zero (after the other files are checked).

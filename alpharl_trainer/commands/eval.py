@@ -1,7 +1,10 @@
 """`alpharl eval CHECKPOINT (--task NAME | --benchmark FILE)`: accuracy, avg@n and pass@k of a checkpoint.
 
-Writes `results.jsonl` (per problem: completions, extracted answers, scores) and `summary.json` to
-`--out` (default `<checkpoint>/eval/<target>`), and prints the summary.
+Generates a greedy completion and --samples sampled ones per problem of a synthetic task or a benchmark
+JSON Lines file (with transformers, or vLLM), grades each extracted answer against the gold one, and
+reports greedy accuracy, avg@n over the samples and unbiased pass@k. Writes `results.jsonl` (per problem:
+completions, extracted answers, scores) and `summary.json` to `--out` (default
+`<checkpoint>/eval/<target>`), and prints the summary.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ import time
 
 import torch
 
+from alpharl_trainer.policies import shipped_policy
 from alpharl_trainer.tasks import get_task, to_dataset
 from alpharl_trainer.tasks.rewards import task_reward
-from alpharl_trainer.tiny import ensure_tiny_model
 from alpharl_trainer.trainer import AlphaRLGRPOConfig, AlphaRLGRPOTrainer
 
 DEFAULT_INTERVAL = AlphaRLGRPOConfig.__dataclass_fields__["alpharl_interval"].default
@@ -29,7 +29,7 @@ DEFAULT_INTERVAL = AlphaRLGRPOConfig.__dataclass_fields__["alpharl_interval"].de
 def run(steps: int, **alpharl) -> dict[str, list[float]]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = ensure_tiny_model()
+    path = shipped_policy("tiny")
     task = get_task("arithmetic", mix="rl")
     with tempfile.TemporaryDirectory() as out:
         args = AlphaRLGRPOConfig(
@@ -73,8 +73,6 @@ def main() -> None:
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     print(f"torch threads: {threads}; {args.steps} steps per run; interval {DEFAULT_INTERVAL}")
-    ensure_tiny_model()
-
     plain, snap, snap_cost = [], [], []
     started = time.perf_counter()
     for _ in range(args.repeats):

@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 
 from alpharl_trainer.evaluate import teacher_forced
+from alpharl_trainer.policies import shipped_policy
 from alpharl_trainer.tasks import get_task, to_dataset
 from alpharl_trainer.tasks.rewards import task_reward
-from alpharl_trainer.tiny import REPO_ROOT, ensure_tiny_model
+from alpharl_trainer.tiny import REPO_ROOT
 
 REGIMES = {
     # The paper's regime: a competent policy refined by low-noise RL (big batch, low lr).
@@ -82,7 +83,7 @@ def train(args, model_dir: Path) -> float:
         beta=0.0,
         use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         report_to="none",
         save_strategy="steps",
         save_steps=args.save_every,
@@ -166,7 +167,7 @@ def main() -> None:
 
     args = parse_args()
     torch.set_num_threads(args.threads)
-    model_dir = args.model or ensure_tiny_model()
+    model_dir = args.model or shipped_policy("tiny")
     if args.out.exists():
         shutil.rmtree(args.out)
     sec_per_step = train(args, model_dir)

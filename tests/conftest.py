@@ -13,10 +13,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    """The default tiny SFT policy (tokenizer + Qwen2), built once into `<repo>/.cache` and reused.
+    """The tiny SFT policy shipped in the repository (tokenizer + Qwen2), checksum-verified: the same
+    weights on every machine, so no test depends on where a policy was built."""
+    from alpharl_trainer.policies import shipped_policy
 
-    The first build on a fresh machine takes a few minutes; later sessions load it from the cache.
-    """
-    from alpharl_trainer.tiny import ensure_tiny_model
-
-    return ensure_tiny_model()
+    return shipped_policy("tiny")

@@ -10,7 +10,15 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tiny import TinyConfig, build_tiny_model, build_tokenizer, ensure_tiny_model
 
 # A few SFT steps: enough to check building, saving and loading, not competence.
-QUICK = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, steps=3, batch_size=8)
+QUICK = TinyConfig(
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    steps=3,
+    batch_size=8,
+    target_accuracy=None,
+)
 
 
 def test_tokenizer_round_trips_printable_ascii():

@@ -1,4 +1,11 @@
-"""`alpharl reproduce`: run a reproduction suite (full RL runs, every method at every window, report)."""
+"""`alpharl reproduce`: the paper's Table 1 at CPU scale, against baselines.
+
+Runs a reproduction suite (a YAML recipe, default recipes/reproduce/default.yaml): full RL runs from the
+shipped tiny SFT policy, then at each window end every method (AlphaRL as the paper's scripts, this project's
+default, truncated run, ExPO, LAWA, ...) predicts from the window's checkpoints only, and every prediction
+is scored the same way on the task's test split. Writes results.md, results.csv and plots to --out. A
+stopped suite resumes from its finished runs; --quick runs a small suite in under 10 minutes.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,8 @@ import time
 from pathlib import Path
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.tiny import REPO_ROOT
 
+REPO_ROOT = Path(__file__).resolve().parents[2]  # not alpharl_trainer.tiny's: that imports torch
 DEFAULT = REPO_ROOT / "recipes" / "reproduce" / "default.yaml"
 QUICK = REPO_ROOT / "recipes" / "reproduce" / "quick.yaml"
 
@@ -19,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help=f"run the quick suite ({QUICK.name}, < 10 min)")
     parser.add_argument("--out", type=Path, help="results folder (default: the recipe's `out`)")
     parser.add_argument("--work-dir", type=Path, help="checkpoints and per-run results (default: recipe's)")
-    parser.add_argument("--model", type=Path, help="base policy folder (default: the cached tiny SFT model)")
+    parser.add_argument("--model", type=Path, help="base policy folder (default: the shipped tiny policy)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("out", args.out), ("work_dir", args.work_dir)) if v is not None}
     suite = dataclasses.replace(suite, **overrides)
     if args.model is None:
-        from alpharl_trainer.tiny import ensure_tiny_model
+        from alpharl_trainer.policies import shipped_policy
 
-        base = ensure_tiny_model()
+        base = shipped_policy("tiny")
     elif not (args.model / "config.json").is_file():
         raise AlphaRLError(f"--model {args.model}: not a model checkpoint folder (no config.json)")
     else:

@@ -20,7 +20,14 @@ from alpharl_trainer.tiny import TinyConfig, ensure_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_MODEL = TinyConfig(
-    hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, steps=60, batch_size=64, lr=3e-3
+    hidden_size=64,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=128,
+    steps=60,
+    batch_size=64,
+    lr=3e-3,
+    target_accuracy=None,
 )
 
 

@@ -210,15 +210,15 @@ def test_paper_recipe_parses():
 
 def _heldout_after(trainer_cls, config_cls, steps: int, **settings) -> tuple[float, float, float]:
     """(base, final) teacher-forced exact match on 1000 held-out problems and the completion tokens generated,
-    after `steps` steps of 8 prompts x 8 samples on the arithmetic task from the default tiny SFT policy."""
+    after `steps` steps of 8 prompts x 8 samples on the arithmetic task from the shipped tiny SFT policy."""
     from alpharl_trainer.evaluate import teacher_forced
+    from alpharl_trainer.policies import shipped_policy
     from alpharl_trainer.tasks import get_task, to_dataset
     from alpharl_trainer.tasks.rewards import task_reward
-    from alpharl_trainer.tiny import ensure_tiny_model
 
     task = get_task("arithmetic", mix="rl")
     problems = task.problems("heldout", 1000, 12345)
-    model, tok = load(ensure_tiny_model())
+    model, tok = load(shipped_policy("tiny"))
     tok.padding_side = "left"
     base = teacher_forced(model, tok, problems)["exact"]
     args = config_cls(

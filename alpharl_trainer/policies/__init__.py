@@ -1,0 +1,76 @@
+"""Base policies shipped in the repository, so that every machine starts RL from the same weights.
+
+The tiny SFT policy is cheap to build from code, but its build is chaotic across machines (the carry jump
+of a small model learning addition comes at a step that float rounding decides; see `tiny.py`): a policy
+built on another machine scored 0.108 instead of 0.455 on the RL mix, and every recipe, test and result
+is written for one policy. So the policy is data: a folder here with its tokenizer, its build recipe and a
+`SHA256SUMS` file, verified before use. `model_name_or_path: tiny` in a recipe names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from alpharl_trainer.errors import AlphaRLError
+
+ROOT = Path(__file__).resolve().parent
+SHIPPED = ("tiny",)
+"""Names usable as `model_name_or_path`; each is a folder beside this file."""
+CHECKSUMS = "SHA256SUMS"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shipped_policy(name: str) -> Path:
+    """The folder of shipped policy `name`, after checking every file against its SHA256SUMS.
+
+    A mismatch (a truncated clone, a Git LFS pointer, an edited file) is an error, not a silent change of
+    the base policy every number was measured on.
+    """
+    if name not in SHIPPED:
+        raise AlphaRLError(f"no shipped policy {name!r}; shipped: {', '.join(SHIPPED)}")
+    folder = ROOT / name
+    sums = folder / CHECKSUMS
+    if not sums.is_file():
+        raise AlphaRLError(
+            f"shipped policy {name!r} is incomplete: {sums} is missing (re-clone the repository)"
+        )
+    for line in sums.read_text().splitlines():
+        expected, _, file = line.strip().partition("  ")
+        path = folder / file
+        if not path.is_file():
+            raise AlphaRLError(f"shipped policy {name!r} is incomplete: {path} is missing")
+        if _sha256(path) != expected:
+            raise AlphaRLError(
+                f"shipped policy {name!r}: {path} does not match its checksum in {sums} "
+                "(corrupt or changed; `git checkout -- alpharl_trainer/policies` restores it)"
+            )
+    return folder
+
+
+def write_checksums(folder: Path) -> Path:
+    """Write `folder/SHA256SUMS` for every file in it (in `sha256sum` format: `sha256sum -c` checks it)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS)
+    lines = [f"{_sha256(p)}  {p.name}" for p in files]
+    (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
+    return folder / CHECKSUMS
+
+
+def resolve_policy(name_or_path: str) -> Path:
+    """A shipped policy's verified folder, or `name_or_path` itself as a local folder (never a download)."""
+    if name_or_path in SHIPPED:
+        return shipped_policy(name_or_path)
+    path = Path(name_or_path)
+    if not path.is_dir():
+        raise AlphaRLError(
+            f"model folder {path} does not exist (nothing is downloaded: give a local folder, or one of the "
+            f"shipped policies: {', '.join(SHIPPED)})"
+        )
+    return path

@@ -1,0 +1,66 @@
+"""The shipped base policy: verified before use, and pinned to the accuracy every recipe is written for."""
+
+from __future__ import annotations
+
+import collections
+import shutil
+
+import pytest
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.policies import ROOT, resolve_policy, shipped_policy
+
+# Teacher-forced exact match of the shipped policy on the first 1,000 test-split problems of the arithmetic RL
+# mix (seed 0), per category: (right, problems). The recipes' comments and the README's numbers rest on these.
+PINNED = {"2+3": (195, 320), "3+2": (205, 344), "3+3": (159, 336)}
+
+
+def test_shipped_policy_scores_what_the_recipes_are_written_for(tiny_model_dir):
+    from alpharl_trainer.evaluate import load_policy, teacher_forced
+    from alpharl_trainer.tasks import get_task
+
+    model, tokenizer = load_policy(tiny_model_dir)
+    problems = get_task("arithmetic", mix="rl").problems("test", 1000, 0)
+    exact = teacher_forced(model, tokenizer, problems)["exact_per_problem"]
+    right, total = collections.Counter(), collections.Counter()
+    for problem, hit in zip(problems, exact, strict=True):
+        right[problem.category] += hit
+        total[problem.category] += 1
+    measured = {c: (right[c], total[c]) for c in total}
+    # The same weights everywhere; a few problems of slack for argmax near-ties on other CPU kernels.
+    assert measured.keys() == PINNED.keys()
+    for category, (hits, n) in PINNED.items():
+        assert measured[category][1] == n
+        assert abs(measured[category][0] - hits) <= 3, (category, measured[category], (hits, n))
+
+
+def _copy(tmp_path, monkeypatch):
+    root = tmp_path / "policies"
+    shutil.copytree(ROOT / "tiny", root / "tiny")
+    monkeypatch.setattr("alpharl_trainer.policies.ROOT", root)
+    return root / "tiny"
+
+
+def test_a_changed_or_missing_file_is_refused(tmp_path, monkeypatch):
+    folder = _copy(tmp_path, monkeypatch)
+    assert shipped_policy("tiny") == folder
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(AlphaRLError, match="model.safetensors does not match its checksum"):
+        shipped_policy("tiny")
+    weights.unlink()
+    with pytest.raises(AlphaRLError, match="incomplete: .*model.safetensors is missing"):
+        resolve_policy("tiny")
+    (folder / "SHA256SUMS").unlink()
+    with pytest.raises(AlphaRLError, match="SHA256SUMS is missing"):
+        resolve_policy("tiny")
+
+
+def test_names_and_folders(tmp_path):
+    with pytest.raises(AlphaRLError, match="no shipped policy 'huge'"):
+        shipped_policy("huge")
+    with pytest.raises(AlphaRLError, match="nothing is downloaded"):
+        resolve_policy("Qwen/Qwen3-8B")
+    assert resolve_policy(str(tmp_path)) == tmp_path

@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.policies import SHIPPED
 
 GIB = 1024**3
 DEFAULT_GPU_MEMORY_GB = 80.0  # H100/H800/A100-80GB: the class of GPU the paper's runs used
@@ -272,14 +273,12 @@ def _read_deepspeed_json(launch: Launch, path: Path) -> None:
 # ---- the model ---------------------------------------------------------------------------------------------
 def resolve_model(path: str, params_hint: float | None) -> ModelSize | None:
     """Parameter count (and architecture when known) without reading a single weight."""
-    folder = _tiny_folder() if path == "tiny" else Path(path)
-    if folder is not None and (folder / "config.json").is_file():
+    from alpharl_trainer.policies import ROOT
+
+    folder = ROOT / path if path in SHIPPED else Path(path)
+    if (folder / "config.json").is_file():
         config = json.loads((folder / "config.json").read_text())
         return ModelSize(_count_params(config), f"{folder}/config.json (meta-device build)", _arch(config))
-    if path == "tiny":
-        return ModelSize(
-            _count_params(_tiny_config()), "the tiny recipe (not built yet)", _arch(_tiny_config())
-        )
     if params_hint:
         return ModelSize(int(params_hint), "--model-params")
     name = Path(path).name.lower()
@@ -290,30 +289,6 @@ def resolve_model(path: str, params_hint: float | None) -> ModelSize | None:
                 _count_params(config), f"known architecture {key!r} (folder absent)", _arch(config)
             )
     return None
-
-
-def _tiny_folder() -> Path | None:
-    from alpharl_trainer.tiny import DEFAULT_CACHE_ROOT, TinyConfig
-
-    return DEFAULT_CACHE_ROOT / f"tiny-model-{TinyConfig().recipe_hash()}"
-
-
-def _tiny_config() -> dict:
-    from alpharl_trainer.tiny import CHARS, TinyConfig
-
-    tiny = TinyConfig()
-    return dict(
-        model_type="qwen2",
-        vocab_size=len(CHARS) + 4,  # + pad, bos, eos, unk
-        hidden_size=tiny.hidden_size,
-        intermediate_size=tiny.intermediate_size,
-        num_hidden_layers=tiny.num_layers,
-        num_attention_heads=tiny.num_heads,
-        num_key_value_heads=tiny.num_heads,
-        max_position_embeddings=tiny.max_positions,
-        tie_word_embeddings=True,
-        dtype="float32",
-    )
 
 
 def _count_params(config: dict) -> int:
@@ -413,16 +388,14 @@ def alpharl_plan(values: dict, plan: Plan) -> None:
     except AlphaRLError as err:
         plan.errors.append(f"AlphaRL: {err}")
         return
-    end, interval = config.window_end_step(max_steps), config.alpharl_interval
+    end = config.window_end_step(max_steps)
     targets = (
-        [h * end for h in config.alpharl_horizons]
-        if config.alpharl_covariate == "step"
-        else config.alpharl_target_rewards
+        config.target_steps(end) if config.alpharl_covariate == "step" else config.alpharl_target_rewards
     )
     candidates = len(config.candidates())
     acceptance = config.alpharl_acceptance_prompts * config.alpharl_acceptance_samples * (1 + candidates)
     plan.alpharl = {
-        "snapshot_steps": list(range(interval, end + 1, interval)),
+        "snapshot_steps": config.snapshot_steps(max_steps),
         "window_end": end,
         "window_share": end / max_steps if max_steps > 0 else None,
         "targets": targets,
@@ -518,7 +491,7 @@ def _activations(values: dict, arch: dict) -> dict[str, float]:
     b = values["per_device_train_batch_size"]
     completion = values["max_completion_length"]
     tokens = max(values.get("vllm_max_model_length") or 0, PROMPT_TOKENS + completion)
-    per_token = 2 if values.get("gradient_checkpointing") else 34
+    per_token = 2 if values.get("activation_checkpointing") else 34
     hidden = arch["num_hidden_layers"] * b * tokens * arch["hidden_size"] * per_token
     # TRL keeps logits only for completion tokens, in bf16: forward, /temperature, gradient
     logits = 3 * b * completion * arch["vocab_size"] * 2
@@ -560,7 +533,7 @@ def _model_checks(values: dict, model: ModelSize, plan: Plan) -> None:
     length = values.get("vllm_max_model_length") or values["max_completion_length"]
     if limit and length > limit:
         plan.warnings.append(f"sequences of up to {length} tokens exceed the model's {limit} positions")
-    if values["model_name_or_path"] != "tiny" and not Path(values["model_name_or_path"]).is_dir():
+    if values["model_name_or_path"] not in SHIPPED and not Path(values["model_name_or_path"]).is_dir():
         plan.notes.append(f"model folder {values['model_name_or_path']} is absent here (needed at launch)")
 
 

@@ -42,8 +42,8 @@ class ScriptArguments:
     model_name_or_path: str = field(
         default="tiny",
         metadata={
-            "help": "Policy: a local Hugging Face model folder, or 'tiny' for the project's cached tiny SFT "
-            "policy (built on first use, a few minutes on CPU). Nothing is downloaded."
+            "help": "Policy: a local Hugging Face model folder, or 'tiny' for the tiny SFT policy shipped in "
+            "the repository (alpharl_trainer/policies/tiny, checksummed). Nothing is downloaded."
         },
     )
     task: str = field(
@@ -82,9 +82,27 @@ class ScriptArguments:
             "report both."
         },
     )
+    report_truncated: bool = field(
+        default=True,
+        metadata={
+            "help": "With report_test_size: also train the truncated run (the same recipe without AlphaRL, "
+            "stopped at the AlphaRL run's last step) and report the final model's paired difference to it. "
+            "Doubles the training time; single process only."
+        },
+    )
     auto_resume: bool = field(
         default=True,
-        metadata={"help": "Resume from the last checkpoint in output_dir when there is one (requeue-safe)."},
+        metadata={
+            "help": "Resume from the last checkpoint in output_dir when it holds an unfinished run "
+            "(requeue-safe). A finished run is never resumed: remove it or choose another output_dir."
+        },
+    )
+    torch_threads: int = field(
+        default=0,
+        metadata={
+            "help": "torch CPU threads per process (0: torch's default, one per core). Small models on a "
+            "few cores run faster at 1 (no thread contention), especially on a busy machine."
+        },
     )
 
 
@@ -98,33 +116,37 @@ def _config_class(trainer: str):
 
 
 def parse(argv: list[str]):
-    """(ScriptArguments, trainer config) from `--config RECIPE.yaml` plus command-line overrides."""
+    """(ScriptArguments, trainer config) from `--config RECIPE.yaml` plus command-line overrides.
+
+    A YAML syntax error, an unknown key or flag and TRL's own config checks (e.g. `num_generations` not
+    dividing the batch) become one AlphaRLError naming the recipe, not a traceback."""
     from trl import TrlParser
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     pre.add_argument("--trainer")
     known, _ = pre.parse_known_args(argv)
-    trainer = known.trainer
-    if trainer is None and known.config:
-        if not Path(known.config).is_file():
-            raise AlphaRLError(f"recipe {known.config} does not exist")
-        trainer = (yaml.safe_load(Path(known.config).read_text()) or {}).get("trainer")
-    parser = TrlParser((ScriptArguments, _config_class(trainer or "grpo")))
-    script, config = parser.parse_args_and_config(argv)
-    return script, config
+    source = f"recipe {known.config}" if known.config else "command line"
+    try:
+        trainer = known.trainer
+        if trainer is None and known.config:
+            if not Path(known.config).is_file():
+                raise AlphaRLError(f"recipe {known.config} does not exist")
+            trainer = (yaml.safe_load(Path(known.config).read_text()) or {}).get("trainer")
+        parser = TrlParser((ScriptArguments, _config_class(trainer or "grpo")))
+        return parser.parse_args_and_config(argv)
+    except yaml.YAMLError as err:
+        raise AlphaRLError(f"{source} is not valid YAML: {' '.join(str(err).split())}") from err
+    except ValueError as err:
+        raise AlphaRLError(f"{source}: {err}") from err
 
 
 def load_policy(script: ScriptArguments):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = script.model_name_or_path
-    if path == "tiny":
-        from alpharl_trainer.tiny import ensure_tiny_model
+    from alpharl_trainer.policies import resolve_policy
 
-        path = str(ensure_tiny_model())
-    if not Path(path).is_dir():
-        raise AlphaRLError(f"model folder {path} does not exist (nothing is downloaded: give a local folder)")
+    path = resolve_policy(script.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
@@ -182,7 +204,7 @@ def test_score(model, tokenizer, task, script: ScriptArguments) -> dict | None:
     model.eval()
     scores = teacher_forced(model, tokenizer, problems)
     model.train(was_training)
-    return {"exact": scores["exact"], "logprob": scores["logprob"]}
+    return scores
 
 
 def last_checkpoint(output_dir: str) -> str | None:
@@ -191,23 +213,106 @@ def last_checkpoint(output_dir: str) -> str | None:
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
+def check_before_loading(script: ScriptArguments, config) -> None:
+    """What can be checked without weights, so a bad recipe fails in a second rather than after loading."""
+    from alpharl_trainer.policies import resolve_policy
+    from alpharl_trainer.tasks import TASKS
+
+    if getattr(config, "alpharl", False):
+        from alpharl_trainer.trainer.config import AlphaRLConfig
+
+        AlphaRLConfig.from_args(config).validate_alpharl(config.max_steps, config.logging_steps)
+    unknown = [r for r in script.rewards if r not in REWARDS]
+    if unknown:
+        raise AlphaRLError(f"unknown reward(s) {unknown}; choose from {', '.join(REWARDS)}")
+    if script.task not in TASKS and not Path(script.task).is_file():
+        raise AlphaRLError(
+            f"task {script.task!r} is neither a synthetic task ({', '.join(TASKS)}) nor a file"
+        )
+    resolve_policy(script.model_name_or_path)
+
+
+def resume_point(script: ScriptArguments, config) -> str | None:
+    """The checkpoint to resume from, saying why; a finished run in output_dir is an error, not a resume."""
+    if config.resume_from_checkpoint is not None or not script.auto_resume:
+        return config.resume_from_checkpoint
+    summary = Path(config.output_dir) / "alpharl" / "summary.json"
+    if summary.is_file():
+        raise AlphaRLError(
+            f"{config.output_dir} holds a finished run ({summary}); remove it or set another output_dir "
+            "(`make run` starts a fresh main job each time)"
+        )
+    last = last_checkpoint(config.output_dir)
+    if last:
+        print(
+            f"resuming from {last}: {config.output_dir} holds an unfinished run (auto_resume; remove the "
+            "folder to start over)",
+            flush=True,
+        )
+    return last
+
+
+def train_truncated(argv: list[str], stop_step: int, train, heldout, task):
+    """The truncated run: the same recipe (`argv`) without AlphaRL (same seed, data, schedule), stopped at
+    `stop_step`, in a temporary folder (nothing of it is kept). Returns its model."""
+    import tempfile
+
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop |= state.global_step >= stop_step
+
+    with tempfile.TemporaryDirectory(prefix="alpharl-truncated-") as out:
+        overrides = ["--alpharl", "false", "--output_dir", out, "--save_strategy", "no"]
+        script, config = parse([*argv, *overrides, "--report_to", "none"])
+        model, tokenizer = load_policy(script)
+        trainer = trainer_class(script.trainer)(
+            model=model,
+            reward_funcs=build_rewards(script, task, config, tokenizer),
+            args=config,
+            train_dataset=train,
+            eval_dataset=heldout,
+            processing_class=tokenizer,
+            callbacks=[StopAt()],
+        )
+        trainer.train()
+        return trainer.accelerator.unwrap_model(trainer.model)
+
+
+def trainer_class(name: str):
+    from alpharl_trainer.trainer import AlphaRLGRPOTrainer, AlphaRLPPOTrainer, AlphaRLRLOOTrainer
+
+    return {"grpo": AlphaRLGRPOTrainer, "rloo": AlphaRLRLOOTrainer, "ppo": AlphaRLPPOTrainer}[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     from alpharl_trainer import plan
+    from alpharl_trainer.run_report import Stage
 
     dry_run, argv = plan.pop_plan_args(sys.argv[1:] if argv is None else argv)
     if dry_run is not None:
         return plan.run(argv, dry_run)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     script, config = parse(argv)
-    from alpharl_trainer.trainer import AlphaRLGRPOTrainer, AlphaRLPPOTrainer, AlphaRLRLOOTrainer
+    check_before_loading(script, config)
+    if script.torch_threads:
+        import torch
 
+        torch.set_num_threads(script.torch_threads)
+    resume = resume_point(script, config)
     model, tokenizer = load_policy(script)
     train, heldout, task = build_data(script)
-    base_score = test_score(model, tokenizer, task, script) if script.report_test_size else None
-    trainer_cls = {"grpo": AlphaRLGRPOTrainer, "rloo": AlphaRLRLOOTrainer, "ppo": AlphaRLPPOTrainer}[
-        script.trainer
-    ]
-    trainer = trainer_cls(
+    scoring = bool(script.report_test_size) and task is not None
+    stages: list[Stage] = []
+
+    def score(name: str, step: int, policy, reference: str | None = None) -> None:
+        result = test_score(policy, tokenizer, task, script)
+        stages.append(Stage(name, step, result["exact_per_problem"], reference))
+
+    if scoring:
+        score("base policy", 0, model)
+    trainer = trainer_class(script.trainer)(
         model=model,
         reward_funcs=build_rewards(script, task, config, tokenizer),
         args=config,
@@ -215,31 +320,85 @@ def main(argv: list[str] | None = None) -> int:
         eval_dataset=heldout,
         processing_class=tokenizer,
     )
-    resume = config.resume_from_checkpoint
-    if resume is None and script.auto_resume:
-        resume = last_checkpoint(config.output_dir)
-        if resume:
-            logger.info("resuming from %s", resume)
+    if scoring and trainer.alpharl is not None:
+
+        def at_window_end(event: str, step: int) -> None:
+            policy = trainer.accelerator.unwrap_model(trainer.model)
+            if event == "window":
+                score("window end (truncated run)", step, policy, "base policy")
+            elif trainer.alpharl.swap["chosen"] is not None:
+                score("forecast applied", step, policy, "window end (truncated run)")
+
+        trainer.alpharl.listeners.append(at_window_end)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(config.output_dir)
     if trainer.accelerator.is_main_process:
-        summary = {"steps": trainer.state.global_step}
-        if trainer.alpharl is not None:
-            summary.update(swap=trainer.alpharl.swap, snapshots=trainer.alpharl.trajectory.steps)
-        if base_score is not None:
-            final = test_score(trainer.accelerator.unwrap_model(trainer.model), tokenizer, task, script)
-            summary["test"] = {"base": base_score, "final": final, "problems": script.report_test_size}
-            print(f"test accuracy (teacher-forced, {script.report_test_size} problems): "
-                  f"base {base_score['exact']:.3f} -> final {final['exact']:.3f}")  # fmt: skip
-        path = Path(config.output_dir) / "alpharl" / "summary.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=1))
-        if trainer.alpharl is not None:
-            from alpharl_trainer.trainer.model_card import write_alpharl_card
-
-            write_alpharl_card(config.output_dir, trainer.alpharl, script.model_name_or_path)
-        logger.info("AlphaRL summary: %s", summary)
+        step = trainer.state.global_step
+        swap = trainer.alpharl.swap if trainer.alpharl is not None else None
+        if scoring:
+            final = trainer.accelerator.unwrap_model(trainer.model)
+            reference = None
+            single = trainer.accelerator.num_processes == 1
+            if swap is not None and script.report_truncated and single and step > swap["step"]:
+                print(f"training the truncated run to step {step} (same recipe, no AlphaRL) for the report")
+                truncated = train_truncated(argv, step, train, heldout, task)
+                reference = "truncated run"
+                score(reference, step, truncated, "base policy")
+            elif swap is not None and step == swap["step"]:
+                reference = "window end (truncated run)"
+            score("final", step, final, reference)
+        summary = write_summary(script, config, trainer, stages)
+        print_summary(summary)
     return 0
+
+
+def write_summary(script: ScriptArguments, config, trainer, stages) -> dict:
+    """`output_dir/alpharl/summary.json` (atomically) and the model card's AlphaRL section."""
+    from alpharl_trainer.run_report import stage_table
+
+    out = Path(config.output_dir)
+    summary: dict = {"output_dir": str(out), "steps": trainer.state.global_step, "finished": True}
+    if trainer.alpharl is not None:
+        summary.update(swap=trainer.alpharl.swap, snapshots=trainer.alpharl.trajectory.steps)
+    if stages:
+        summary["test"] = {
+            "problems": script.report_test_size,
+            "scoring": "teacher-forced exact match on the test split (equals greedy decoding)",
+            "interval": "paired 95% normal interval of the per-problem difference",
+            "stages": stage_table(stages),
+        }
+    path = out / "alpharl" / "summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    os.replace(tmp, path)
+    if trainer.alpharl is not None:
+        from alpharl_trainer.trainer.model_card import write_alpharl_card
+
+        write_alpharl_card(config.output_dir, trainer.alpharl, script.model_name_or_path, summary.get("test"))
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    """A few plain lines: what happened at the window end, accuracy per stage, where the outputs are."""
+    from alpharl_trainer.run_report import format_stages
+    from alpharl_trainer.trainer.callback import describe_decision
+
+    lines = ["", f"== run finished at step {summary['steps']} =="]
+    swap = summary.get("swap")
+    if "swap" in summary:
+        lines.append(describe_decision(swap) if swap else "AlphaRL: the run stopped before the window closed")
+    test = summary.get("test")
+    if test:
+        lines.append(
+            f"test accuracy ({test['problems']} problems, {test['scoring']}; +- is a {test['interval']}):"
+        )
+        lines += format_stages(test["stages"])
+    out = summary["output_dir"]
+    lines.append(
+        f"outputs: final model in {out}/, summary in {out}/alpharl/summary.json, checkpoints in {out}/"
+    )
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

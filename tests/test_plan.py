@@ -92,8 +92,8 @@ def test_process_count_enters_the_batch_arithmetic():
 
 
 def test_short_window_is_an_error():
-    result = _plan(REPO / "recipes" / "tiny" / "grpo.yaml", "--alpharl_window_end", "25")
-    assert any("fewer than 3 snapshots" in e for e in result.errors)
+    result = _plan(REPO / "recipes" / "tiny" / "grpo.yaml", "--alpharl_window_end", "15")
+    assert any("holds 2 snapshot(s)" in e and "a line fit needs 3" in e for e in result.errors)
 
 
 def test_window_inside_a_rollout_batch_warns():

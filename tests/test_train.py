@@ -1,4 +1,6 @@
-"""Every tiny recipe parses and really trains a few steps through `alpharl train` (swap included)."""
+"""Every tiny recipe parses and really trains a few steps through `alpharl train` (swap included); the run
+says what happened; a finished run is not resumed; the README's `alpharl train` examples plan cleanly; bad
+recipes fail before any weight is loaded."""
 
 from __future__ import annotations
 
@@ -38,9 +40,19 @@ def test_tiny_recipe_trains_and_decides_a_swap(recipe: Path, tmp_path):
     )
     assert code == 0
     summary = json.loads((out / "alpharl" / "summary.json").read_text())
-    assert summary["snapshots"] == [2, 4, 6]
+    assert summary["snapshots"] == [2, 4, 6] and summary["finished"]
     assert summary["swap"]["step"] == 6 and "current" in summary["swap"]["scores"]
-    assert 0.0 <= summary["test"]["final"]["exact"] <= 1.0
+    stages = {row["stage"]: row for row in summary["test"]["stages"]}
+    applied = summary["swap"]["chosen"] is not None
+    expected = {"base policy", "window end (truncated run)", "final"} | (
+        {"forecast applied"} if applied else set()
+    )
+    assert stages.keys() == expected
+    # No fine-tune: the final model is the window end's decision, compared with the truncated run there.
+    assert stages["final"]["vs"] == "window end (truncated run)" and stages["final"]["step"] == 6
+    assert stages["final"]["paired"]["n"] == 16
+    if not applied:  # a rollback keeps W_K: the final model is the truncated run itself
+        assert stages["final"]["paired"]["diff"] == 0
     assert (out / "model.safetensors").is_file()
 
 
@@ -55,3 +67,67 @@ def test_recipe_errors_are_clear(tmp_path):
         cli(["train", str(RECIPES[0]), "--model_name_or_path", str(tmp_path / "nope"), "--use_cpu", "true"])
         == 2
     )
+
+
+def test_main_job_report_pairs_the_final_model_with_a_truncated_run(tmp_path, capsys):
+    """With a fine-tune after the swap, the truncated run is trained to the same step and paired with it."""
+    out = tmp_path / "run"
+    args = [
+        "train",
+        str(REPO / "recipes" / "tiny" / "grpo.yaml"),
+        "--model_name_or_path",
+        str(test_model_dir()),
+    ]
+    args += [
+        "--output_dir",
+        str(out),
+        *SHORT,
+        "--alpharl_finetune_steps",
+        "2",
+        "--alpharl_acceptance_margin",
+        "-1",
+        "--max_steps",
+        "10",
+    ]
+    assert cli(args) == 0  # margin -1: the first candidate is applied, so the final model differs from W_K
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "alpharl" / "summary.json").read_text())
+    stages = {row["stage"]: row for row in summary["test"]["stages"]}
+    assert summary["steps"] == 8 and stages["truncated run"]["step"] == 8
+    assert stages["final"]["vs"] == "truncated run" and stages["forecast applied"]["step"] == 6
+    assert "== run finished at step 8 ==" in printed and "AlphaRL at step 6: applied the forecast" in printed
+    assert f"summary in {out}/alpharl/summary.json" in printed
+    assert not (out / "truncated").exists()  # the truncated run saves nothing
+
+    assert cli(args) == 2  # running it again does not resume a finished run
+    assert "holds a finished run" in capsys.readouterr().err
+
+
+README_TRAIN = [
+    line.strip().split(" ", 2)[2]
+    for line in (REPO / "README.md").read_text().splitlines()
+    if line.strip().startswith("alpharl train ")
+]
+
+
+@pytest.mark.parametrize("example", README_TRAIN)
+def test_readme_train_examples_plan_cleanly(example: str, capsys, monkeypatch):
+    """`alpharl train --dry-run` runs the same checks as a real run before it loads anything."""
+    monkeypatch.chdir(REPO)
+    assert cli(["train", "--dry-run", *example.split()]) == 0, capsys.readouterr()
+
+
+def test_bad_settings_fail_before_loading_weights(tmp_path, monkeypatch):
+    def never(*_args, **_kwargs):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr("alpharl_trainer.train.load_policy", never)
+    recipe = str(RECIPES[0])
+    out = ["--output_dir", str(tmp_path / "out")]
+    assert cli(["train", recipe, *out, "--max_steps", "30", "--alpharl_window_end", "60"]) == 2
+    assert cli(["train", recipe, *out, "--no_such_field", "1"]) == 2
+    assert cli(["train", recipe, *out, "--num_generations", "3"]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer: grpo\nmax_steps: [\n")
+    assert cli(["train", str(bad)]) == 2
+    assert not (tmp_path / "out").exists()

@@ -1,5 +1,12 @@
 """`alpharl train RECIPE.yaml [--field value ...]`: run a recipe in this process.
 
+A recipe configures a whole RL run: the policy, the task and its rewards, the TRL trainer (GRPO and its
+DAPO/Dr. GRPO/GSPO loss settings, RLOO, PPO) and AlphaRL (rank-1 snapshots during a window, a forecast of
+where the weights are heading, candidate jumps scored on held-out prompts, a hot-swap or a rollback). Any
+field can be overridden with a flag. At the end it prints what happened (the gate's decision; with
+`report_test_size`, test accuracy of the base, the window end, the applied forecast and the final model,
+paired against the truncated run) and writes `OUTPUT_DIR/alpharl/summary.json`.
+
 For several processes or DeepSpeed, launch the same module with accelerate:
 `accelerate launch --config_file configs/ddp.yaml -m alpharl_trainer.train --config RECIPE.yaml`.
 `alpharl train --dry-run RECIPE` prints the resolved plan (batches, AlphaRL window, memory per GPU) and checks

@@ -102,7 +102,7 @@ def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, ma
         beta=0.0,
         use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         dataloader_num_workers=0,
         report_to="none",
         save_strategy="no",  # _SaveAt decides

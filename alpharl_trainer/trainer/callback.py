@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -41,6 +43,40 @@ from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_ran
 logger = logging.getLogger(__name__)
 STATE_DIR = "alpharl"
 """Sub-folder of the output dir (base weights) and of each checkpoint (trajectory + state)."""
+
+
+def choose(scores: dict[str, float], targets: list[float], margin: float) -> float | None:
+    """The target whose score beats the current weights' by more than `margin` and is highest (the first
+    such on a tie), or None (rollback) when none does. A NaN score never wins."""
+    best, chosen = scores["current"] + margin, None
+    if math.isnan(best):
+        return None
+    for target in targets:
+        score = scores[f"{target:g}"]
+        if score > best:  # False for NaN
+            best, chosen = score, target
+    return chosen
+
+
+def describe_decision(swap: dict) -> str:
+    """The gate's decision in one line, e.g. 'AlphaRL at step 60: applied the forecast to step 150 (held-out
+    reward 0.361 vs 0.344 for the current weights, margin 0.01; others: 75 0.350, ...)'."""
+    scores = dict(swap["scores"])
+    current = scores.pop("current", None)
+    others = ", ".join(f"step {k} {v:.3f}" for k, v in scores.items())
+    head = f"AlphaRL at step {swap['step']}: "
+    if current is None:
+        return head + f"applied the forecast to step {swap['chosen']:g} unscored (acceptance gate off)"
+    if swap["chosen"] is None:
+        return head + (
+            f"rollback: kept the current weights (held-out reward {current:.3f}); no candidate beat them "
+            f"by more than the margin {swap['margin']:g} (candidates: {others})"
+        )
+    won = scores[f"{swap['chosen']:g}"]
+    return head + (
+        f"applied the forecast to step {swap['chosen']:g} (held-out reward {won:.3f} vs {current:.3f} for "
+        f"the current weights, margin {swap['margin']:g}; candidates: {others})"
+    )
 
 
 def _rank_world() -> tuple[int, int]:
@@ -93,6 +129,10 @@ class AlphaRLCallback(TrainerCallback):
         self.swap: dict | None = None
         """What happened at the window end: step, candidates, scores, chosen target (None before)."""
         self.pending_logs: dict[str, float] = {}
+        self.listeners: list[Callable[[str, int], None]] = []
+        """Called on every rank as `listener(event, step)` at the window end: 'window' with W_K in the model
+        (before any candidate is written), 'decided' with the chosen weights in place. `alpharl train` uses
+        it to score W_K and the applied forecast on the test split."""
 
     # ---- wiring -------------------------------------------------------------------------------------
     def attach(self, trainer) -> AlphaRLCallback:
@@ -137,6 +177,10 @@ class AlphaRLCallback(TrainerCallback):
         rank, world = _rank_world()
         self.owners = assign_owners({n: int(torch.Size(shapes[n]).numel()) for n in self.names}, world)
         base_dir = Path(args.output_dir) / STATE_DIR / "base"
+        if not self.config.alpharl_continue_after_swap:
+            # The run stops after the swap and its fine-tune: say so to the progress bar and the ETA (this
+            # callback runs first). The learning-rate schedule was built from args.max_steps and is untouched.
+            state.max_steps = min(state.max_steps, self.window_end + self.config.alpharl_finetune_steps)
         if state.global_step == 0:
             self._keep_base(rank, world, base_dir)
         else:
@@ -147,9 +191,10 @@ class AlphaRLCallback(TrainerCallback):
         step = state.global_step
         saving = args.save_strategy != "no"  # checkpoints at the swap and the stop, unless saving is off
         if self.swap is None:
-            if step % self.config.alpharl_interval == 0 and step <= self.window_end:
+            end = self.window_end
+            if step <= end and (step % self.config.alpharl_interval == 0 or step == end):
                 self._snapshot(step)
-            if step == self.window_end:
+            if step == end:
                 self._swap_at(step)
                 control.should_save |= saving  # a checkpoint holding the swap (and the swap decision)
         if self.swap is not None and not self.config.alpharl_continue_after_swap:
@@ -292,7 +337,7 @@ class AlphaRLCallback(TrainerCallback):
     # ---- forecast, acceptance, swap ------------------------------------------------------------------
     def _targets(self, step: int) -> list[float]:
         if self.config.alpharl_covariate == "step":
-            return [h * step for h in self.config.alpharl_horizons]
+            return [float(t) for t in self.config.target_steps(step)]
         return list(self.config.alpharl_target_rewards)
 
     def _stash_owned(self) -> dict[str, torch.Tensor]:
@@ -366,6 +411,7 @@ class AlphaRLCallback(TrainerCallback):
         start = time.perf_counter()
         cfg, trainer = self.config, self.trainer
         stash = self._stash_owned()
+        self._notify("window", step)
         targets = self._targets(step)
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         scores: dict[str, float] = {}
@@ -377,18 +423,12 @@ class AlphaRLCallback(TrainerCallback):
                 trainer, rows, cfg.alpharl_acceptance_samples, cfg.alpharl_acceptance_seed
             )
             scores["current"] = scorer.score()
-            best = scores["current"] + cfg.alpharl_acceptance_margin
-            chosen = None
             for target in targets:
                 self._apply(target, stash)
-                scores[f"{target:g}"] = score = scorer.score()
-                if score > best:
-                    best, chosen = score, target
+                scores[f"{target:g}"] = scorer.score()
+            chosen = choose(scores, targets, cfg.alpharl_acceptance_margin)
         if chosen is None:
             self._apply(None, stash)
-            logger.warning(
-                "AlphaRL rollback at step %d: no candidate beat the current weights (scores %s)", step, scores
-            )
             moved = 0.0
         else:
             moved = self._apply(chosen, stash, reset=cfg.alpharl_optimizer_state == "reset")
@@ -397,6 +437,7 @@ class AlphaRLCallback(TrainerCallback):
             "step": step,
             "targets": targets,
             "scores": scores,
+            "margin": cfg.alpharl_acceptance_margin,
             "chosen": chosen,
             "mean_r2": sum(f.r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,
@@ -411,7 +452,12 @@ class AlphaRLCallback(TrainerCallback):
                 **{f"alpharl/score/{k}": v for k, v in scores.items()},
             }
         )
-        logger.info("AlphaRL swap at step %d: %s", step, self.swap)
+        logger.warning("%s", describe_decision(self.swap))
+        self._notify("decided", step)
+
+    def _notify(self, event: str, step: int) -> None:
+        for listener in self.listeners:
+            listener(event, step)
 
     def _invalidate_rollouts(self) -> None:
         """Make the next generation use the swapped weights (TRL 1.16 GRPO/RLOO internals, pinned).

@@ -6,12 +6,14 @@ YAML recipe, one `TrlParser`) without a name clash, the way TRL prefixes its `vl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 from trl import GRPOConfig, RLOOConfig
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import FITS, MODES, ParamSelector
+from alpharl_trainer.extrapolation.forecast import MIN_STEPS as MIN_SNAPSHOTS
 
 OPTIMIZER_STATES = ("keep", "reset")
 
@@ -30,7 +32,8 @@ class AlphaRLConfig:
         default=0.4,
         metadata={
             "help": "Step at which the window closes and the forecast is applied: a step number if >= 1, "
-            "else a fraction of max_steps (the paper: 0.4). Rounded down to a snapshot step."
+            "else a fraction of max_steps (the paper: 0.4), rounded to the nearest step. Snapshots are taken "
+            "every alpharl_interval steps and at the window end itself."
         },
     )
     alpharl_fit: str = field(
@@ -49,8 +52,9 @@ class AlphaRLConfig:
     alpharl_horizons: list[float] = field(
         default_factory=lambda: [1.25, 1.5, 2.0, 2.5],
         metadata={
-            "help": "Candidate forecast targets as multiples of the window-end step (covariate 'step'). "
-            "Each is scored on held-out prompts and the best one is applied (see alpharl_acceptance_prompts)."
+            "help": "Candidate forecast targets as multiples of the window-end step (covariate 'step'), "
+            "rounded to whole steps. Each is scored on held-out prompts and the best one is applied (see "
+            "alpharl_acceptance_prompts)."
         },
     )
     alpharl_target_rewards: list[float] = field(
@@ -82,8 +86,11 @@ class AlphaRLConfig:
         default=4, metadata={"help": "Completions sampled per acceptance prompt."}
     )
     alpharl_acceptance_margin: float = field(
-        default=0.0,
-        metadata={"help": "A candidate must beat the current weights' acceptance score by more than this."},
+        default=0.01,
+        metadata={
+            "help": "A candidate is applied only if its acceptance score beats the current weights' by more "
+            "than this (fixed in advance: a tie or a one-completion win keeps the current weights)."
+        },
     )
     alpharl_acceptance_seed: int = field(
         default=1234,
@@ -136,10 +143,17 @@ class AlphaRLConfig:
         if self.alpharl_covariate == "step" and min(self.alpharl_horizons) <= 1.0:
             raise AlphaRLError("alpharl_horizons are multiples of the window end and must all be > 1")
         end = self.window_end_step(max_steps)
-        if end // self.alpharl_interval < 3:
+        if max_steps > 0 and end > max_steps:
             raise AlphaRLError(
-                f"the window (ends at step {end}) holds fewer than 3 snapshots at alpharl_interval="
-                f"{self.alpharl_interval}: a line fit needs 3: lower the interval or widen the window"
+                f"the AlphaRL window ends at step {end}, after max_steps {max_steps}: the forecast would "
+                "never run; lower alpharl_window_end or raise max_steps"
+            )
+        snapshots = self.snapshot_steps(max_steps)
+        if len(snapshots) < MIN_SNAPSHOTS:
+            raise AlphaRLError(
+                f"the window (ends at step {end}) holds {len(snapshots)} snapshot(s) at alpharl_interval="
+                f"{self.alpharl_interval} (steps {snapshots}); a line fit needs {MIN_SNAPSHOTS}: lower the "
+                "interval or widen the window"
             )
         if self.alpharl_covariate == "reward" and logging_steps > self.alpharl_interval:
             raise AlphaRLError(
@@ -147,13 +161,25 @@ class AlphaRLConfig:
             )
 
     def window_end_step(self, max_steps: int) -> int:
-        """The window's last snapshot step: `alpharl_window_end` resolved, rounded down to a snapshot."""
+        """The step at which the window closes: `alpharl_window_end` resolved to a whole step."""
         end = self.alpharl_window_end
         if end < 1:
             if max_steps <= 0:
                 raise AlphaRLError("a fractional alpharl_window_end needs max_steps > 0")
             end = end * max_steps
-        return int(end) // self.alpharl_interval * self.alpharl_interval
+        return max(1, math.floor(end + 0.5))  # half up: 0.25 x 150 is step 38, not 37
+
+    def snapshot_steps(self, max_steps: int) -> list[int]:
+        """Steps with a rank-1 snapshot: every `alpharl_interval` steps, and the window end itself."""
+        end = self.window_end_step(max_steps)
+        steps = list(range(self.alpharl_interval, end + 1, self.alpharl_interval))
+        return steps if steps and steps[-1] == end else [*steps, end]
+
+    def target_steps(self, window_end: int) -> list[int]:
+        """Candidate forecast steps (covariate 'step'): the horizons times the window end, as whole steps
+        beyond it, in the order given, without repeats."""
+        steps = [max(window_end + 1, math.floor(h * window_end + 0.5)) for h in self.alpharl_horizons]
+        return list(dict.fromkeys(steps))
 
     def candidates(self) -> list[float]:
         """Forecast targets in the covariate's units, per the multiples or reward levels configured."""

@@ -1,9 +1,11 @@
-"""The AlphaRL section of a saved model's README.md: what was forecast, from which window, and what was kept.
+"""The saved model's README.md: where the weights came from, what was forecast, and what it scores.
 
-A model whose weights were partly *predicted* should say so where people look first. TRL writes a README.md
-(model card) into output_dir at every checkpoint; after the final save, `write_alpharl_card` adds (or
-replaces) one section between fixed markers, so a resumed run rewrites it instead of appending a second one.
-The numbers come from the callback's `swap` record (the same dict saved in `checkpoint-N/alpharl/state.json`).
+A model whose weights were partly *predicted* should say so where people look first. TRL writes a generic
+card into output_dir at every checkpoint, naming the base model only when it is a hub id (so `None` for
+every local policy, which is all this project loads) with a chat-style usage example. After the final
+save `write_alpharl_card` replaces it with one that names the base policy, reports the measured test
+accuracy when the run scored it, and has an AlphaRL section built from the callback's `swap` record (the
+same dict saved in `checkpoint-N/alpharl/state.json`).
 """
 
 from __future__ import annotations
@@ -62,26 +64,85 @@ def alpharl_section(swap: dict | None, config, snapshots: list[int], base_model:
     return "\n".join(lines) + "\n"
 
 
-def merge_section(readme: str, section: str) -> str:
-    """`readme` with its AlphaRL section replaced by `section` (appended when it has none)."""
-    start, stop = readme.find(BEGIN), readme.find(END)
-    if start != -1 and stop != -1:
-        return readme[:start] + section.rstrip("\n") + readme[stop + len(END) :]
-    return readme.rstrip("\n") + ("\n\n" if readme.strip() else "") + section
+def accuracy_section(test: dict) -> str:
+    """The run's test accuracy per stage (train.py's summary["test"]), as a Markdown table."""
+    lines = [
+        "## Test accuracy",
+        "",
+        f"{test['problems']} test-split problems, {test['scoring']}; the difference column is against the "
+        f"stage named, with a {test['interval']}.",
+        "",
+        "| stage | step | accuracy | difference |",
+        "|---|---|---|---|",
+    ]
+    for row in test["stages"]:
+        diff = ""
+        if "paired" in row:
+            p = row["paired"]
+            diff = f"{p['diff']:+.3f} [{p['ci95_low']:+.3f}, {p['ci95_high']:+.3f}] vs {row['vs']}"
+        lines.append(f"| {row['stage']} | {row['step']} | {row['accuracy']:.3f} | {diff} |")
+    return "\n".join(lines) + "\n"
 
 
-def write_alpharl_card(output_dir: str | os.PathLike, callback, base_model: str) -> Path:
-    """Add the AlphaRL section of an attached AlphaRLCallback to output_dir/README.md, atomically."""
-    path = Path(output_dir) / "README.md"
-    section = alpharl_section(
-        callback.swap,
-        callback.config,
-        list(callback.trajectory.steps),
-        base_model,
-        callback.trainer.args.max_steps,
+def model_card(name: str, callback, base_model: str, trainer_name: str, test: dict | None = None) -> str:
+    """The whole card: header, provenance, test accuracy (if measured) and the AlphaRL section."""
+    import torch
+    import transformers
+    import trl
+
+    header = ["---", "library_name: transformers", "tags:", "- alpharl", "- trl", "---", ""]
+    body = [
+        f"# {name}",
+        "",
+        f"Trained with {trainer_name} ([TRL](https://github.com/huggingface/trl) {trl.__version__}) and "
+        f"{PAPER} weight extrapolation from the base policy `{base_model}`{_provenance(base_model)}.",
+        "",
+    ]
+    if test:
+        body.append(accuracy_section(test))
+    body.append(
+        alpharl_section(
+            callback.swap,
+            callback.config,
+            list(callback.trajectory.steps),
+            base_model,
+            callback.trainer.args.max_steps,
+        )
     )
-    readme = path.read_text(encoding="utf-8") if path.is_file() else ""
+    body += [
+        "## Framework versions",
+        "",
+        f"- TRL {trl.__version__}, Transformers {transformers.__version__}, PyTorch {torch.__version__}",
+        "",
+    ]
+    return "\n".join(header + body)
+
+
+def _provenance(base_model: str) -> str:
+    """For a shipped policy: where it lives and its weights' checksum (the exact starting point)."""
+    from alpharl_trainer.policies import CHECKSUMS, ROOT, SHIPPED
+
+    if base_model not in SHIPPED:
+        return ""
+    sums = dict(
+        reversed(line.split("  ", 1))
+        for line in (ROOT / base_model / CHECKSUMS).read_text().split("\n")
+        if line
+    )
+    return (
+        f" (shipped with alpharl-trainer in `alpharl_trainer/policies/{base_model}`, model.safetensors "
+        f"sha256 `{sums['model.safetensors'][:16]}`)"
+    )
+
+
+def write_alpharl_card(
+    output_dir: str | os.PathLike, callback, base_model: str, test: dict | None = None
+) -> Path:
+    """Write the model card of an attached AlphaRLCallback's run to output_dir/README.md, atomically."""
+    path = Path(output_dir) / "README.md"
+    trainer_name = getattr(callback.trainer, "_name", type(callback.trainer).__name__)
+    text = model_card(Path(output_dir).resolve().name, callback, base_model, trainer_name, test)
     tmp = path.with_name(f".README.md.tmp-{os.getpid()}")
-    tmp.write_text(merge_section(readme, section), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -1,5 +1,6 @@
-"""The AlphaRL section of the saved model card: what it says for a swap, a rollback and no swap; replaced, not
-appended, when written twice; and written by a real (tiny) run with TensorBoard logging."""
+"""The saved model card: what its AlphaRL section says for a swap, a rollback and no swap; the base policy
+and the measured test accuracy; TRL's generic card replaced; and written by a real (tiny) run with
+TensorBoard logging."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from alpharl_trainer.trainer.config import AlphaRLConfig
-from alpharl_trainer.trainer.model_card import BEGIN, END, alpharl_section, merge_section, write_alpharl_card
+from alpharl_trainer.trainer.model_card import BEGIN, END, alpharl_section, write_alpharl_card
 
 SWAP = {
     "step": 60,
@@ -40,30 +41,57 @@ def test_section_for_rollback_and_for_no_swap():
     assert "window end: step 60" in none and "nothing was forecast" in none
 
 
-def test_merge_replaces_the_section_and_keeps_the_rest():
-    card = merge_section(
-        "# My model\n\nTRL text.\n", "SECTION-1\n".replace("SECTION-1", f"{BEGIN}\nA\n{END}")
-    )
-    again = merge_section(card, f"{BEGIN}\nB\n{END}\n")
-    assert again.count(BEGIN) == 1 and "\nB\n" in again and "\nA\n" not in again
-    assert again.startswith("# My model\n\nTRL text.")
-    assert merge_section("", f"{BEGIN}\nA\n{END}\n") == f"{BEGIN}\nA\n{END}\n"
+TEST = {
+    "problems": 1000,
+    "scoring": "teacher-forced exact match",
+    "interval": "paired 95% normal interval",
+    "stages": [
+        {"stage": "base policy", "step": 0, "accuracy": 0.559, "problems": 1000},
+        {
+            "stage": "final",
+            "step": 70,
+            "accuracy": 0.581,
+            "problems": 1000,
+            "vs": "truncated run",
+            "paired": {"diff": 0.012, "ci95_low": 0.002, "ci95_high": 0.022, "n": 1000},
+        },
+    ],
+}
 
 
-def test_write_card_into_an_existing_readme(tmp_path):
-    (tmp_path / "README.md").write_text("---\nlibrary_name: transformers\n---\n# Card by TRL\n")
-    callback = SimpleNamespace(
-        swap=SWAP,
+def _callback(**swap):
+    return SimpleNamespace(
+        swap={**SWAP, **swap},
         config=AlphaRLConfig(),
         trajectory=SimpleNamespace(steps=[20, 40, 60]),
-        trainer=SimpleNamespace(args=SimpleNamespace(max_steps=150)),
+        trainer=SimpleNamespace(_name="AlphaRL-GRPO", args=SimpleNamespace(max_steps=150)),
+    )
+
+
+def test_card_replaces_trls_generic_card(tmp_path):
+    """TRL's card names the base model `None` for local folders; ours names it and says what it scored."""
+    (tmp_path / "README.md").write_text(
+        "# Model card\nfine-tuned version of [None](https://huggingface.co/None)\n"
     )
     for _ in range(2):  # a resumed run writes it again
-        path = write_alpharl_card(tmp_path, callback, "/models/Qwen3-8B-Base")
+        path = write_alpharl_card(tmp_path, _callback(), "/models/Qwen3-8B-Base", TEST)
     text = path.read_text()
-    assert text.startswith("---\nlibrary_name: transformers") and text.count(BEGIN) == 1
-    assert "`/models/Qwen3-8B-Base`" in text
+    assert (
+        "None" not in text and text.count(BEGIN) == 1 and text.startswith("---\nlibrary_name: transformers")
+    )
+    assert "`/models/Qwen3-8B-Base`" in text and "AlphaRL-GRPO" in text
+    assert "| final | 70 | 0.581 | +0.012 [+0.002, +0.022] vs truncated run |" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]  # no temp file left
+
+
+def test_card_names_the_shipped_policy_with_its_checksum(tmp_path):
+    from alpharl_trainer.policies import ROOT
+
+    sums = (ROOT / "tiny" / "SHA256SUMS").read_text()
+    weights = next(line.split()[0] for line in sums.splitlines() if line.endswith("model.safetensors"))
+    text = write_alpharl_card(tmp_path, _callback(chosen=None), "tiny").read_text()
+    assert "alpharl_trainer/policies/tiny" in text and weights[:16] in text
+    assert "**rolled back**" in text and "Test accuracy" not in text  # nothing measured, nothing claimed
 
 
 @pytest.mark.slow

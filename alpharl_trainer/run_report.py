@@ -1,0 +1,87 @@
+"""What a run did, measured: test accuracy at each stage of AlphaRL, paired against the truncated run.
+
+A stage's accuracy alone says little at this scale (a few points on 1,000 problems). What matters is the
+difference to what you would have had without the forecast: the truncated run, the same training stopped
+at the same step. Every model is scored on the same test problems (teacher-forced exact match, equal to
+greedy decoding for the synthetic tasks), so differences are paired: per problem, `d_i = b_i - a_i`, and
+the interval is `mean(d) +- 1.96 sd(d) / sqrt(n)` (a 95% normal interval; with 1,000 problems the normal
+approximation of a mean of {-1, 0, 1} values is fine). This is far tighter than two unpaired binomial
+errors, because most problems are solved by both models or by neither.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PairedDiff:
+    """Mean of `b - a` over paired 0/1 outcomes, with its 95% interval."""
+
+    diff: float
+    low: float
+    high: float
+    n: int
+
+    def as_dict(self) -> dict:
+        return {"diff": self.diff, "ci95_low": self.low, "ci95_high": self.high, "n": self.n}
+
+    def __str__(self) -> str:
+        half = (self.high - self.low) / 2
+        verdict = "better" if self.low > 0 else "worse" if self.high < 0 else "no significant difference"
+        return f"{self.diff:+.3f} +- {half:.3f} ({verdict})"
+
+
+def paired_diff(a: list[bool] | list[float], b: list[bool] | list[float]) -> PairedDiff:
+    """`b` against `a` on the same problems (same order)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired outcomes need equal, non-zero lengths (got {len(a)} and {len(b)})")
+    d = [float(y) - float(x) for x, y in zip(a, b, strict=True)]
+    n = len(d)
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 0.0
+    half = 1.96 * math.sqrt(var / n)
+    return PairedDiff(mean, mean - half, mean + half, n)
+
+
+@dataclass
+class Stage:
+    """One evaluated model of the run: a name, the step it stands at, its per-problem outcomes."""
+
+    name: str
+    step: int
+    exact: list[bool]
+    reference: str | None = None
+    """Name of the stage it is compared with (the truncated run at the same step), if any."""
+
+    @property
+    def accuracy(self) -> float:
+        return sum(self.exact) / len(self.exact)
+
+
+def stage_table(stages: list[Stage]) -> list[dict]:
+    """One row per stage: accuracy and, where it has a reference, the paired difference to it."""
+    by_name = {s.name: s for s in stages}
+    rows = []
+    for s in stages:
+        row = {"stage": s.name, "step": s.step, "accuracy": s.accuracy, "problems": len(s.exact)}
+        if s.reference is not None:
+            ref = by_name[s.reference]
+            row["vs"] = s.reference
+            row["paired"] = paired_diff(ref.exact, s.exact).as_dict()
+        rows.append(row)
+    return rows
+
+
+def format_stages(rows: list[dict]) -> list[str]:
+    """Plain lines, one per stage: name, step, accuracy, and the paired difference to its reference."""
+    lines = []
+    for row in rows:
+        text = f"  {row['stage']:<28} step {row['step']:>4}   accuracy {row['accuracy']:.3f}"
+        if "paired" in row:
+            p = row["paired"]
+            diff = PairedDiff(p["diff"], p["ci95_low"], p["ci95_high"], p["n"])
+            text += f"   vs {row['vs']}: {diff}"
+        lines.append(text)
+    return lines

@@ -1,0 +1,74 @@
+"""The gate's decision (margin, ties, NaN) and the window's whole steps, without a trainer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.trainer.callback import choose, describe_decision
+from alpharl_trainer.trainer.config import AlphaRLConfig
+
+TARGETS = [75.0, 90.0, 150.0]
+
+
+def scores(current: float, *values: float) -> dict[str, float]:
+    return {"current": current, **{f"{t:g}": v for t, v in zip(TARGETS, values, strict=True)}}
+
+
+def test_a_candidate_must_beat_the_current_weights_by_more_than_the_margin():
+    assert choose(scores(0.500, 0.505, 0.520, 0.515), TARGETS, 0.01) == 90.0
+    assert choose(scores(0.500, 0.505, 0.510, 0.502), TARGETS, 0.01) is None  # +0.010 is not > 0.010
+    one_completion = 1 / 512  # the win that applied a forecast in the first-run report
+    assert choose(scores(0.5, 0.5 + one_completion, 0.5, 0.5), TARGETS, 0.01) is None
+    assert choose(scores(0.5, 0.5 + one_completion, 0.5, 0.5), TARGETS, 0.0) == 75.0
+
+
+def test_ties_and_nan_roll_back():
+    assert choose(scores(0.5, 0.5, 0.5, 0.5), TARGETS, 0.0) is None  # a tie keeps the current weights
+    assert choose(scores(0.5, 0.6, 0.6, 0.55), TARGETS, 0.0) == 75.0  # equal best: the first (shortest jump)
+    assert choose(scores(0.5, math.nan, 0.7, math.nan), TARGETS, 0.0) == 90.0
+    assert choose(scores(0.5, math.nan, math.nan, math.nan), TARGETS, 0.0) is None
+    assert choose(scores(math.nan, 0.9, 0.9, 0.9), TARGETS, 0.0) is None  # nothing to compare with
+
+
+def test_the_decision_reads_as_one_line():
+    swap = {"step": 60, "scores": scores(0.322, 0.328, 0.334, 0.338), "margin": 0.01, "chosen": 150.0}
+    line = describe_decision(swap)
+    assert "\n" not in line and line.startswith("AlphaRL at step 60: applied the forecast to step 150")
+    assert "0.338 vs 0.322" in line and "margin 0.01" in line and "step 90 0.334" in line
+    rolled = describe_decision({**swap, "chosen": None})
+    assert "rollback: kept the current weights" in rolled and "applied" not in rolled
+    unscored = describe_decision({**swap, "scores": {}, "chosen": 75.0})
+    assert "unscored" in unscored
+
+
+@pytest.mark.parametrize(
+    ("window_end", "max_steps", "end", "snapshots", "targets"),
+    [
+        (0.4, 150, 60, [10, 20, 30, 40, 50, 60], [75, 90, 120, 150]),
+        (0.25, 100, 25, [10, 20, 25], [31, 38, 50, 63]),  # the README's DAPO example: whole steps
+        (0.3, 10, 3, [1, 2, 3], [4, 5, 6, 8]),
+        (36, 0, 36, [10, 20, 30, 36], [45, 54, 72, 90]),
+    ],
+)
+def test_window_snapshots_and_candidates_are_whole_steps(window_end, max_steps, end, snapshots, targets):
+    interval = 1 if max_steps == 10 else 10
+    config = AlphaRLConfig(alpharl_window_end=window_end, alpharl_interval=interval)
+    config.validate_alpharl(max_steps)
+    assert config.window_end_step(max_steps) == end
+    assert config.snapshot_steps(max_steps) == snapshots
+    assert config.target_steps(end) == targets
+
+
+def test_repeated_targets_collapse_and_stay_beyond_the_window():
+    config = AlphaRLConfig(alpharl_horizons=[1.01, 1.02, 2.0], alpharl_interval=1)
+    assert config.target_steps(10) == [11, 20]
+
+
+def test_windows_that_cannot_work_are_refused():
+    with pytest.raises(AlphaRLError, match="after max_steps 30"):
+        AlphaRLConfig(alpharl_window_end=60).validate_alpharl(30)
+    with pytest.raises(AlphaRLError, match=r"holds 2 snapshot\(s\) .*steps \[10, 20\]"):
+        AlphaRLConfig(alpharl_window_end=0.2).validate_alpharl(100)

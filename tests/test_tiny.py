@@ -77,6 +77,8 @@ def test_make_tiny_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("alpharl_trainer.tiny.TinyConfig", lambda: QUICK)
     out = tmp_path / "cli"
     assert main(["make-tiny", "--out", str(out), "--task", "arithmetic", "--steps", "2"]) == 0
+    report = capsys.readouterr().out
+    assert "against the shipped policy" in report and "weights other shapes" in report
     recipe = json.loads((out / "tiny_recipe.json").read_text())
     assert recipe["config"]["tasks"] == {"arithmetic": 1.0} and recipe["config"]["steps"] == 2
     assert main(["make-tiny", "--out", str(out), "--task", "arithmetic", "--steps", "2"]) == 0
@@ -91,3 +93,14 @@ def test_default_model_loads(tiny_model_dir):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert model.config.model_type == "qwen2"
+
+
+def test_sft_stops_on_held_out_accuracy_not_on_a_step_count(tmp_path):
+    """The rebuild's stop rule: the first check at or above the target ends SFT; a target not reached by the
+    end of the schedule extends it (at its final rate) up to max_steps."""
+    reached = dataclasses.replace(QUICK, target_accuracy=0.0, check_every=2, max_steps=10)
+    recipe = json.loads((build_tiny_model(tmp_path / "a", reached) / "tiny_recipe.json").read_text())
+    assert recipe["sft_steps"] == 2 and recipe["heldout_accuracy"] == 0.0
+    unreachable = dataclasses.replace(QUICK, target_accuracy=1.01, check_every=2, max_steps=5)
+    recipe = json.loads((build_tiny_model(tmp_path / "b", unreachable) / "tiny_recipe.json").read_text())
+    assert recipe["sft_steps"] == 5  # past the 3-step schedule, to the cap

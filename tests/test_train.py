@@ -43,11 +43,12 @@ def test_tiny_recipe_trains_and_decides_a_swap(recipe: Path, tmp_path):
     assert summary["snapshots"] == [2, 4, 6] and summary["finished"]
     assert summary["swap"]["step"] == 6 and "current" in summary["swap"]["scores"]
     stages = {row["stage"]: row for row in summary["test"]["stages"]}
-    applied = summary["swap"]["chosen"] is not None
-    expected = {"base policy", "window end (truncated run)", "final"} | (
-        {"forecast applied"} if applied else set()
-    )
-    assert stages.keys() == expected
+    chosen = summary["swap"]["chosen"]
+    applied = chosen is not None
+    candidates = {f"forecast to step {t}" + (" (applied)" if t == chosen else "") for t in (8, 9, 12, 15)}
+    assert stages.keys() == {"base policy", "window end (truncated run)", "final"} | candidates
+    for name in candidates:  # every scored candidate, on the test split, against W_K at the same step
+        assert stages[name]["vs"] == "window end (truncated run)" and stages[name]["step"] == 6
     # No fine-tune: the final model is the window end's decision, compared with the truncated run there.
     assert stages["final"]["vs"] == "window end (truncated run)" and stages["final"]["step"] == 6
     assert stages["final"]["paired"]["n"] == 16
@@ -94,7 +95,7 @@ def test_main_job_report_pairs_the_final_model_with_a_truncated_run(tmp_path, ca
     summary = json.loads((out / "alpharl" / "summary.json").read_text())
     stages = {row["stage"]: row for row in summary["test"]["stages"]}
     assert summary["steps"] == 8 and stages["truncated run"]["step"] == 8
-    assert stages["final"]["vs"] == "truncated run" and stages["forecast applied"]["step"] == 6
+    assert stages["final"]["vs"] == "truncated run" and stages["forecast to step 8 (applied)"]["step"] == 6
     assert "== run finished at step 8 ==" in printed and "AlphaRL at step 6: applied the forecast" in printed
     assert f"summary in {out}/alpharl/summary.json" in printed
     assert not (out / "truncated").exists()  # the truncated run saves nothing

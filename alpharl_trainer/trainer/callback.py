@@ -129,10 +129,11 @@ class AlphaRLCallback(TrainerCallback):
         self.swap: dict | None = None
         """What happened at the window end: step, candidates, scores, chosen target (None before)."""
         self.pending_logs: dict[str, float] = {}
-        self.listeners: list[Callable[[str, int], None]] = []
-        """Called on every rank as `listener(event, step)` at the window end: 'window' with W_K in the model
-        (before any candidate is written), 'decided' with the chosen weights in place. `alpharl train` uses
-        it to score W_K and the applied forecast on the test split."""
+        self.listeners: list[Callable[[str, float | None], None]] = []
+        """Called on every rank at the window end as `listener(event, target)`, with the weights in question
+        in the model: 'window' (W_K, before any candidate is written), 'candidate' (each scored candidate, its
+        target), 'decided' (the chosen weights in place; target None after a rollback). `alpharl train` uses
+        it to score every stage on the test split; listeners must not change the weights."""
 
     # ---- wiring -------------------------------------------------------------------------------------
     def attach(self, trainer) -> AlphaRLCallback:
@@ -411,7 +412,7 @@ class AlphaRLCallback(TrainerCallback):
         start = time.perf_counter()
         cfg, trainer = self.config, self.trainer
         stash = self._stash_owned()
-        self._notify("window", step)
+        self._notify("window", None)
         targets = self._targets(step)
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         scores: dict[str, float] = {}
@@ -426,6 +427,7 @@ class AlphaRLCallback(TrainerCallback):
             for target in targets:
                 self._apply(target, stash)
                 scores[f"{target:g}"] = scorer.score()
+                self._notify("candidate", target)
             chosen = choose(scores, targets, cfg.alpharl_acceptance_margin)
         if chosen is None:
             self._apply(None, stash)
@@ -453,11 +455,11 @@ class AlphaRLCallback(TrainerCallback):
             }
         )
         logger.warning("%s", describe_decision(self.swap))
-        self._notify("decided", step)
+        self._notify("decided", chosen)
 
-    def _notify(self, event: str, step: int) -> None:
+    def _notify(self, event: str, target: float | None) -> None:
         for listener in self.listeners:
-            listener(event, step)
+            listener(event, target)
 
     def _invalidate_rollouts(self) -> None:
         """Make the next generation use the swapped weights (TRL 1.16 GRPO/RLOO internals, pinned).

@@ -17,7 +17,7 @@ def test_quick_suite_writes_the_full_report(tmp_path, capsys, tiny_model_dir):
     assert "min (budget 10 min)" in capsys.readouterr().out
     rows = list(csv.DictReader((out / "results.csv").open()))
     runs = {r["run"] for r in rows}
-    assert runs == {"arithmetic-grpo-paper-like-s0", "sort-dapo-paper-like-s0"}
+    assert runs == {"arithmetic-grpo-paper-like-s0", "sort-dapo-wide-s0"}
     for run in runs:
         assert {r["method"] for r in rows if r["run"] == run} == set(METHODS)
     assert all(r["greedy"] for r in rows if r["method"] != "alpharl_paper")

@@ -210,7 +210,7 @@ def test_paper_recipe_parses():
 
 def _heldout_after(trainer_cls, config_cls, steps: int, **settings) -> tuple[float, float, float]:
     """(base, final) teacher-forced exact match on 1000 held-out problems and the completion tokens generated,
-    after `steps` steps of 8 prompts x 8 samples on the arithmetic task from the shipped tiny SFT policy."""
+    after `steps` steps of 32 prompts x 8 samples on the arithmetic task from the shipped tiny SFT policy."""
     from alpharl_trainer.evaluate import teacher_forced
     from alpharl_trainer.policies import shipped_policy
     from alpharl_trainer.tasks import get_task, to_dataset
@@ -224,9 +224,9 @@ def _heldout_after(trainer_cls, config_cls, steps: int, **settings) -> tuple[flo
     args = config_cls(
         output_dir=settings.pop("output_dir"),
         max_steps=steps,
-        learning_rate=1e-5,
+        learning_rate=2e-5,
         lr_scheduler_type="constant",
-        per_device_train_batch_size=64,
+        per_device_train_batch_size=256,  # 32 prompts: with 8, neither trainer moves the shipped policy up
         num_generations=8,
         max_completion_length=8,
         beta=0.0,
@@ -245,15 +245,17 @@ def _heldout_after(trainer_cls, config_cls, steps: int, **settings) -> tuple[flo
     )
     trainer.train()
     model.eval()
-    tokens = 64 * sum(
+    tokens = 256 * sum(
         e["completions/mean_length"] for e in trainer.state.log_history if "completions/mean_length" in e
     )
     return base, teacher_forced(model, tok, problems)["exact"], tokens
 
 
-@pytest.mark.slow  # ~3 minutes: 2 x 150 steps
+@pytest.mark.slow  # ~2.5 minutes: 2 x 150 steps of 32 prompts x 8
 def test_ppo_raises_heldout_accuracy_like_grpo(tmp_path):
-    """Measured (200 steps, seeds 0/1): GRPO 0.456 -> 0.529/0.512, PPO 0.456 -> 0.512/0.508."""
+    """From the shipped policy (0.571 on these held-out problems): PPO must gain more than 0.03 and stay
+    within 0.03 of GRPO at the same generation budget. Passes at 32 prompts and lr 2e-5; at 8 prompts PPO
+    did not gain (lr 1e-5: 0.572, 3e-5: 0.504 after 150 steps)."""
     from trl import GRPOConfig, GRPOTrainer
 
     from alpharl_trainer.trainer import PPOConfig, PPOTrainer

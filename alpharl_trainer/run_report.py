@@ -78,7 +78,7 @@ def format_stages(rows: list[dict]) -> list[str]:
     """Plain lines, one per stage: name, step, accuracy, and the paired difference to its reference."""
     lines = []
     for row in rows:
-        text = f"  {row['stage']:<28} step {row['step']:>4}   accuracy {row['accuracy']:.3f}"
+        text = f"  {row['stage']:<31} step {row['step']:>4}   accuracy {row['accuracy']:.3f}"
         if "paired" in row:
             p = row["paired"]
             diff = PairedDiff(p["diff"], p["ci95_low"], p["ci95_high"], p["n"])

@@ -376,7 +376,7 @@ def write_summary(script: ScriptArguments, config, trainer, stages) -> dict:
     if stages:
         summary["test"] = {
             "problems": script.report_test_size,
-            "scoring": "teacher-forced exact match on the test split (equals greedy decoding)",
+            "scoring": "teacher-forced exact match on the test split, which equals greedy decoding",
             "interval": "paired 95% normal interval of the per-problem difference",
             "stages": stage_table(stages),
         }
@@ -403,7 +403,7 @@ def print_summary(summary: dict) -> None:
         lines.append(describe_decision(swap) if swap else "AlphaRL: the run stopped before the window closed")
     test = summary.get("test")
     if test:
-        lines.append(f"test accuracy on {test['problems']} problems ({test['scoring']});")
+        lines.append(f"test accuracy on {test['problems']} problems: {test['scoring']};")
         lines.append(f"+- is the half-width of a {test['interval']}:")
         lines += format_stages(test["stages"])
     out = summary["output_dir"]

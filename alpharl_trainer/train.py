@@ -261,8 +261,11 @@ def train_truncated(argv: list[str], stop_step: int, train, heldout, task):
     from transformers import TrainerCallback
 
     class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            control.should_training_stop |= state.global_step >= stop_step
+        """Ends training at `stop_step` (transformers stops at `state.max_steps`); the learning-rate schedule,
+        built from args.max_steps before training starts, stays the recipe's."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            state.max_steps = min(state.max_steps, stop_step)
 
     with tempfile.TemporaryDirectory(prefix="alpharl-truncated-") as out:
         overrides = ["--alpharl", "false", "--output_dir", out, "--save_strategy", "no"]

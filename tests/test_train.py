@@ -132,3 +132,12 @@ def test_bad_settings_fail_before_loading_weights(tmp_path, monkeypatch):
     bad.write_text("trainer: grpo\nmax_steps: [\n")
     assert cli(["train", str(bad)]) == 2
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # ~1.5 min: the README's examples as a user runs them (main job included)
+@pytest.mark.parametrize("example", README_TRAIN)
+def test_readme_train_examples_run(example: str, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert cli(["train", *example.split(), "--output_dir", str(tmp_path / "run")]) == 0
+    assert "== run finished at step" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "alpharl" / "summary.json").read_text())["swap"] is not None

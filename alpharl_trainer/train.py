@@ -330,15 +330,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if scoring and trainer.alpharl is not None:
         window = "window end (truncated run)"
+        unit = "step" if trainer.alpharl.config.alpharl_covariate == "step" else "reward"
 
         def at_window_end(event: str, target: float | None) -> None:
             policy, step = trainer.accelerator.unwrap_model(trainer.model), trainer.state.global_step
             if event == "window":
                 score(window, step, policy, "base policy")
             elif event == "candidate":
-                score(f"forecast to step {target:g}", step, policy, window)
+                score(f"forecast to {unit} {target:g}", step, policy, window)
             elif target is not None:  # decided: the applied forecast (already scored if the gate ran)
-                name = f"forecast to step {target:g}"
+                name = f"forecast to {unit} {target:g}"
                 scored = [s for s in stages if s.name == name]
                 if scored:
                     scored[0].name = f"{name} (applied)"

@@ -110,11 +110,11 @@ def test_window_inside_a_rollout_batch_warns():
 
 
 def test_yaml_number_without_a_dot_still_parses(tmp_path):
-    """YAML 1.1 reads 1e-5 as text; argparse converts string defaults with the field's type, so it works."""
+    """YAML 1.1 reads 3e-6 as text; argparse converts string defaults with the field's type, so it works."""
     recipe = tmp_path / "r.yaml"
     text = (REPO / "recipes" / "tiny" / "grpo.yaml").read_text()
-    recipe.write_text(text.replace("learning_rate: 1.0e-5", "learning_rate: 1e-5"))
-    assert _plan(recipe).values["learning_rate"] == 1e-5
+    recipe.write_text(text.replace("learning_rate: 3.0e-6", "learning_rate: 3e-6"))
+    assert _plan(recipe).values["learning_rate"] == 3e-6
 
 
 def test_launch_from_the_environment_of_accelerate_launch():

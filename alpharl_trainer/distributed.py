@@ -144,6 +144,21 @@ def full_weight(param: torch.nn.Parameter, *, zero3: bool) -> Iterator[torch.Ten
         yield param.detach()
 
 
+@contextmanager
+def gathered_model(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """`model` with every parameter whole on every rank inside the `with` block (read-only), for a forward
+    pass outside DeepSpeed's engine, e.g. scoring a policy that `from_pretrained` partitioned under ZeRO-3
+    before the engine exists. Collective under ZeRO-3 (every rank must enter); a no-op otherwise."""
+    partitioned = [p for p in model.parameters() if hasattr(p, "ds_id")]
+    if not partitioned:
+        yield model
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(partitioned, modifier_rank=None):
+        yield model
+
+
 def _zero3_local_slice(param: torch.nn.Parameter, value: torch.Tensor) -> torch.Tensor:
     """This rank's piece of `value` in ZeRO-3's layout: contiguous, equal, zero-padded partitions.
 

@@ -196,13 +196,17 @@ def sft(model, tokenizer, config: TinyConfig, log_every: int = 25) -> dict:
         checked = config.target_accuracy is not None and step % config.check_every == 0
         if checked:
             accuracy = heldout_accuracy(model, tokenizer)
+        if step == 1:
+            first = time.time()  # the first step carries one-off start-up costs: the ETA leaves it out
         if log_every and (step == 1 or step % log_every == 0 or checked):
-            elapsed = time.time() - start
             line = f"  sft step {step}/{config.steps}  loss {loss.item():.3f}"
             if accuracy is not None:
                 line += f"  held-out accuracy {accuracy:.3f} (stop at {config.target_accuracy})"
-            eta = elapsed / step * max(0, config.steps - step)
-            print(f"{line}  {elapsed:.0f}s, ~{eta:.0f}s left", flush=True)
+            line += f"  {time.time() - start:.0f}s"
+            if step > 1:
+                eta = (time.time() - first) / (step - 1) * max(0, config.steps - step)
+                line += f", ~{eta:.0f}s to step {config.steps}"
+            print(line, flush=True)
         if checked and accuracy >= config.target_accuracy:
             break
     model.eval()

@@ -284,6 +284,16 @@ def train_truncated(argv: list[str], stop_step: int, train, heldout, task):
         return trainer.accelerator.unwrap_model(trainer.model)
 
 
+def whole_model(trainer):
+    """A context yielding the trainer's policy whole, for a forward pass outside the training step (TRL's
+    own path for generation: under ZeRO-3 it lifts DeepSpeed's hooks and gathers the parameters)."""
+    from trl.models import unwrap_model_for_generation
+
+    return unwrap_model_for_generation(
+        trainer.model_wrapped, trainer.accelerator, gather_deepspeed3_params=True
+    )
+
+
 def trainer_class(name: str):
     from alpharl_trainer.trainer import AlphaRLGRPOTrainer, AlphaRLPPOTrainer, AlphaRLRLOOTrainer
 
@@ -308,18 +318,25 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(script.torch_threads)
     resume = resume_point(script, config)
+    from alpharl_trainer.distributed import gathered_model
+
     model, tokenizer = load_policy(script)
     train, heldout, task = build_data(script)
     scoring = bool(script.report_test_size) and task is not None
     stages: list[Stage] = []
 
-    def score(name: str, step: int, policy, reference: str | None = None) -> None:
-        print(f"scoring the {name} (step {step}) on {script.report_test_size} test problems", flush=True)
-        result = test_score(policy, tokenizer, task, script)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+
+    def score(name: str, step: int, whole_model, reference: str | None = None) -> None:
+        """Score on the test split; every rank calls it (under ZeRO-3 the gather is collective)."""
+        if main_process:
+            print(f"scoring the {name} (step {step}) on {script.report_test_size} test problems", flush=True)
+        with whole_model as policy:
+            result = test_score(policy, tokenizer, task, script)
         stages.append(Stage(name, step, result["exact_per_problem"], reference))
 
     if scoring:
-        score("base policy", 0, model)
+        score("base policy", 0, gathered_model(model))
     trainer = trainer_class(script.trainer)(
         model=model,
         reward_funcs=build_rewards(script, task, config, tokenizer),
@@ -333,39 +350,40 @@ def main(argv: list[str] | None = None) -> int:
         unit = "step" if trainer.alpharl.config.alpharl_covariate == "step" else "reward"
 
         def at_window_end(event: str, target: float | None) -> None:
-            policy, step = trainer.accelerator.unwrap_model(trainer.model), trainer.state.global_step
+            step = trainer.state.global_step
             if event == "window":
-                score(window, step, policy, "base policy")
+                score(window, step, whole_model(trainer), "base policy")
             elif event == "candidate":
-                score(f"forecast to {unit} {target:g}", step, policy, window)
+                score(f"forecast to {unit} {target:g}", step, whole_model(trainer), window)
             elif target is not None:  # decided: the applied forecast (already scored if the gate ran)
                 name = f"forecast to {unit} {target:g}"
                 scored = [s for s in stages if s.name == name]
                 if scored:
                     scored[0].name = f"{name} (applied)"
                 else:
-                    score(f"{name} (applied, unscored)", step, policy, window)
+                    score(f"{name} (applied, unscored)", step, whole_model(trainer), window)
 
         trainer.alpharl.listeners.append(at_window_end)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(config.output_dir)
+    step = trainer.state.global_step
+    swap = trainer.alpharl.swap if trainer.alpharl is not None else None
+    if scoring:  # on every rank: under ZeRO-3 scoring gathers the model collectively
+        reference = None
+        single = trainer.accelerator.num_processes == 1
+        if swap is not None and script.report_truncated and single and step > swap["step"]:
+            print(f"training the truncated run to step {step} (same recipe, no AlphaRL) for the report")
+            reference = "truncated run"
+            truncated = train_truncated(argv, step, train, heldout, task)
+            score(reference, step, gathered_model(truncated), "base policy")
+        elif swap is not None and step == swap["step"]:
+            reference = "window end (truncated run)"
+        elif swap is not None and main_process:
+            why = "report_truncated is off" if single else "it is trained in single-process runs only"
+            print(f"the final model is not paired with a truncated run: {why}")
+        score("final", step, whole_model(trainer), reference)
     if trainer.accelerator.is_main_process:
-        step = trainer.state.global_step
-        swap = trainer.alpharl.swap if trainer.alpharl is not None else None
-        if scoring:
-            final = trainer.accelerator.unwrap_model(trainer.model)
-            reference = None
-            single = trainer.accelerator.num_processes == 1
-            if swap is not None and script.report_truncated and single and step > swap["step"]:
-                print(f"training the truncated run to step {step} (same recipe, no AlphaRL) for the report")
-                truncated = train_truncated(argv, step, train, heldout, task)
-                reference = "truncated run"
-                score(reference, step, truncated, "base policy")
-            elif swap is not None and step == swap["step"]:
-                reference = "window end (truncated run)"
-            score("final", step, final, reference)
-        summary = write_summary(script, config, trainer, stages)
-        print_summary(summary)
+        print_summary(write_summary(script, config, trainer, stages))
     return 0
 
 

@@ -57,3 +57,27 @@ def test_swap_deepspeed_zero2(tmp_path):
 @pytest.mark.deepspeed
 def test_swap_deepspeed_zero3(tmp_path):
     check(launch("zero3.yaml", tmp_path), deepspeed=True)
+
+
+@pytest.mark.deepspeed
+def test_train_entry_point_reports_under_zero3(tmp_path):
+    """The README's `accelerate launch ... -m alpharl_trainer.train` under ZeRO-3 with the end-of-run report:
+    scoring a policy that `from_pretrained` partitioned (before the engine) and after training (the gather is
+    collective, so every rank scores) ends with the same summary a single process writes."""
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "configs" / "zero3.yaml"), "--main_process_port", str(_free_port()),
+        "-m", "alpharl_trainer.train", "--config", "recipes/tiny/grpo.yaml", "--output_dir", str(out),
+        "--max_steps", "12", "--alpharl_interval", "2", "--alpharl_window_end", "6",
+        "--alpharl_finetune_steps", "1", "--report_test_size", "50", "--train_size", "256",
+        "--per_device_train_batch_size", "32", "--alpharl_acceptance_prompts", "8",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert proc.stdout.count("== run finished at step 7 ==") == 1  # the main process prints, once
+    summary = json.loads((out / "alpharl" / "summary.json").read_text())
+    stages = [row["stage"] for row in summary["test"]["stages"]]
+    assert stages[:2] == ["base policy", "window end (truncated run)"] and stages[-1] == "final"
+    assert "not paired with a truncated run: it is trained in single-process runs only" in proc.stdout

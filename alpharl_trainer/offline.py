@@ -175,8 +175,19 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def _check_output(out: Path, inputs: Sequence[str | os.PathLike]) -> None:
-    if any(out.resolve() == Path(p).resolve() for p in inputs):
-        raise AlphaRLError(f"--out {out} is one of the input checkpoints; choose a new folder")
+    """Refuse an output folder that is, contains or lies inside an input, or the working directory: with
+    --overwrite, replacing it would delete the inputs (or write the result into one of them)."""
+    target = out.resolve()
+    if target == Path.cwd().resolve():
+        raise AlphaRLError(f"--out {out} is the current directory; choose a new folder")
+    for given in inputs:
+        source = Path(given).resolve()
+        if target == source:
+            raise AlphaRLError(f"--out {out} is the input {given}; choose a new folder")
+        if target in source.parents:
+            raise AlphaRLError(f"--out {out} contains the input {given}: replacing it would delete it")
+        if source in target.parents:
+            raise AlphaRLError(f"--out {out} lies inside the input {given}; choose a folder outside it")
 
 
 def predict(

@@ -208,10 +208,20 @@ def test_score(model, tokenizer, task, script: ScriptArguments) -> dict | None:
     return scores
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def last_complete_checkpoint(output_dir: str, alpharl: bool) -> str | None:
+    """The newest `checkpoint-N` that a save finished, skipping (and saying so) any a kill interrupted.
 
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    transformers writes `trainer_state.json` after the weights, optimizer and RNG state, and AlphaRL writes
+    `alpharl/state.json` after that (on_save): a folder without them is a partial save, and resuming from it
+    fails the same way on every requeue."""
+    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    needed = ("trainer_state.json", "alpharl/state.json") if alpharl else ("trainer_state.json",)
+    for folder in sorted(folders, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        missing = [name for name in needed if not (folder / name).is_file()]
+        if not missing:
+            return str(folder)
+        print(f"skipping {folder}: an interrupted save (no {missing[0]})", flush=True)
+    return None
 
 
 def check_before_loading(script: ScriptArguments, config) -> None:
@@ -243,7 +253,7 @@ def resume_point(script: ScriptArguments, config) -> str | None:
             f"{config.output_dir} holds a finished run ({summary}); remove it or set another output_dir "
             "(`make run` starts a fresh main job each time)"
         )
-    last = last_checkpoint(config.output_dir)
+    last = last_complete_checkpoint(config.output_dir, bool(getattr(config, "alpharl", False)))
     if last:
         print(
             f"resuming from {last}: {config.output_dir} holds an unfinished run (auto_resume; remove the "

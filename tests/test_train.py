@@ -141,3 +141,22 @@ def test_readme_train_examples_run(example: str, tmp_path, monkeypatch, capsys):
     assert cli(["train", *example.split(), "--output_dir", str(tmp_path / "run")]) == 0
     assert "== run finished at step" in capsys.readouterr().out
     assert json.loads((tmp_path / "run" / "alpharl" / "summary.json").read_text())["swap"] is not None
+
+
+def test_resume_skips_a_checkpoint_whose_save_was_interrupted(tmp_path, capsys):
+    """A kill during a save leaves checkpoint-N without trainer_state.json; auto-resume used to pick it and
+    fail the same way on every requeue. Now it says so, resumes from the newest complete one and finishes."""
+    out = tmp_path / "run"
+    args = ["train", str(REPO / "recipes" / "tiny" / "grpo.yaml"), "--output_dir", str(out), *SHORT]
+    args += ["--model_name_or_path", str(test_model_dir()), "--save_strategy", "steps", "--save_steps", "2"]
+    args += ["--report_test_size", "0"]
+    assert cli(args) == 0
+    (out / "alpharl" / "summary.json").unlink()  # as if the run had been killed...
+    (out / "checkpoint-6" / "trainer_state.json").unlink()  # ...while saving its last checkpoint
+    capsys.readouterr()
+    assert cli(args) == 0
+    printed = capsys.readouterr().out
+    assert f"skipping {out}/checkpoint-6: an interrupted save (no trainer_state.json)" in printed
+    assert f"resuming from {out}/checkpoint-4" in printed
+    summary = json.loads((out / "alpharl" / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["swap"]["step"] == 6

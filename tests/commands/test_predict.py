@@ -198,3 +198,24 @@ def test_subprocess_exit_code(series, tmp_path):
     )
     assert bad.returncode == 2 and "at least 3 checkpoints, got 2" in bad.stderr, bad.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "analyze"])
+@pytest.mark.parametrize("where", ["parent of the inputs", "inside an input", "the current directory"])
+def test_out_that_contains_or_sits_in_an_input_is_refused(tmp_path, capsys, monkeypatch, command, where):
+    """With --overwrite such an --out used to be replaced whole: the base and every checkpoint deleted."""
+    series = make_series(tmp_path / "inputs")
+    out = {
+        "parent of the inputs": tmp_path / "inputs",
+        "inside an input": series.checkpoints[-1] / "pred",
+        "the current directory": Path("."),
+    }[where]
+    monkeypatch.chdir(tmp_path / "inputs")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    args = _args(series, out, "--overwrite")
+    args[0] = command
+    if command == "predict":
+        args += ["--target-step", "60"]
+    assert main(args) == 2
+    assert "--out" in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing deleted or added

@@ -284,6 +284,29 @@ def write_shards(
     return list(weight_map)
 
 
+def check_model_config(folder: str | os.PathLike) -> None:
+    """Refuse a checkpoint whose `config.json` is missing, unreadable or not a JSON object: a predicted
+    checkpoint copies it, and would not load without it."""
+    path = Path(folder) / "config.json"
+    limit = 16 * 1024**2  # a model config is kilobytes; bounded, so a link to /dev/zero cannot hang the read
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise AlphaRLError(f"{path} is over {limit // 1024**2} MB: not a model config")
+        config = json.loads(data.decode("utf-8"))
+    except FileNotFoundError as err:
+        raise AlphaRLError(f"{path} is missing; a predicted checkpoint needs it") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AlphaRLError(
+            f"{path} is unreadable or not JSON ({err}): the predicted checkpoint copies it"
+        ) from err
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise AlphaRLError(
+            f"{path} is not a model config (no model_type): the predicted checkpoint copies it"
+        )
+
+
 def copy_model_files(source_dir: str | os.PathLike, folder: Path) -> list[str]:
     """Copy config, generation config, tokenizer and chat template files; return their names."""
     source_dir = Path(source_dir)

@@ -25,6 +25,7 @@ from alpharl_trainer.checkpoints import (
     DEFAULT_MAX_SHARD_BYTES,
     CheckpointReader,
     atomic_output_dir,
+    check_model_config,
     checkpoint_step,
     copy_model_files,
     write_shards,
@@ -231,6 +232,7 @@ def predict(
         raise AlphaRLError(f"unknown covariate {covariate!r}; choose step or reward")
 
     window = open_window(base, checkpoints, steps=steps, selector=selector, allow_pickle=allow_pickle)
+    check_model_config(window.last.folder)
     if target_step is not None and target_step <= window.steps[-1]:
         raise AlphaRLError(
             f"--target-step {target_step} is not after the last checkpoint's step {window.steps[-1]}"

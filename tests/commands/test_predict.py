@@ -110,6 +110,21 @@ def _corrupt(series, tmp_path):
     return [series.checkpoints[0], bad, *series.checkpoints[2:]], []
 
 
+def _config(text: str | None):
+    """The last checkpoint with its config.json replaced by `text` (None: a link to /dev/zero)."""
+
+    def make(series, tmp_path):
+        last = shutil.copytree(series.checkpoints[-1], tmp_path / "checkpoint-40")
+        (last / "config.json").unlink()
+        if text is None:
+            (last / "config.json").symlink_to("/dev/zero")
+        else:
+            (last / "config.json").write_text(text)
+        return [*series.checkpoints[:-1], last], []
+
+    return make
+
+
 def _same_as_base(series, tmp_path):
     return [*series.checkpoints[:3], shutil.copytree(series.base, tmp_path / "checkpoint-50")], []
 
@@ -134,6 +149,9 @@ def _same_as_base(series, tmp_path):
             "needs .*--target-reward",
         ),
         (lambda s, _: (s.checkpoints, ["--steps", "1", "2", "3"]), "--steps has 3 values for 4"),
+        (_config(""), "checkpoint-40/config.json is unreadable or not JSON"),
+        (_config('{"hidden_size": 8}'), "checkpoint-40/config.json is not a model config"),
+        (_config(None), "checkpoint-40/config.json is over 16 MB"),
     ],
     ids=[
         "shape",
@@ -147,6 +165,9 @@ def _same_as_base(series, tmp_path):
         "rewards-count",
         "no-target-reward",
         "steps-count",
+        "empty-config",
+        "config-without-model-type",
+        "config-dev-zero",
     ],
 )
 def test_bad_inputs_exit_2_and_leave_nothing(series, tmp_path, capsys, make_inputs, expected):

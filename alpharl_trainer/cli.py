@@ -15,6 +15,7 @@ import textwrap
 
 from alpharl_trainer import __version__
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.offline_mode import stay_offline
 
 DESCRIPTION = """\
 An RL trainer for language models on Hugging Face TRL (GRPO, DAPO, Dr. GRPO, GSPO, RLOO, PPO) with built-in
@@ -88,6 +89,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stay_offline()
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)

@@ -445,7 +445,10 @@ def print_summary(summary: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `accelerate launch -m alpharl_trainer.train`
+    from alpharl_trainer.offline_mode import stay_offline
+
+    stay_offline()
     try:
         sys.exit(main())
     except AlphaRLError as err:

@@ -27,6 +27,9 @@ from alpharl_trainer.tasks.base import Task
 
 # "4.5e33": a number in e-notation, not inside a word (minerva.jsonl writes 58 gold answers this way).
 _E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([-+]?\d+)(?![\w.])")
+# "12\,345", "1{,}000", "1\!000": LaTeX thousands separators between digit groups. math-verify reads
+# "12\,345" as 357 and "1\,000\,000" as 0, so they are removed before parsing (a plain "1,1" is untouched).
+_THOUSANDS = re.compile(r"(?<=\d)(?:\\,|\{,\}|\\!|\\;|\\ )(?=\d{3}(?!\d))")
 _BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # A line such as "Answer: 42", "**Final Answer:** $\frac{1}{2}$" (Markdown bold around the label tolerated).
 _ANSWER_LINE = re.compile(
@@ -115,6 +118,7 @@ def _parse(answer: str, in_main_thread: bool) -> tuple:
 
     timeout = _PARSE_TIMEOUT_S if in_main_thread else None
     # math-verify reads "4.5e33" as 4.5*e*33; rewrite it as LaTeX so it equals "4.5 \\times 10^{33}".
+    answer = _THOUSANDS.sub("", answer)
     answer = _E_NOTATION.sub(r"\1 \\times 10^{\2}", answer)
     boxed = parse(f"\\boxed{{{answer}}}", parsing_timeout=timeout)
     if any(not isinstance(x, str) for x in boxed):

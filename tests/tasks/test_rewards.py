@@ -72,6 +72,11 @@ def test_extract_final_answer(completion, expected):
         ("(1,2)", "\\boxed{(1, 2)}"),
         ("4.5e33", "\\boxed{4.5 \\times 10^{33}}"),  # minerva.jsonl's e-notation
         ("1e-5", "Answer: $0.00001$"),
+        ("12\\,345", "\\boxed{12345}"),  # LaTeX thousands separators (math-verify alone reads 357)
+        ("1\\,950", "Answer: 1950"),
+        ("1\\,000\\,000", "\\boxed{1000000}"),
+        ("12345", "\\boxed{12\\,345}"),
+        ("1{,}000", "\\boxed{1000}"),
     ],
 )
 def test_grade_math_accepts_equivalent_forms(gold, completion):
@@ -87,6 +92,10 @@ def test_grade_math_accepts_equivalent_forms(gold, completion):
         ("27", "I am fairly sure it is 27", "no final answer"),
         ("x^2+1", "\\boxed{x^2-1}", "predicted"),
         ("3e6", "\\boxed{3 \\times 10^{7}}", "predicted"),
+        ("12\\,345", "\\boxed{357}", "predicted"),  # what the separator used to be read as
+        ("1\\,950", "\\boxed{951}", "predicted"),
+        ("1\\,000\\,000", "\\boxed{0}", "predicted"),
+        ("(1,1)", "\\boxed{11}", "predicted"),  # a plain comma is not a separator
     ],
 )
 def test_grade_math_rejects_wrong_or_missing_answers(gold, completion, reason_part):

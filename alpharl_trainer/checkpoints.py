@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -205,6 +206,29 @@ class CheckpointReader:
             raise AlphaRLError(f"cannot read tensor {name} from {path}: {err}") from err
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_stale_temp_dirs(out_dir: Path) -> None:
+    """Remove the temporary folders an earlier write to `out_dir` left when it was killed (SIGKILL, a node
+    failure): `.NAME.tmp-PID-TAG` whose process is gone. They hold partial outputs only, and can be
+    hundreds of MB; each removal is reported."""
+    for tmp in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
+        if tmp.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            print(
+                f"removed {tmp}: a partial output left by an interrupted run (process {pid})", file=sys.stderr
+            )
+
+
 @contextmanager
 def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder beside `out_dir`; on success it becomes `out_dir`.
@@ -217,6 +241,7 @@ def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False) ->
     if out_dir.exists() and not (overwrite and out_dir.is_dir()):
         raise AlphaRLError(f"output {out_dir} already exists; pass --overwrite to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_dirs(out_dir)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{tag}"
     tmp.mkdir()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import textwrap
 
@@ -88,8 +89,22 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (what Slurm and `kill` send) ends the command like Ctrl-C does: as an exception, so every
+    atomic write removes its temporary folder on the way out, instead of dying where it stands."""
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (main() called from a thread): leave signals alone
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     stay_offline()
+    _exit_on_sigterm()
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)

@@ -240,3 +240,43 @@ def test_out_that_contains_or_sits_in_an_input_is_refused(tmp_path, capsys, monk
     assert main(args) == 2
     assert "--out" in capsys.readouterr().err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing deleted or added
+
+
+SLOW_PREDICT = """
+import sys, time
+import alpharl_trainer.offline as offline
+build = offline.build_trajectory
+def slow(*args, **kwargs):
+    print("WRITING", flush=True)  # the temporary output folder exists now
+    time.sleep(60)
+    return build(*args, **kwargs)
+offline.build_trajectory = slow
+from alpharl_trainer.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_removes_the_partial_output(series, tmp_path):
+    """SIGTERM (Slurm's, or `kill`) used to leave `.NAME.tmp-*` beside --out; now it cleans up like Ctrl-C."""
+    import signal
+
+    out = tmp_path / "pred"
+    cmd = [sys.executable, "-c", SLOW_PREDICT, *_args(series, out, "--target-step", "60")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "WRITING"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pred.tmp-")]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not out.exists() and not list(tmp_path.iterdir())  # no output, no temporary folder
+
+
+def test_a_stale_temporary_folder_is_removed_and_reported(series, tmp_path, capsys):
+    """A write killed outright (SIGKILL, a lost node) leaves its temporary folder; the next write there
+    removes it (its process is gone) and says so."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    stale = tmp_path / f".pred.tmp-{int(dead.stdout)}-0123abcd"
+    (stale / "partial").mkdir(parents=True)
+    out = tmp_path / "pred"
+    assert main(_args(series, out, "--target-step", "60")) == 0
+    assert not stale.exists() and (out / "model.safetensors").is_file()
+    assert f"removed {stale}: a partial output left by an interrupted run" in capsys.readouterr().err

@@ -206,6 +206,14 @@ class CheckpointReader:
             raise AlphaRLError(f"cannot read tensor {name} from {path}: {err}") from err
 
 
+NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits, in bytes
+
+
+def _temp_prefix(out_dir: Path) -> str:
+    """`.NAME.tmp-` beside the output, NAME cut so that the temporary name stays under NAME_MAX bytes."""
+    return f".{os.fsencode(out_dir.name)[:200].decode(errors='ignore')}.tmp-"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -220,7 +228,7 @@ def _remove_stale_temp_dirs(out_dir: Path) -> None:
     """Remove the temporary folders an earlier write to `out_dir` left when it was killed (SIGKILL, a node
     failure): `.NAME.tmp-PID-TAG` whose process is gone. They hold partial outputs only, and can be
     hundreds of MB; each removal is reported."""
-    for tmp in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
+    for tmp in out_dir.parent.glob(f"{_temp_prefix(out_dir)}*"):
         pid = tmp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
         if tmp.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -238,17 +246,25 @@ def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False) ->
     is never a mix of old and new files.
     """
     out_dir = Path(out_dir)
+    if len(os.fsencode(out_dir.name)) > NAME_MAX:
+        raise AlphaRLError(f"output name {out_dir.name[:40]}... is over the {NAME_MAX}-byte file-name limit")
+    if len(os.fsencode(str(out_dir.absolute()))) >= PATH_MAX:
+        raise AlphaRLError(f"output path {str(out_dir)[:40]}... is over the {PATH_MAX}-byte path limit")
     if out_dir.exists() and not (overwrite and out_dir.is_dir()):
         raise AlphaRLError(f"output {out_dir} already exists; pass --overwrite to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_dirs(out_dir)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{tag}"
-    tmp.mkdir()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temp_dirs(out_dir)
+        tmp = out_dir.parent / f"{_temp_prefix(out_dir)}{tag}"
+        tmp.mkdir()
+    except OSError as err:  # unwritable parent, a file where a folder should be, ...
+        where = f" ({err.filename})" if err.filename else ""
+        raise AlphaRLError(f"cannot write the output {out_dir}: {err.strerror or err}{where}") from err
     try:
         yield tmp
         if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{tag}"
+            old = out_dir.parent / f"{_temp_prefix(out_dir)[:-5]}.old-{tag}"
             os.rename(out_dir, old)
             os.rename(tmp, out_dir)
             shutil.rmtree(old)

@@ -62,6 +62,19 @@ def load_policy(path: str | Path, dtype: str = "auto", device: str | None = None
     path = Path(path)
     if not (path / "config.json").is_file():
         raise AlphaRLError(f"{path}: not a model checkpoint folder (no config.json)")
+    # transformers builds an empty tokenizer from a folder without one, and evaluation then fails deep
+    # inside generation: a checkpoint saved without its tokenizer (e.g. a trainer without processing_class)
+    tokenizer_files = (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "tokenizer.model",
+        "vocab.json",
+        "vocab.txt",
+    )
+    if not any((path / name).is_file() for name in tokenizer_files):
+        raise AlphaRLError(
+            f"{path}: no tokenizer files ({', '.join(tokenizer_files)}); copy the base model's tokenizer in"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)

@@ -48,8 +48,14 @@ def _read_rows(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise AlphaRLError(f"{path}: no such benchmark file")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:  # bytes: a binary or non-UTF-8 file is an error on its line, not a crash
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise AlphaRLError(
+                    f"{path}:{line_no}: not UTF-8 text (byte {err.start}): not a JSONL file"
+                ) from err
             if not line.strip():
                 continue
             try:

@@ -46,3 +46,15 @@ def test_unloadable_file_fails_after_checking_the_others(tmp_path, capsys):
     assert "good.jsonl: question field 'problem'" in captured.out and "1/1 gold answers" in captured.out
     assert "missing.jsonl: no such benchmark file" in captured.out
     assert "2 file(s) could not be loaded" in captured.err
+
+
+def test_binary_or_non_utf8_file_is_reported_and_the_next_file_checked(tmp_path, capsys):
+    """A binary file used to end check-benchmark with a UnicodeDecodeError traceback."""
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"problem": "p", "answer": "2"}\n\xc3\x28\x00\xff garbage\n')
+    good = write_jsonl(tmp_path / "good.jsonl", [{"problem": "p", "answer": "2"}])
+    assert main(["check-benchmark", str(binary), str(good)]) == 2
+    captured = capsys.readouterr()
+    assert f"{binary}:2: not UTF-8 text" in captured.out
+    assert "good.jsonl: question field 'problem'" in captured.out
+    assert "1 file(s) could not be loaded" in captured.err and "Traceback" not in captured.err

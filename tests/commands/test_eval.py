@@ -111,3 +111,14 @@ def test_vllm_engine_matches_transformers_greedy(tiny_model_dir, tmp_path):
     vl, vl_summary = read_outputs(tmp_path / "vllm")
     assert [r["greedy"]["completion"] for r in vl] == [r["greedy"]["completion"] for r in hf]
     assert vl_summary["greedy_accuracy"] == hf_summary["greedy_accuracy"] and vl_summary["engine"] == "vllm"
+
+
+def test_checkpoint_without_tokenizer_exits_2(checkpoint, tmp_path, capsys):
+    """transformers builds an empty tokenizer for such a folder; eval used to fail with an IndexError."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((checkpoint / name).read_bytes())
+    assert main(["eval", str(bare), "--task", "arithmetic", "--out", str(tmp_path / "o")]) == 2
+    assert "no tokenizer files" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

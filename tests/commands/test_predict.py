@@ -280,3 +280,22 @@ def test_a_stale_temporary_folder_is_removed_and_reported(series, tmp_path, caps
     assert main(_args(series, out, "--target-step", "60")) == 0
     assert not stale.exists() and (out / "model.safetensors").is_file()
     assert f"removed {stale}: a partial output left by an interrupted run" in capsys.readouterr().err
+
+
+def test_output_names_and_paths_at_the_os_limits(series, tmp_path, capsys):
+    """A 240-byte --out used to fail with a traceback: its temporary name `.NAME.tmp-PID-TAG` was over the
+    255-byte limit. Names and paths over the limits, and a file where a folder must be, are exit 2."""
+    long_ok = tmp_path / ("x" * 240)
+    assert main(_args(series, long_ok, "--target-step", "60")) == 0
+    assert (long_ok / "model.safetensors").is_file()
+    cases = {
+        tmp_path / ("x" * 256): "over the 255-byte file-name limit",
+        tmp_path.joinpath(*["y" * 200] * 25): "over the 4096-byte path limit",
+        tmp_path / "a-file" / "pred": "cannot write the output .*a-file",
+    }
+    (tmp_path / "a-file").write_text("not a folder")
+    for out, message in cases.items():
+        assert main(_args(series, out, "--target-step", "60")) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a-file", "x" * 240])  # nothing left behind

@@ -155,18 +155,42 @@ def build_trajectory(
     return traj, frozen
 
 
+LARGE_JUMP = 10.0
+"""A forecast that moves a tensor more than this many times its whole window update is reported."""
+ABSURD_JUMP = 1e4
+"""...and more than this many times is refused: weights 1e4 times further out than training took them."""
+
+
 def predicted_tensors(
-    window: Window, forecasts: dict[str, Forecast], mode: str, scale: float, progress: bool = True
+    window: Window,
+    forecasts: dict[str, Forecast],
+    mode: str,
+    scale: float,
+    progress: bool = True,
+    jumps: dict[str, float] | None = None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """Every tensor of the last checkpoint, in its order: forecast ones predicted, the rest untouched."""
+    """Every tensor of the last checkpoint, in its order: forecast ones predicted, the rest untouched.
+
+    `jumps` receives, per forecast tensor, `||W_pred - W_K|| / ||W_K - W_0||`: how far the forecast moves
+    it, in units of the whole window's update."""
     for name in tqdm(window.last.names(), desc="writing", unit="tensor", disable=None if progress else True):
         w_last = window.last.get(name)
         if name not in forecasts:
             yield name, w_last
             continue
-        w_pred = predict_weight(w_last, window.base.get(name), forecasts[name], mode=mode, scale=scale)
+        w_base = window.base.get(name)
+        w_pred = predict_weight(w_last, w_base, forecasts[name], mode=mode, scale=scale)
         if not torch.isfinite(w_pred).all():
             raise AlphaRLError(f"the forecast of tensor {name} has NaN or inf values")
+        window_update = float((w_last.float() - w_base.float()).norm())
+        jump = float((w_pred.float() - w_last.float()).norm()) / window_update if window_update > 0 else 0.0
+        if jump > ABSURD_JUMP:
+            raise AlphaRLError(
+                f"the forecast moves {name} {jump:.3g} times its whole window update: the target is far "
+                "outside what the window can predict; choose a nearer target or a smaller --scale"
+            )
+        if jumps is not None:
+            jumps[name] = jump
         yield name, w_pred
 
 
@@ -248,7 +272,9 @@ def predict(
         forecasts = forecast(traj, target, fit=fit, covariate=covariate)
         timings["forecast"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        write_shards(tmp, predicted_tensors(window, forecasts, mode, scale, progress), max_shard_bytes)
+        jumps: dict[str, float] = {}
+        tensors = predicted_tensors(window, forecasts, mode, scale, progress, jumps)
+        write_shards(tmp, tensors, max_shard_bytes)
         copy_model_files(window.last.folder, tmp)
         traj.save(tmp / TRAJECTORY_DIR)
         timings["write"] = time.perf_counter() - t0
@@ -264,6 +290,7 @@ def predict(
                 "fro_last": fro,
                 "fro_forecast": fc.fro_hat,
                 "residual": traj.residuals(name)[-1].item(),
+                "jump": jumps.get(name),
             }
         report = {
             "version": __version__,
@@ -282,6 +309,8 @@ def predict(
                 "frozen": len(frozen),
                 "mean_r2": _mean([m["r2"] for m in matrices.values()]),
                 "mean_rank1_share": _mean([m["rank1_share"] for m in matrices.values()]),
+                "max_jump": max(jumps.values(), default=0.0),
+                "large_jumps": sorted(n for n, j in jumps.items() if j > LARGE_JUMP),
             },
             "timings_s": timings,
             "matrices": matrices,

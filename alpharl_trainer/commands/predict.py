@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 
 from alpharl_trainer.errors import AlphaRLError
 
@@ -147,4 +148,11 @@ def run(args: argparse.Namespace) -> int:
         f"{report['target']['value']:g} ({summary['frozen']} frozen), mean R^2 {fmt(summary['mean_r2'])}, "
         f"mean rank-1 share {fmt(summary['mean_rank1_share'])}"
     )
+    if summary["large_jumps"]:
+        print(
+            f"warning: the forecast moves {len(summary['large_jumps'])} tensor(s) more than 10 times their "
+            f"whole window update (largest {summary['max_jump']:.3g}x, e.g. {summary['large_jumps'][0]}): "
+            "far outside the window, evaluate before use",
+            file=sys.stderr,
+        )
     return 0

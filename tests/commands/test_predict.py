@@ -299,3 +299,21 @@ def test_output_names_and_paths_at_the_os_limits(series, tmp_path, capsys):
         err = capsys.readouterr().err
         assert re.search(message, err) and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a-file", "x" * 240])  # nothing left behind
+
+
+def test_a_forecast_far_outside_the_window_is_reported_or_refused(series, tmp_path, capsys):
+    """Targets 1e14 or --scale 1e30 used to write weights of 1e11-1e28 without a word."""
+    far = tmp_path / "far"
+    assert main(_args(series, far, "--target-step", "800")) == 0  # 19x the window's whole update
+    captured = capsys.readouterr()
+    assert "warning: the forecast moves 14 tensor(s) more than 10 times" in captured.err
+    report = json.loads((far / "alpharl_report.json").read_text())
+    assert 15 < report["summary"]["max_jump"] < 25 and len(report["summary"]["large_jumps"]) == 14
+    for extra in (["--target-step", "100000000000000"], ["--target-step", "60", "--scale", "1e30"]):
+        out = tmp_path / "absurd"
+        assert main(_args(series, out, *extra)) == 2
+        assert "times its whole window update" in capsys.readouterr().err
+        assert not out.exists()
+    near = tmp_path / "near"
+    assert main(_args(series, near, "--target-step", "60")) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -168,13 +168,16 @@ def predicted_tensors(
     scale: float,
     progress: bool = True,
     jumps: dict[str, float] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Every tensor of the last checkpoint, in its order: forecast ones predicted, the rest untouched.
 
     `jumps` receives, per forecast tensor, `||W_pred - W_K|| / ||W_K - W_0||`: how far the forecast moves
-    it, in units of the whole window's update."""
+    it, in units of the whole window's update. With `dtype`, every floating tensor is written in it."""
     for name in tqdm(window.last.names(), desc="writing", unit="tensor", disable=None if progress else True):
         w_last = window.last.get(name)
+        if dtype is not None and w_last.is_floating_point():  # the forecast is computed and written in it
+            w_last = w_last.to(dtype)
         if name not in forecasts:
             yield name, w_last
             continue
@@ -192,6 +195,16 @@ def predicted_tensors(
         if jumps is not None:
             jumps[name] = jump
         yield name, w_pred
+
+
+def _set_config_dtype(path: Path, dtype: str) -> None:
+    """Record the written dtype in config.json (`dtype`, and `torch_dtype` where the file uses that name),
+    so `from_pretrained(dtype="auto")` loads the weights as written."""
+    config = json.loads(path.read_text())
+    config["dtype"] = dtype
+    if "torch_dtype" in config:
+        config["torch_dtype"] = dtype
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -233,8 +246,12 @@ def predict(
     overwrite: bool = False,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     progress: bool = True,
+    dtype: str | None = None,
 ) -> dict:
-    """Write the forecast checkpoint to `out` (with its report and trajectory); return the report."""
+    """Write the forecast checkpoint to `out` (with its report and trajectory); return the report.
+
+    `dtype` ('float32', 'bfloat16', 'float16'): write every floating tensor in it, and say so in the copied
+    config.json; None keeps the last checkpoint's."""
     started = time.perf_counter()
     out = Path(out)
     _check_output(out, [base, *checkpoints])
@@ -273,9 +290,12 @@ def predict(
         timings["forecast"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         jumps: dict[str, float] = {}
-        tensors = predicted_tensors(window, forecasts, mode, scale, progress, jumps)
+        torch_dtype = getattr(torch, dtype) if dtype is not None else None
+        tensors = predicted_tensors(window, forecasts, mode, scale, progress, jumps, torch_dtype)
         write_shards(tmp, tensors, max_shard_bytes)
         copy_model_files(window.last.folder, tmp)
+        if dtype is not None:
+            _set_config_dtype(tmp / "config.json", dtype)
         traj.save(tmp / TRAJECTORY_DIR)
         timings["write"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
@@ -302,6 +322,7 @@ def predict(
             "fit": fit,
             "mode": mode,
             "scale": scale,
+            "dtype": dtype or "as the last checkpoint",
             "frozen": frozen,
             "summary": {
                 "tracked": len(window.tracked),

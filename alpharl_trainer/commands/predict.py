@@ -116,6 +116,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--target-reward", type=float, metavar="Y", help="reward level to forecast (with --covariate reward)"
     )
     parser.add_argument(
+        "--dtype",
+        choices=("keep", "float32", "bfloat16", "float16"),
+        default="keep",
+        help="dtype of the written weights: 'keep' the last checkpoint's (default), or e.g. float32 to keep "
+        "the forecast exact on bf16 checkpoints (rounding a small update into bf16 loses ~1%% of it); "
+        "config.json says the dtype written",
+    )
+    parser.add_argument(
         "--max-shard-gb",
         type=float,
         default=DEFAULT_MAX_SHARD_GB,
@@ -139,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         fit=args.fit,
         mode=args.mode,
         scale=args.scale,
+        dtype=None if args.dtype == "keep" else args.dtype,
         max_shard_bytes=int(args.max_shard_gb * 1024**3),
         **window_kwargs(args),
     )

@@ -317,3 +317,26 @@ def test_a_forecast_far_outside_the_window_is_reported_or_refused(series, tmp_pa
     near = tmp_path / "near"
     assert main(_args(series, near, "--target-step", "60")) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_dtype_float32_keeps_the_forecast_exact_on_bf16_checkpoints(tmp_path):
+    """On bf16 checkpoints the forecast used to be rounded into bf16 (about 1% of a small update lost);
+    --dtype float32 writes the float32 result and a config.json that loads it as float32."""
+    from alpharl_trainer.checkpoints import CheckpointReader
+
+    series = make_series(tmp_path / "bf16", dtype=torch.bfloat16)
+    kept, exact = tmp_path / "kept", tmp_path / "exact"
+    assert main(_args(series, kept, "--target-step", "60")) == 0
+    assert main(_args(series, exact, "--target-step", "60", "--dtype", "float32")) == 0
+    assert load_file(kept / "model.safetensors")[Q].dtype == torch.bfloat16
+    written = load_file(exact / "model.safetensors")
+    assert all(t.dtype == torch.float32 for t in written.values())
+    assert json.loads((exact / "config.json").read_text())["dtype"] == "float32"
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(exact, dtype="auto").dtype == torch.float32
+    assert AutoModelForCausalLM.from_pretrained(kept, dtype="auto").dtype == torch.bfloat16
+    # the float32 forecast is the bf16 one before rounding
+    assert torch.allclose(written[Q].to(torch.bfloat16), load_file(kept / "model.safetensors")[Q], atol=1e-2)
+    last = CheckpointReader(series.checkpoints[-1]).get(Q).float()
+    assert not torch.equal(written[Q], last)  # the forecast moved it

@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         )
         for problem, grade in failures:
             print(f"  line {problem.meta['line']}: gold {problem.answer!r}: {grade.reason}")
+        if benchmark.skipped:
+            print(f"  {len(benchmark.skipped)} row(s) skipped:")
+            for line, why in benchmark.skipped:
+                print(f"  line {line}: {why}")
         ungraded += len(failures)
     if unreadable:
         raise AlphaRLError(f"{len(unreadable)} file(s) could not be loaded: {', '.join(unreadable)}")

@@ -97,6 +97,9 @@ def _target(args: argparse.Namespace):
     from alpharl_trainer.tasks.benchmarks import load_benchmark
 
     benchmark = load_benchmark(args.benchmark, args.question_field, args.answer_field)
+    if benchmark.skipped:
+        lines = ", ".join(str(line) for line, _ in benchmark.skipped)
+        print(f"{args.benchmark}: {len(benchmark.skipped)} multi-part row(s) skipped (lines {lines})")
     return benchmark, benchmark.records[: args.limit], BENCHMARK_MAX_NEW_TOKENS
 
 

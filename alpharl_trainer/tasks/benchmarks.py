@@ -10,7 +10,7 @@ question and answer fields are detected from the first row, or given explicitly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from alpharl_trainer.errors import AlphaRLError
@@ -35,7 +35,10 @@ class Benchmark:
     question_field: str
     answer_field: str
     records: list[Problem]
-    """One per row, in file order; `meta` holds the 1-based `line` and the raw `question`."""
+    """One per gradable row, in file order; `meta` holds the 1-based `line` and the raw `question`."""
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    """(line, why) of rows left out: multi-part answers (a JSON object keyed by sub-question), which one
+    final answer cannot be graded against."""
 
     def extract_answer(self, completion: str) -> str | None:
         return extract_final_answer(completion)
@@ -93,11 +96,17 @@ def load_benchmark(
     first = rows[0][1]
     q_field = _field(path, first, question_field, QUESTION_FIELDS, "question")
     a_field = _field(path, first, answer_field, ANSWER_FIELDS, "answer")
-    records = []
+    records, skipped = [], []
     for line_no, row in rows:
         question, answer = row.get(q_field), row.get(a_field)
         if not isinstance(question, str) or not question.strip():
             raise AlphaRLError(f"{path}:{line_no}: field {q_field!r} is missing or not a non-empty string")
+        if isinstance(answer, dict):
+            keys = ", ".join(map(str, list(answer)[:4]))
+            skipped.append(
+                (line_no, f"multi-part answer (a JSON object: {keys}): not gradable as one answer")
+            )
+            continue
         try:
             gold = gold_text(answer)
         except AlphaRLError as err:
@@ -110,7 +119,9 @@ def load_benchmark(
                 meta={"line": line_no, "question": question},
             )
         )
-    return Benchmark(path.stem, path, q_field, a_field, records)
+    if not records:
+        raise AlphaRLError(f"{path}: no gradable rows ({len(skipped)} multi-part answers skipped)")
+    return Benchmark(path.stem, path, q_field, a_field, records, skipped)
 
 
 def benchmark_dataset(benchmark: Benchmark, conversational: bool = False):

@@ -58,3 +58,30 @@ def test_binary_or_non_utf8_file_is_reported_and_the_next_file_checked(tmp_path,
     assert f"{binary}:2: not UTF-8 text" in captured.out
     assert "good.jsonl: question field 'problem'" in captured.out
     assert "1 file(s) could not be loaded" in captured.err and "Traceback" not in captured.err
+
+
+def test_multi_part_answers_are_skipped_with_their_line_not_the_whole_file(tmp_path, capsys):
+    """A gold answer stored as a JSON object (sub-questions) used to make the loader reject the whole file."""
+    from alpharl_trainer.tasks.benchmarks import load_benchmark
+
+    rows = [
+        {"problem": "p1", "answer": "2"},
+        {"problem": "p2", "answer": {"integer": 42, "square_of": 84}},
+        {"problem": "p3", "answer": 3.0},
+    ]
+    path = write_jsonl(tmp_path / "parts.jsonl", rows)
+    benchmark = load_benchmark(path)
+    assert [p.meta["line"] for p in benchmark.records] == [1, 3]
+    assert benchmark.skipped == [
+        (2, "multi-part answer (a JSON object: integer, square_of): not gradable as one answer")
+    ]
+    assert main(["check-benchmark", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "2 rows, 2/2 gold answers self-grade correct" in out
+        and "1 row(s) skipped" in out
+        and "line 2:" in out
+    )
+    only_parts = write_jsonl(tmp_path / "only.jsonl", [rows[1]])
+    assert main(["check-benchmark", str(only_parts)]) == 2
+    assert "no gradable rows (1 multi-part answers skipped)" in capsys.readouterr().out

@@ -281,15 +281,7 @@ def train_truncated(argv: list[str], stop_step: int, train, heldout, task):
         overrides = ["--alpharl", "false", "--output_dir", out, "--save_strategy", "no"]
         script, config = parse([*argv, *overrides, "--report_to", "none"])
         model, tokenizer = load_policy(script)
-        trainer = trainer_class(script.trainer)(
-            model=model,
-            reward_funcs=build_rewards(script, task, config, tokenizer),
-            args=config,
-            train_dataset=train,
-            eval_dataset=heldout,
-            processing_class=tokenizer,
-            callbacks=[StopAt()],
-        )
+        trainer = build_trainer(script, config, model, tokenizer, (train, heldout, task), [StopAt()])
         trainer.train()
         return trainer.accelerator.unwrap_model(trainer.model)
 
@@ -304,10 +296,21 @@ def whole_model(trainer):
     )
 
 
-def trainer_class(name: str):
+def build_trainer(script: ScriptArguments, config, model, tokenizer, data: tuple, callbacks=None):
+    """The recipe's trainer on `data` = (train, held-out, task), as `build_data` returns it."""
     from alpharl_trainer.trainer import AlphaRLGRPOTrainer, AlphaRLPPOTrainer, AlphaRLRLOOTrainer
 
-    return {"grpo": AlphaRLGRPOTrainer, "rloo": AlphaRLRLOOTrainer, "ppo": AlphaRLPPOTrainer}[name]
+    trainers = {"grpo": AlphaRLGRPOTrainer, "rloo": AlphaRLRLOOTrainer, "ppo": AlphaRLPPOTrainer}
+    train, heldout, task = data
+    return trainers[script.trainer](
+        model=model,
+        reward_funcs=build_rewards(script, task, config, tokenizer),
+        args=config,
+        train_dataset=train,
+        eval_dataset=heldout,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,14 +350,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if scoring:
         score("base policy", 0, gathered_model(model))
-    trainer = trainer_class(script.trainer)(
-        model=model,
-        reward_funcs=build_rewards(script, task, config, tokenizer),
-        args=config,
-        train_dataset=train,
-        eval_dataset=heldout,
-        processing_class=tokenizer,
-    )
+    trainer = build_trainer(script, config, model, tokenizer, (train, heldout, task))
     if scoring and trainer.alpharl is not None:
         window = "window end (truncated run)"
         unit = "step" if trainer.alpharl.config.alpharl_covariate == "step" else "reward"

@@ -28,39 +28,39 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checksums(name: str) -> dict[str, str]:
+    """File name -> expected sha256 of shipped policy `name`, from its SHA256SUMS (`sha256sum` format:
+    regenerate with `sha256sum config.json generation_config.json model.safetensors tiny_recipe.json
+    tokenizer*.json > SHA256SUMS` in the folder after a rebuild)."""
+    if name not in SHIPPED:
+        raise AlphaRLError(f"no shipped policy {name!r}; shipped: {', '.join(SHIPPED)}")
+    sums = ROOT / name / CHECKSUMS
+    if not sums.is_file():
+        raise AlphaRLError(
+            f"shipped policy {name!r} is incomplete: {sums} is missing (re-clone the repository)"
+        )
+    pairs = (line.strip().partition("  ") for line in sums.read_text().splitlines() if line.strip())
+    return {file: expected for expected, _, file in pairs}
+
+
 def shipped_policy(name: str) -> Path:
     """The folder of shipped policy `name`, after checking every file against its SHA256SUMS.
 
     A mismatch (a truncated clone, a Git LFS pointer, an edited file) is an error, not a silent change of
     the base policy every number was measured on.
     """
-    if name not in SHIPPED:
-        raise AlphaRLError(f"no shipped policy {name!r}; shipped: {', '.join(SHIPPED)}")
+    expected = checksums(name)
     folder = ROOT / name
-    sums = folder / CHECKSUMS
-    if not sums.is_file():
-        raise AlphaRLError(
-            f"shipped policy {name!r} is incomplete: {sums} is missing (re-clone the repository)"
-        )
-    for line in sums.read_text().splitlines():
-        expected, _, file = line.strip().partition("  ")
+    for file, digest in expected.items():
         path = folder / file
         if not path.is_file():
             raise AlphaRLError(f"shipped policy {name!r} is incomplete: {path} is missing")
-        if _sha256(path) != expected:
+        if _sha256(path) != digest:
             raise AlphaRLError(
-                f"shipped policy {name!r}: {path} does not match its checksum in {sums} "
+                f"shipped policy {name!r}: {path} does not match its checksum in {folder / CHECKSUMS} "
                 "(corrupt or changed; `git checkout -- alpharl_trainer/policies` restores it)"
             )
     return folder
-
-
-def write_checksums(folder: Path) -> Path:
-    """Write `folder/SHA256SUMS` for every file in it (in `sha256sum` format: `sha256sum -c` checks it)."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS)
-    lines = [f"{_sha256(p)}  {p.name}" for p in files]
-    (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
-    return folder / CHECKSUMS
 
 
 def resolve_policy(name_or_path: str) -> Path:

@@ -120,18 +120,13 @@ def model_card(name: str, callback, base_model: str, trainer_name: str, test: di
 
 def _provenance(base_model: str) -> str:
     """For a shipped policy: where it lives and its weights' checksum (the exact starting point)."""
-    from alpharl_trainer.policies import CHECKSUMS, ROOT, SHIPPED
+    from alpharl_trainer.policies import SHIPPED, checksums
 
     if base_model not in SHIPPED:
         return ""
-    sums = dict(
-        reversed(line.split("  ", 1))
-        for line in (ROOT / base_model / CHECKSUMS).read_text().split("\n")
-        if line
-    )
     return (
         f" (shipped with alpharl-trainer in `alpharl_trainer/policies/{base_model}`, model.safetensors "
-        f"sha256 `{sums['model.safetensors'][:16]}`)"
+        f"sha256 `{checksums(base_model)['model.safetensors'][:16]}`)"
     )
 
 

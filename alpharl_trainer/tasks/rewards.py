@@ -148,8 +148,47 @@ class Grade:
     """Why the reward is what it is, for reports ('correct', 'no final answer', ...)."""
 
 
+def _text_key(answer: str) -> str:
+    """A text answer compared as words: `\\text{}`-style wrappers, `$` and case dropped, whitespace
+    collapsed ("North  East" == "\\text{north east}")."""
+    answer = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", answer).replace("$", "")
+    return " ".join(answer.split()).casefold()
+
+
+def _listed_items(answer: str) -> int:
+    """How many comma-separated items an answer lists at its top level, inside an optional outer
+    `\\{...\\}`: sympy collapses the set "1,1" to {1}, so the count is what tells "1" from "1,1"."""
+    answer = _THOUSANDS.sub("", answer.strip())
+    answer = re.sub(r"^\\left\s*\\\{(.*)\\right\s*\\\}$|^\\\{(.*)\\\}$", r"\1\2", answer, flags=re.S)
+    depth, items = 0, 1
+    for char in answer:
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(char, 0)
+        items += char == "," and depth == 0
+    return items
+
+
+def _stricter_than_math_verify(gold_str: str, gold: object, predicted: str, pred: object) -> str | None:
+    """Why an answer math-verify accepts is still wrong, or None. math-verify compares a bare value
+    with the right side of any gold equation ("LRMC" for "SRMC=LRMC") and reads "1,1" as the set {1};
+    both are right only when the gold names the unknown ("x=5", "f(x)=x^2" accept "5", "x^2") or lists
+    distinct items."""
+    from sympy import FiniteSet, Symbol
+    from sympy.core.function import AppliedUndef
+    from sympy.core.relational import Relational
+
+    names_the_unknown = isinstance(gold, Relational) and isinstance(gold.lhs, Symbol | AppliedUndef)
+    if isinstance(gold, Relational) and not names_the_unknown and not isinstance(pred, Relational):
+        return f"gold {gold_str!r} is a relation, predicted {predicted!r} states one side of it"
+    if isinstance(gold, FiniteSet) and _listed_items(gold_str) != _listed_items(predicted):
+        return f"gold {gold_str!r} lists {_listed_items(gold_str)} items, predicted {predicted!r} lists " + str(
+            _listed_items(predicted)
+        )
+    return None
+
+
 def grade_math(completion: str, gold: object) -> Grade:
-    """Grade one completion against one gold answer with math-verify."""
+    """Grade one completion against one gold answer with math-verify (a few cases stricter, see
+    `_stricter_than_math_verify`); a gold answer math-verify reads only as text is compared as words."""
     from math_verify import verify
 
     in_main = _in_main_thread()
@@ -163,9 +202,14 @@ def grade_math(completion: str, gold: object) -> Grade:
     pred_parsed = _parse(predicted, in_main)
     if not pred_parsed:
         return Grade(0.0, predicted, f"predicted answer {predicted!r} cannot be parsed")
+    if all(isinstance(x, str) for x in gold_parsed):
+        if _text_key(gold_str) == _text_key(predicted):
+            return Grade(1.0, predicted, "correct")
+        return Grade(0.0, predicted, f"predicted {predicted!r}, gold {gold_str!r} (compared as text)")
     timeout = _VERIFY_TIMEOUT_S if in_main else None
     if verify(list(gold_parsed), list(pred_parsed), timeout_seconds=timeout):
-        return Grade(1.0, predicted, "correct")
+        wrong = _stricter_than_math_verify(gold_str, gold_parsed[0], predicted, pred_parsed[0])
+        return Grade(0.0, predicted, wrong) if wrong else Grade(1.0, predicted, "correct")
     mismatch = (
         f"predicted {predicted!r} (parsed {pred_parsed[0]}), gold {gold_str!r} (parsed {gold_parsed[0]})"
     )

@@ -77,6 +77,11 @@ def test_extract_final_answer(completion, expected):
         ("1\\,000\\,000", "\\boxed{1000000}"),
         ("12345", "\\boxed{12\\,345}"),
         ("1{,}000", "\\boxed{1000}"),
+        ("x=5", "\\boxed{5}"),  # a gold equation that names the unknown accepts its value
+        ("f(x)=x^2", "\\boxed{x^2}"),
+        ("SRMC=LRMC", "\\boxed{SRMC = LRMC}"),
+        ("1,1", "\\boxed{1, 1}"),
+        ("North East", "\\boxed{\\text{north  east}}"),  # text-only gold: compared as words
     ],
 )
 def test_grade_math_accepts_equivalent_forms(gold, completion):
@@ -96,6 +101,10 @@ def test_grade_math_accepts_equivalent_forms(gold, completion):
         ("1\\,950", "\\boxed{951}", "predicted"),
         ("1\\,000\\,000", "\\boxed{0}", "predicted"),
         ("(1,1)", "\\boxed{11}", "predicted"),  # a plain comma is not a separator
+        ("SRMC=LRMC", "\\boxed{LRMC}", "relation"),  # math-verify compares one side of the equation
+        ("1,1", "\\boxed{1}", "lists 2 items"),  # math-verify reads "1,1" as the set {1}
+        ("\\{1,1\\}", "Answer: 1", "lists 2 items"),
+        ("North East", "\\boxed{Northeast}", "compared as text"),
     ],
 )
 def test_grade_math_rejects_wrong_or_missing_answers(gold, completion, reason_part):

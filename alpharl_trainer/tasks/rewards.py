@@ -179,10 +179,9 @@ def _stricter_than_math_verify(gold_str: str, gold: object, predicted: str, pred
     names_the_unknown = isinstance(gold, Relational) and isinstance(gold.lhs, Symbol | AppliedUndef)
     if isinstance(gold, Relational) and not names_the_unknown and not isinstance(pred, Relational):
         return f"gold {gold_str!r} is a relation, predicted {predicted!r} states one side of it"
-    if isinstance(gold, FiniteSet) and _listed_items(gold_str) != _listed_items(predicted):
-        return f"gold {gold_str!r} lists {_listed_items(gold_str)} items, predicted {predicted!r} lists " + str(
-            _listed_items(predicted)
-        )
+    gold_items, pred_items = _listed_items(gold_str), _listed_items(predicted)
+    if isinstance(gold, FiniteSet) and gold_items != pred_items:
+        return f"gold {gold_str!r} lists {gold_items} items, predicted {predicted!r} lists {pred_items}"
     return None
 
 

@@ -305,7 +305,8 @@ def predict(
             s, fro = traj.singular_values(name)[-1].item(), traj.fro(name)[-1].item()
             matrices[name] = {
                 "shape": list(window.base.shape(name)),
-                "r2": fc.r2,
+                "fit_r2": fc.fit_r2,
+                "reward_r2": fc.reward_r2,
                 "rank1_share": s / fro if fro > 0 else None,
                 "fro_last": fro,
                 "fro_forecast": fc.fro_hat,
@@ -328,7 +329,8 @@ def predict(
                 "tracked": len(window.tracked),
                 "forecast": len(forecasts),
                 "frozen": len(frozen),
-                "mean_r2": _mean([m["r2"] for m in matrices.values()]),
+                "mean_fit_r2": _mean([m["fit_r2"] for m in matrices.values()]),
+                "mean_reward_r2": _mean([m["reward_r2"] for m in matrices.values()]),
                 "mean_rank1_share": _mean([m["rank1_share"] for m in matrices.values()]),
                 "max_jump": max(jumps.values(), default=0.0),
                 "large_jumps": sorted(n for n, j in jumps.items() if j > LARGE_JUMP),
@@ -381,7 +383,7 @@ def analyze(
         )
         r2 = {}
         if len(window.steps) >= 3:
-            r2 = {n: fc.r2 for n, fc in forecast(traj, float(window.steps[-1]), fit="linear").items()}
+            r2 = {n: fc.fit_r2 for n, fc in forecast(traj, float(window.steps[-1]), fit="linear").items()}
         matrices = {}
         for name in traj.names:
             s1, fro = traj.singular_values(name).tolist(), traj.fro(name).tolist()

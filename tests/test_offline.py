@@ -59,7 +59,7 @@ def test_predict_linear_lands_on_the_planted_future(series, tmp_path):
     assert saved["steps"] == [10, 20, 30, 40] and saved["target"]["value"] == TARGET
     assert (saved["fit"], saved["mode"], saved["frozen"]) == ("linear", "rank1_replace", [])
     assert set(saved["matrices"]) == set(series.slopes)
-    assert all(m["r2"] > 0.99 and m["rank1_share"] > 0.99 for m in saved["matrices"].values())
+    assert all(m["fit_r2"] > 0.99 and m["rank1_share"] > 0.99 for m in saved["matrices"].values())
     assert set(saved["timings_s"]) >= {"trajectory", "forecast", "write", "total"}
     traj = Trajectory.load(out / TRAJECTORY_DIR)
     assert traj.steps == [10, 20, 30, 40] and set(traj.names) == set(series.slopes)

@@ -154,8 +154,14 @@ def run(args: argparse.Namespace) -> int:
     summary = report["summary"]
     print(
         f"wrote {args.out}: {summary['forecast']} tensors forecast to {report['target']['covariate']} "
-        f"{report['target']['value']:g} ({summary['frozen']} frozen), mean R^2 {fmt(summary['mean_r2'])}, "
+        f"{report['target']['value']:g} ({summary['frozen']} frozen), "
+        f"line-fit R^2 of a_t {fmt(summary['mean_fit_r2'])}, "
         f"mean rank-1 share {fmt(summary['mean_rank1_share'])}"
+        + (
+            f", paper's R^2 (reward on the PLS score) {fmt(summary['mean_reward_r2'])}"
+            if summary["mean_reward_r2"] is not None
+            else ""
+        )
     )
     if summary["large_jumps"]:
         print(

@@ -10,7 +10,13 @@ The covariate is the step number (default: needs no oracle) or a per-step measur
   `a_hat = pls.inverse_transform(z*)`.
 
 `||dW||_F` is forecast by least squares in the covariate either way (the `rank1_only` mode rescales to it).
-`r2` is the in-window fit quality of `a_t`, `1 - SS_res / SS_tot` pooled over the coordinates.
+
+Two R^2 values, which answer different questions:
+- `fit_r2`: how straight a line `a_t` follows in the covariate, `1 - SS_res / SS_tot` of the fit pooled over
+  the coordinates (ours; for the step covariate it is "is the trajectory linear in time").
+- `reward_r2`: the paper's "linearity R^2", the covariate (a reward or accuracy) regressed on the
+  one-component PLS score of `a_t`, i.e. how well one direction of the rank-1 state predicts the reward.
+  Only with a covariate other than the step.
 """
 
 from __future__ import annotations
@@ -41,8 +47,12 @@ class Forecast:
     """(n,) direction at the last window step (aligned)."""
     fro_hat: float
     """Forecast `||dW||_F` at the target (linear in the covariate, clamped >= 0)."""
-    r2: float
-    """In-window R^2 of the fit of `a_t` (1.0 for a state that does not move)."""
+    fit_r2: float
+    """In-window R^2 of the fit of `a_t` on the covariate, pooled over coordinates (1.0 for a state that
+    does not move). Not the paper's R^2: that is `reward_r2`."""
+    reward_r2: float | None = None
+    """The paper's R^2: the covariate regressed on the PLS score of `a_t`; None for the step covariate or a
+    state that does not move."""
 
 
 def _least_squares(x: torch.Tensor, y: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
@@ -52,17 +62,35 @@ def _least_squares(x: torch.Tensor, y: torch.Tensor, at: torch.Tensor) -> torch.
     return x.mean(0) + (at - y.mean())[:, None] * slope
 
 
-def _pls(x: torch.Tensor, y: torch.Tensor, at: torch.Tensor, name: str) -> torch.Tensor:
-    """The reference scripts' forecast of `x` (K, m) at each covariate value in `at` (J,)."""
-    xs, ys = x.numpy(), y.numpy()
-    if np.ptp(xs, axis=0).max() == 0:  # a state that never moves: PLS is undefined, the forecast is flat
-        return x[:1].expand(len(at), -1)
-    pls = PLSRegression(n_components=1, scale=True).fit(xs, ys)
-    a, b = np.polyfit(pls.transform(xs)[:, 0], ys, 1)  # y ~ a * score + b
-    if not np.isfinite(a) or a == 0:
-        raise AlphaRLError(f"{name}: the covariate does not vary with the PLS score; cannot invert it")
-    z = (at.numpy() - b) / a
-    return torch.from_numpy(pls.inverse_transform(z[:, None]))
+@dataclass
+class _PlsLine:
+    """The reference scripts' model of one matrix: PLS of `x` (K, m) on `y`, then `y ~ a * score + b`."""
+
+    pls: PLSRegression
+    a: float
+    b: float
+    r2: float
+    """R^2 of `y ~ a * score + b`: the paper's linearity R^2."""
+
+    @classmethod
+    def fit(cls, x: torch.Tensor, y: torch.Tensor) -> _PlsLine | None:
+        """None for a state that never moves (PLS is undefined)."""
+        xs, ys = x.numpy(), y.numpy()
+        if np.ptp(xs, axis=0).max() == 0:
+            return None
+        pls = PLSRegression(n_components=1, scale=True).fit(xs, ys)
+        score = pls.transform(xs)[:, 0]
+        a, b = np.polyfit(score, ys, 1)
+        total = float(((ys - ys.mean()) ** 2).sum())
+        r2 = 1.0 - float(((ys - (a * score + b)) ** 2).sum()) / total
+        return cls(pls, float(a), float(b), r2)
+
+    def at(self, targets: torch.Tensor, name: str) -> torch.Tensor:
+        """The state forecast at each covariate value in `targets` (J,): `z* = (y* - b) / a`, inverted."""
+        if not np.isfinite(self.a) or self.a == 0:
+            raise AlphaRLError(f"{name}: the covariate does not vary with the PLS score; cannot invert it")
+        z = (targets.numpy() - self.b) / self.a
+        return torch.from_numpy(self.pls.inverse_transform(z[:, None]))
 
 
 def _covariate(traj: Trajectory, covariate: str) -> torch.Tensor:
@@ -99,11 +127,21 @@ def forecast(
     out = {}
     for name in traj.names if names is None else names:
         a = traj.state(name).double()
-        line = _least_squares(a, y, at) if fit == "linear" else _pls(a, y, at, name)
+        pls = _PlsLine.fit(a, y) if fit == "pls" or covariate != "step" else None
+        if fit == "linear":
+            line = _least_squares(a, y, at)
+        else:  # a state that never moves has no PLS model: its forecast is flat
+            line = pls.at(at, name) if pls is not None else a[:1].expand(len(at), -1)
         total = float(((a - a.mean(0)) ** 2).sum())
-        r2 = 1.0 - float(((a - line[1:]) ** 2).sum()) / total if total > 0 else 1.0
+        fit_r2 = 1.0 - float(((a - line[1:]) ** 2).sum()) / total if total > 0 else 1.0
         fro_hat = float(_least_squares(traj.fro(name).double()[:, None], y, at[:1])[0, 0])
         out[name] = Forecast(
-            name, line[0].float(), a[-1].float(), traj.directions(name)[-1], max(fro_hat, 0.0), r2
+            name,
+            line[0].float(),
+            a[-1].float(),
+            traj.directions(name)[-1],
+            max(fro_hat, 0.0),
+            fit_r2,
+            pls.r2 if pls is not None and covariate != "step" else None,
         )
     return out

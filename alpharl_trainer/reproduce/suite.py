@@ -162,7 +162,7 @@ class RunEvaluation:
         values = []
         for end in ends:
             fcs = forecast(self.trajectory.window(end), float(self.suite.steps))
-            values.append([fcs[n].r2 for n in names])
+            values.append([fcs[n].fit_r2 for n in names])
         shares = torch.stack(
             [self.trajectory.singular_values(n) / self.trajectory.fro(n).clamp_min(1e-30) for n in names]
         )

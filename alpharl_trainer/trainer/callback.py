@@ -441,13 +441,13 @@ class AlphaRLCallback(TrainerCallback):
             "scores": scores,
             "margin": cfg.alpharl_acceptance_margin,
             "chosen": chosen,
-            "mean_r2": sum(f.r2 for f in fits.values()) / len(fits),
+            "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,
         }
         self.pending_logs.update(
             {
                 "alpharl/swap_time": time.perf_counter() - start,
-                "alpharl/mean_r2": self.swap["mean_r2"],
+                "alpharl/mean_fit_r2": self.swap["mean_fit_r2"],
                 "alpharl/chosen_target": float("nan") if chosen is None else float(chosen),
                 "alpharl/rolled_back": float(chosen is None),
                 "alpharl/swap_delta_norm": moved,

@@ -42,7 +42,7 @@ def alpharl_section(swap: dict | None, config, snapshots: list[int], base_model:
         f"| fit | {config.alpharl_fit} of a_t = s_t u_t against the {unit} |",
         f"| apply mode | {config.alpharl_mode}, scale {config.alpharl_scale:g} |",
         f"| candidate {unit}s | {', '.join(f'{t:g}' for t in swap['targets'])} |",
-        f"| mean R² of the fits | {swap['mean_r2']:.3f} |",
+        f"| mean R² of the rank-1 state's line fits | {swap['mean_fit_r2']:.3f} |",
     ]
     scores = swap.get("scores") or {}
     if scores:

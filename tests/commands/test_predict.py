@@ -60,13 +60,20 @@ def test_predict_cli_writes_a_loadable_checkpoint(series, tmp_path, capsys):
     assert json.loads((out / "alpharl_report.json").read_text())["target"]["step"] == 60
 
 
-def test_predict_cli_pls_with_rewards(series, tmp_path):
+def test_predict_cli_pls_with_rewards(series, tmp_path, capsys):
     rewards = ["0.3", "0.4", "0.5", "0.6"]
     out = tmp_path / "pred"
     extra = ["--fit", "pls", "--covariate", "reward", "--rewards", *rewards, "--target-reward", "0.8"]
     assert main(_args(series, out, *extra)) == 0
     report = json.loads((out / "alpharl_report.json").read_text())
     assert report["fit"] == "pls" and report["target"] == {"covariate": "reward", "value": 0.8, "step": None}
+    # both R^2 values, under names that say which is which; the paper's only with a reward covariate
+    assert all(0 <= m["reward_r2"] <= 1 and m["fit_r2"] <= 1 for m in report["matrices"].values())
+    assert report["summary"]["mean_reward_r2"] is not None
+    assert "paper's R^2 (reward on the PLS score)" in capsys.readouterr().out
+    assert main(_args(series, tmp_path / "by_step", "--target-step", "60")) == 0
+    by_step = json.loads((tmp_path / "by_step" / "alpharl_report.json").read_text())
+    assert by_step["summary"]["mean_reward_r2"] is None and by_step["summary"]["mean_fit_r2"] > 0.9
 
 
 def test_track_vectors_and_exclude(series, tmp_path):

@@ -9,7 +9,9 @@ from alpharl_trainer.extrapolation.forecast import Forecast, forecast
 def _forecast(m: int = 6, n: int = 4, seed: int = 0) -> Forecast:
     gen = torch.Generator().manual_seed(seed)
     v = torch.nn.functional.normalize(torch.randn(n, generator=gen), dim=0)
-    return Forecast("w", torch.randn(m, generator=gen), torch.randn(m, generator=gen), v, fro_hat=3.0, r2=0.9)
+    return Forecast(
+        "w", torch.randn(m, generator=gen), torch.randn(m, generator=gen), v, fro_hat=3.0, fit_r2=0.9
+    )
 
 
 def _weights(m: int = 6, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:

@@ -45,7 +45,7 @@ def test_forecast_lands_on_the_planted_future_within_the_noise(planted, record_t
     error = _relative(torch.outer(fc.a_hat, fc.v), truth)
     assert error < level
     assert error < _relative(torch.outer(fc.a_last, fc.v), truth) / 5  # it really moved
-    assert 0.99 < fc.r2 <= 1.0
+    assert 0.99 < fc.fit_r2 <= 1.0
 
 
 def test_reward_covariate_linear_in_step_gives_the_step_forecast(planted, record_trajectory):
@@ -80,8 +80,8 @@ def test_r2_separates_straight_from_curved_paths():
     straight = _from_states([t * direction for t in (1, 2, 3, 4, 5)])
     curved = _from_states([t * direction + t**3 * torch.tensor([0.0, 0.0, 0.05]) for t in (1, 2, 3, 4, 5)])
     for fit in ("linear", "pls"):
-        assert forecast(straight, 8, fit=fit)["w"].r2 == pytest.approx(1.0, abs=1e-9)
-        assert forecast(curved, 8, fit=fit)["w"].r2 < 0.98
+        assert forecast(straight, 8, fit=fit)["w"].fit_r2 == pytest.approx(1.0, abs=1e-9)
+        assert forecast(curved, 8, fit=fit)["w"].fit_r2 < 0.98
 
 
 def test_exact_line_is_extrapolated_exactly():
@@ -99,7 +99,7 @@ def test_a_state_that_never_moves_is_forecast_in_place():
     for fit in ("linear", "pls"):
         fc = forecast(traj, 50, fit=fit)["w"]
         torch.testing.assert_close(fc.a_hat, a)
-        assert fc.r2 == 1.0
+        assert fc.fit_r2 == 1.0
 
 
 def test_names_selects_matrices(planted, record_trajectory):
@@ -123,3 +123,20 @@ def test_bad_requests_are_refused():
         forecast(traj, float("nan"))
     with pytest.raises(AlphaRLError, match="nope"):
         forecast(traj, 10, names=["nope"])
+
+
+def test_reward_r2_is_the_papers_statistic_and_differs_from_the_line_fit():
+    """The paper's R^2 (reward on the PLS score), checked against sklearn directly, is not the line fit's."""
+    gen = torch.Generator().manual_seed(0)
+    states = [torch.randn(3, generator=gen) for _ in range(6)]
+    rewards = [0.1, 0.35, 0.2, 0.5, 0.45, 0.6]
+    traj = _from_states(states, reward=rewards)
+    x = traj.state("w").double().numpy()
+    pls = PLSRegression(n_components=1, scale=True).fit(x, rewards)
+    score = pls.transform(x)[:, 0][:, None]
+    expected = LinearRegression().fit(score, rewards).score(score, rewards)
+    for fit in ("linear", "pls"):
+        fc = forecast(traj, 0.8, fit=fit, covariate="reward")["w"]
+        assert fc.reward_r2 == pytest.approx(expected, abs=1e-9)
+        assert fc.fit_r2 != pytest.approx(expected, abs=1e-3)
+    assert forecast(traj, 9, covariate="step")["w"].reward_r2 is None  # the paper's R^2 needs a reward

@@ -76,7 +76,12 @@ def test_swap_writes_the_forecast_and_next_rollouts_use_it(tmp_path, model_dir):
     assert checksum(rec.next_step) != checksum(rec.after_swap)
     assert trainer.state.global_step == 6 + 2
     logged = {k for entry in trainer.state.log_history for k in entry}
-    assert {"alpharl/snapshot_time", "alpharl/swap_time", "alpharl/mean_r2", "alpharl/rank1_share"} <= logged
+    assert {
+        "alpharl/snapshot_time",
+        "alpharl/swap_time",
+        "alpharl/mean_fit_r2",
+        "alpharl/rank1_share",
+    } <= logged
 
 
 def test_swap_forces_a_vllm_weight_resync(tmp_path, model_dir):

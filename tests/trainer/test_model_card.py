@@ -18,7 +18,7 @@ SWAP = {
     "targets": [75.0, 90.0, 120.0],
     "scores": {"current": 0.5, "75": 0.52, "90": 0.55, "120": 0.49},
     "chosen": 90.0,
-    "mean_r2": 0.913,
+    "mean_fit_r2": 0.913,
     "delta_norm": 0.0123,
 }
 
@@ -115,4 +115,4 @@ def test_tiny_run_writes_card_and_tensorboard_events(tmp_path):
     accumulator = EventAccumulator(str(events))
     accumulator.Reload()
     tags = accumulator.Tags()["scalars"]
-    assert "train/alpharl/mean_r2" in tags and "train/alpharl/score/current" in tags
+    assert "train/alpharl/mean_fit_r2" in tags and "train/alpharl/score/current" in tags

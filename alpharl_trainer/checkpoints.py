@@ -131,6 +131,13 @@ class CheckpointReader:
             file_of = {name: self.folder / shard for name, shard in weight_map.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise AlphaRLError(f"unreadable checkpoint index {index}: {err}") from err
+        inside = self.folder.resolve()
+        for name, shard in file_of.items():  # an index may only name shards beside it
+            if shard.resolve().parent != inside:
+                raise AlphaRLError(
+                    f"{index} maps {name} to {weight_map[name]!r}, outside {self.folder}: a checkpoint's "
+                    "shards must be files in its own folder"
+                )
         held: dict[Path, set[str]] = {}
         for shard in dict.fromkeys(file_of.values()):
             if not shard.is_file():

@@ -98,6 +98,7 @@ def open_window(
         raise AlphaRLError(
             f"no tensor of {base} is tracked: check --include/--exclude and the --track-* flags"
         )
+    _check_same_tensors(base_reader, readers[-1])
     for reader in readers:
         for name in tracked:
             if name not in reader:
@@ -107,7 +108,27 @@ def open_window(
                     f"tensor {name} has shape {list(reader.shape(name))} in {reader.folder} "
                     f"but {list(base_reader.shape(name))} in the base {base}"
                 )
+            if not reader.dtype(name).is_floating_point or not base_reader.dtype(name).is_floating_point:
+                raise AlphaRLError(
+                    f"tracked tensor {name} is stored as {reader.dtype(name)} in {reader.folder} (base: "
+                    f"{base_reader.dtype(name)}): a forecast needs floating-point weights; dequantize the "
+                    "checkpoints or leave the tensor out with --exclude"
+                )
     return Window(base_reader, readers, [int(s) for s in steps], tracked)
+
+
+def _check_same_tensors(base: CheckpointReader, last: CheckpointReader) -> None:
+    """The written checkpoint is the last one with forecasts in it: a tensor only one side has would be
+    silently dropped (missing from the last) or silently copied without a forecast (missing from the base)."""
+    only_base = [n for n in base.names() if n not in last]
+    only_last = [n for n in last.names() if n not in base]
+    for names, where, other in ((only_base, base.folder, last.folder), (only_last, last.folder, base.folder)):
+        if names:
+            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            raise AlphaRLError(
+                f"tensor {names[0]}{more} is in {where} but not in {other}: the base and the last "
+                "checkpoint must hold the same tensors (the same model, saved the same way)"
+            )
 
 
 def build_trajectory(
@@ -179,6 +200,11 @@ def predicted_tensors(
         if dtype is not None and w_last.is_floating_point():  # the forecast is computed and written in it
             w_last = w_last.to(dtype)
         if name not in forecasts:
+            if w_last.is_floating_point() and not torch.isfinite(w_last).all():
+                raise AlphaRLError(
+                    f"tensor {name} of {window.last.folder} has NaN or inf values (it is copied, not "
+                    "forecast): the last checkpoint is broken"
+                )
             yield name, w_last
             continue
         w_base = window.base.get(name)

@@ -132,6 +132,26 @@ def _config(text: str | None):
     return make
 
 
+def _last_edited(edit):
+    """The series with its last checkpoint edited by `edit(state)`."""
+
+    def make(series, tmp_path):
+        return [
+            *series.checkpoints[:3],
+            _edited_copy(series.checkpoints[3], tmp_path / "checkpoint-40", edit),
+        ], []
+
+    return make
+
+
+def _nan_untracked(state):
+    state["model.norm.weight"][0] = torch.nan
+
+
+def _int_projection(state):
+    state[Q] = (state[Q] * 100).to(torch.int32)
+
+
 def _same_as_base(series, tmp_path):
     return [*series.checkpoints[:3], shutil.copytree(series.base, tmp_path / "checkpoint-50")], []
 
@@ -159,6 +179,10 @@ def _same_as_base(series, tmp_path):
         (_config(""), "checkpoint-40/config.json is unreadable or not JSON"),
         (_config('{"hidden_size": 8}'), "checkpoint-40/config.json is not a model config"),
         (_config(None), "checkpoint-40/config.json is over 16 MB"),
+        (_last_edited(lambda st: st.pop("model.norm.weight")), "model.norm.weight is in .*base but not in"),
+        (_last_edited(lambda st: st.update(extra=torch.ones(3))), "extra is in .*checkpoint-40 but not in"),
+        (_last_edited(_nan_untracked), "model.norm.weight of .*checkpoint-40 has NaN.*copied, not forecast"),
+        (_last_edited(_int_projection), f"{Q} is stored as torch.int32 in .*checkpoint-40"),
     ],
     ids=[
         "shape",
@@ -175,6 +199,10 @@ def _same_as_base(series, tmp_path):
         "empty-config",
         "config-without-model-type",
         "config-dev-zero",
+        "untracked-missing-from-last",
+        "missing-from-base",
+        "nan-untracked",
+        "int-projection",
     ],
 )
 def test_bad_inputs_exit_2_and_leave_nothing(series, tmp_path, capsys, make_inputs, expected):
@@ -197,6 +225,21 @@ def test_missing_shard(sharded, tmp_path, capsys):
     out = tmp_path / "pred"
     assert main(_args(sharded, out, "--target-step", "90", checkpoints=checkpoints)) == 2
     assert f"shard {bad / shard} named in" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("shard", ["../elsewhere.safetensors", "/etc/passwd"])
+def test_index_naming_a_shard_outside_the_folder_is_refused(sharded, tmp_path, capsys, shard):
+    bad = shutil.copytree(sharded.checkpoints[2], tmp_path / "checkpoint-30")
+    shutil.copy(next(bad.glob("*.safetensors")), tmp_path / "elsewhere.safetensors")
+    index = json.loads((bad / "model.safetensors.index.json").read_text())
+    name = next(iter(index["weight_map"]))
+    index["weight_map"][name] = shard
+    (bad / "model.safetensors.index.json").write_text(json.dumps(index))
+    checkpoints = [*sharded.checkpoints[:2], bad, sharded.checkpoints[3]]
+    out = tmp_path / "pred"
+    assert main(_args(sharded, out, "--target-step", "90", checkpoints=checkpoints)) == 2
+    assert f"maps {name} to '{shard}', outside" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -48,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {len(benchmark.skipped)} row(s) skipped:")
             for line, why in benchmark.skipped:
                 print(f"  line {line}: {why}")
-        ungraded += len(failures)
+        ungraded += len(failures) + len(benchmark.skipped)
     if unreadable:
         raise AlphaRLError(f"{len(unreadable)} file(s) could not be loaded: {', '.join(unreadable)}")
     if args.strict and ungraded:
-        raise AlphaRLError(f"{ungraded} gold answer(s) do not grade as correct against themselves")
+        raise AlphaRLError(
+            f"{ungraded} gold answer(s) do not grade as correct against themselves or cannot be graded"
+        )
     return 0

@@ -99,7 +99,10 @@ def _target(args: argparse.Namespace):
     benchmark = load_benchmark(args.benchmark, args.question_field, args.answer_field)
     if benchmark.skipped:
         lines = ", ".join(str(line) for line, _ in benchmark.skipped)
-        print(f"{args.benchmark}: {len(benchmark.skipped)} multi-part row(s) skipped (lines {lines})")
+        print(
+            f"{args.benchmark}: {len(benchmark.skipped)} row(s) skipped, their gold answer cannot be graded "
+            f"(lines {lines})"
+        )
     return benchmark, benchmark.records[: args.limit], BENCHMARK_MAX_NEW_TOKENS
 
 

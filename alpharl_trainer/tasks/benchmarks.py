@@ -15,7 +15,14 @@ from pathlib import Path
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks.base import Problem
-from alpharl_trainer.tasks.rewards import Grade, extract_final_answer, gold_text, grade_math, math_score
+from alpharl_trainer.tasks.rewards import (
+    Grade,
+    extract_final_answer,
+    gold_parts,
+    gold_text,
+    grade_math,
+    math_score,
+)
 
 PROMPT_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 QUESTION_FIELDS = ("problem", "question", "prompt")
@@ -37,8 +44,9 @@ class Benchmark:
     records: list[Problem]
     """One per gradable row, in file order; `meta` holds the 1-based `line` and the raw `question`."""
     skipped: list[tuple[int, str]] = field(default_factory=list)
-    """(line, why) of rows left out: multi-part answers (a JSON object keyed by sub-question), which one
-    final answer cannot be graded against."""
+    """(line, why) of rows left out because their gold answer cannot be graded (missing, empty, NaN or
+    infinite, nested); a multi-part answer (a JSON object keyed by sub-question) is kept and graded part
+    by part."""
 
     def extract_answer(self, completion: str) -> str | None:
         return extract_final_answer(completion)
@@ -101,16 +109,11 @@ def load_benchmark(
         question, answer = row.get(q_field), row.get(a_field)
         if not isinstance(question, str) or not question.strip():
             raise AlphaRLError(f"{path}:{line_no}: field {q_field!r} is missing or not a non-empty string")
-        if isinstance(answer, dict):
-            keys = ", ".join(map(str, list(answer)[:4]))
-            skipped.append(
-                (line_no, f"multi-part answer (a JSON object: {keys}): not gradable as one answer")
-            )
-            continue
         try:
             gold = gold_text(answer)
-        except AlphaRLError as err:
-            raise AlphaRLError(f"{path}:{line_no}: field {a_field!r}: {err}") from err
+        except AlphaRLError as err:  # one bad row is reported, not the whole file
+            skipped.append((line_no, f"field {a_field!r}: {err}"))
+            continue
         records.append(
             Problem(
                 prompt=benchmark_prompt(question),
@@ -120,7 +123,8 @@ def load_benchmark(
             )
         )
     if not records:
-        raise AlphaRLError(f"{path}: no gradable rows ({len(skipped)} multi-part answers skipped)")
+        line, why = skipped[0]
+        raise AlphaRLError(f"{path}: no gradable rows ({len(skipped)} skipped; line {line}: {why})")
     return Benchmark(path.stem, path, q_field, a_field, records, skipped)
 
 
@@ -146,9 +150,14 @@ def self_check(benchmark: Benchmark) -> list[tuple[Problem, Grade]]:
     """
     failures = []
     for problem in benchmark.records:
-        grade = grade_math(
-            f"Reasoning omitted. The final answer is \\boxed{{{problem.answer}}}.", problem.answer
-        )
+        parts = gold_parts(problem.answer)
+        if parts is None:
+            completion = f"Reasoning omitted. The final answer is \\boxed{{{problem.answer}}}."
+        else:  # one labelled line per part
+            completion = "Reasoning omitted.\n" + "\n".join(
+                f"{key}: \\boxed{{{v}}}" for key, v in parts.items()
+            )
+        grade = grade_math(completion, problem.answer)
         if grade.reward != 1.0:
             failures.append((problem, grade))
     return failures

@@ -17,7 +17,9 @@ LaTeX strings, plain numbers and floats (`27.0`), all normalised by `gold_text` 
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -55,18 +57,41 @@ def completion_text(completion: str | list[dict]) -> str:
 
 def gold_text(answer: object) -> str:
     """A gold answer as a string: floats holding integers lose their `.0` (amc.jsonl stores `27.0`),
-    lists (several accepted parts, e.g. OlympiadBench's `final_answer`) are joined with commas."""
+    lists (several accepted parts, e.g. OlympiadBench's `final_answer`) are joined with commas, and a
+    multi-part answer (a JSON object keyed by sub-question) becomes a JSON object of part strings, which
+    `grade_math` grades part by part. Strings stay strings through TRL datasets, whatever the row's shape."""
     if isinstance(answer, bool) or answer is None:
         raise AlphaRLError(f"gold answer {answer!r} is neither a string nor a number")
     if isinstance(answer, float):
+        if not math.isfinite(answer):  # JSON's NaN / 1e999: would self-grade as "correct" against itself
+            raise AlphaRLError(f"gold answer {answer!r} is not a finite number")
         return str(int(answer)) if answer.is_integer() else repr(answer)
     if isinstance(answer, int):
         return str(answer)
     if isinstance(answer, list | tuple):
+        if not answer or any(isinstance(part, list | tuple | dict) for part in answer):
+            raise AlphaRLError(f"gold answer {answer!r}: a list must hold one or more plain values")
         return ", ".join(gold_text(part) for part in answer)
+    if isinstance(answer, dict):
+        if not answer or any(isinstance(part, dict) for part in answer.values()):
+            raise AlphaRLError(f"gold answer {answer!r}: a multi-part answer must map keys to plain values")
+        return json.dumps({str(key): gold_text(part) for key, part in answer.items()})
     if isinstance(answer, str):
         return answer.strip()
     raise AlphaRLError(f"gold answer {answer!r} has unsupported type {type(answer).__name__}")
+
+
+def gold_parts(gold: str) -> dict[str, str] | None:
+    """The parts of a multi-part gold answer (a JSON object of strings, as `gold_text` writes it), or None."""
+    if not (gold.startswith("{") and gold.endswith("}")):
+        return None
+    try:
+        parts = json.loads(gold)
+    except ValueError:  # LaTeX such as "{1, 2}"
+        return None
+    if isinstance(parts, dict) and parts and all(isinstance(v, str) for v in parts.values()):
+        return parts
+    return None
 
 
 def _last_box(text: str) -> tuple[int, str] | None:
@@ -185,15 +210,11 @@ def _stricter_than_math_verify(gold_str: str, gold: object, predicted: str, pred
     return None
 
 
-def grade_math(completion: str, gold: object) -> Grade:
-    """Grade one completion against one gold answer with math-verify (a few cases stricter, see
-    `_stricter_than_math_verify`); a gold answer math-verify reads only as text is compared as words."""
+def _grade_answer(predicted: str | None, gold_str: str, in_main: bool) -> Grade:
+    """Grade one extracted answer against one gold answer string."""
     from math_verify import verify
 
-    in_main = _in_main_thread()
-    gold_str = gold_text(gold)
     gold_parsed = _parse(gold_str, in_main)
-    predicted = extract_final_answer(completion)
     if not gold_parsed:
         return Grade(None, predicted, f"gold answer {gold_str!r} cannot be parsed")
     if predicted is None:
@@ -213,6 +234,70 @@ def grade_math(completion: str, gold: object) -> Grade:
         f"predicted {predicted!r} (parsed {pred_parsed[0]}), gold {gold_str!r} (parsed {gold_parsed[0]})"
     )
     return Grade(0.0, predicted, mismatch)
+
+
+def _labelled_answer(completion: str, key: str) -> str | None:
+    """The answer a completion gives on its last line labelled `key` ("square_of: 84", "Square of = $84$",
+    "**(integer)**: \\boxed{42}"); a box on that line wins over the rest of it."""
+    label = r"[ _\-]?".join(re.escape(word) for word in re.split(r"[ _\-]+", key))
+    line = re.compile(rf"^[ \t>*_#(-]*{label}[ \t*_)]*[:=][ \t*_]*(?P<answer>.*?)[ \t]*$", re.I | re.M)
+    found = None
+    for match in line.finditer(completion):
+        box = _last_box(match["answer"])
+        answer = box[1].strip() if box else _unwrap_math(match["answer"].rstrip("."))
+        found = answer or found
+    return found
+
+
+def _ordered_answers(completion: str, count: int) -> list[str] | None:
+    """`count` answers in order: the completion's last `count` boxes, else its final answer's `count`
+    top-level comma-separated items; None when it states neither."""
+    boxes, rest = [], completion
+    while (box := _last_box(rest)) is not None:
+        boxes.insert(0, box[1].strip())
+        rest = rest[: box[0]]
+    if len(boxes) >= count:
+        return boxes[-count:]
+    final = extract_final_answer(completion)
+    if final is None or _listed_items(final) != count:
+        return None
+    depth, items, start = 0, [], 0
+    for i, char in enumerate(final):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(final[start:i].strip())
+            start = i + 1
+    return [*items, final[start:].strip()]
+
+
+def _grade_parts(completion: str, parts: dict[str, str], in_main: bool) -> Grade:
+    """A multi-part answer: every part must be right. The completion's parts are found by their key
+    (a labelled line), or else in order (its last boxes, or the items of its final answer)."""
+    predicted = {key: _labelled_answer(completion, key) for key in parts}
+    if any(answer is None for answer in predicted.values()):
+        ordered = _ordered_answers(completion, len(parts))
+        if ordered is None:
+            missing = ", ".join(key for key, answer in predicted.items() if answer is None)
+            return Grade(0.0, None, f"no answer for part(s) {missing} (by label or in order)")
+        predicted = dict(zip(parts, ordered, strict=True))
+    shown = json.dumps(predicted)
+    for key, gold in parts.items():
+        grade = _grade_answer(predicted[key], gold, in_main)
+        if grade.reward != 1.0:
+            return Grade(grade.reward, shown, f"part {key!r}: {grade.reason}")
+    return Grade(1.0, shown, "correct")
+
+
+def grade_math(completion: str, gold: object) -> Grade:
+    """Grade one completion against one gold answer with math-verify (a few cases stricter, see
+    `_stricter_than_math_verify`); a gold answer math-verify reads only as text is compared as words,
+    and a multi-part gold answer (see `gold_text`) is graded part by part."""
+    in_main = _in_main_thread()
+    gold_str = gold_text(gold)
+    parts = gold_parts(gold_str)
+    if parts is not None:
+        return _grade_parts(completion, parts, in_main)
+    return _grade_answer(extract_final_answer(completion), gold_str, in_main)
 
 
 def math_score(completion: str, answer: object) -> float:

@@ -60,28 +60,41 @@ def test_binary_or_non_utf8_file_is_reported_and_the_next_file_checked(tmp_path,
     assert "1 file(s) could not be loaded" in captured.err and "Traceback" not in captured.err
 
 
-def test_multi_part_answers_are_skipped_with_their_line_not_the_whole_file(tmp_path, capsys):
-    """A gold answer stored as a JSON object (sub-questions) used to make the loader reject the whole file."""
+def test_multi_part_answers_are_graded_part_by_part_and_bad_golds_skipped_by_line(tmp_path, capsys):
+    """A gold answer stored as a JSON object (sub-questions) used to make the loader reject the whole file;
+    NaN, 1e999 and nested lists used to self-grade as correct against themselves."""
     from alpharl_trainer.tasks.benchmarks import load_benchmark
 
     rows = [
-        {"problem": "p1", "answer": "2"},
-        {"problem": "p2", "answer": {"integer": 42, "square_of": 84}},
-        {"problem": "p3", "answer": 3.0},
+        '{"problem": "p1", "answer": "2"}',
+        '{"problem": "p2", "answer": {"integer": 42, "square_of": 84}}',
+        '{"problem": "p3", "answer": NaN}',
+        '{"problem": "p4", "answer": 1e999}',
+        '{"problem": "p5", "answer": [[1, 2], 3]}',
+        '{"problem": "p6", "answer": []}',
+        '{"problem": "p7", "answer": 3.0}',
     ]
-    path = write_jsonl(tmp_path / "parts.jsonl", rows)
+    path = tmp_path / "parts.jsonl"
+    path.write_text("\n".join(rows) + "\n")
     benchmark = load_benchmark(path)
-    assert [p.meta["line"] for p in benchmark.records] == [1, 3]
-    assert benchmark.skipped == [
-        (2, "multi-part answer (a JSON object: integer, square_of): not gradable as one answer")
+    assert [p.meta["line"] for p in benchmark.records] == [1, 2, 7]
+    parts = benchmark.records[1].answer
+    assert benchmark.score("integer: 42\nsquare_of: $84$", parts) == 1.0
+    assert benchmark.score("\\boxed{42} then \\boxed{84}", parts) == 1.0  # in order, without labels
+    assert benchmark.score("integer: 42\nsquare_of: 48", parts) == 0.0  # every part must be right
+    assert benchmark.score("\\boxed{42}", parts) == 0.0
+    assert [(line, why.removeprefix("field 'answer': ")) for line, why in benchmark.skipped] == [
+        (3, "gold answer nan is not a finite number"),
+        (4, "gold answer inf is not a finite number"),
+        (5, "gold answer [[1, 2], 3]: a list must hold one or more plain values"),
+        (6, "gold answer []: a list must hold one or more plain values"),
     ]
     assert main(["check-benchmark", str(path)]) == 0
     out = capsys.readouterr().out
-    assert (
-        "2 rows, 2/2 gold answers self-grade correct" in out
-        and "1 row(s) skipped" in out
-        and "line 2:" in out
-    )
-    only_parts = write_jsonl(tmp_path / "only.jsonl", [rows[1]])
-    assert main(["check-benchmark", str(only_parts)]) == 2
-    assert "no gradable rows (1 multi-part answers skipped)" in capsys.readouterr().out
+    assert "3 rows, 3/3 gold answers self-grade correct" in out and "4 row(s) skipped" in out
+    assert "line 3: field 'answer': gold answer nan is not a finite number" in out
+    assert main(["check-benchmark", "--strict", str(path)]) == 2  # --strict counts skipped rows
+    only_bad = tmp_path / "only.jsonl"
+    only_bad.write_text(rows[2] + "\n")
+    assert main(["check-benchmark", str(only_bad)]) == 2
+    assert "no gradable rows (1 skipped; line 1: field 'answer': gold answer nan" in capsys.readouterr().out

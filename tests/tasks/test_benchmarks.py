@@ -132,7 +132,11 @@ def test_explicit_fields_and_answer_types(tmp_path):
         ),
         ([{"problem": "x", "answer": "1"}, "{oops"], {}, r"mine.jsonl:2: not valid JSON"),
         ([{"problem": "x", "answer": "1"}, {"answer": "2"}], {}, r"mine.jsonl:2: field 'problem' is missing"),
-        ([{"problem": "x", "answer": None}], {}, r"mine.jsonl:1: field 'answer'"),
+        (
+            [{"problem": "x", "answer": None}],
+            {},
+            r"mine.jsonl: no gradable rows \(1 skipped; line 1: field 'answer'",
+        ),
         ([[1, 2]], {}, r"expected a JSON object"),
         ([], {}, r"no rows"),
     ],

@@ -213,7 +213,8 @@ def test_gold_text_normalises_every_answer_format():
     assert gold_text(7) == "7"
     assert gold_text(" \\frac{1}{2} ") == "\\frac{1}{2}"
     assert gold_text(["$5$", 3.0]) == "$5$, 3"
-    for bad in (None, True, {"a": 1}):
+    assert gold_text({"integer": 42, "square_of": [8, 4.0]}) == '{"integer": "42", "square_of": "8, 4"}'
+    for bad in (None, True, {"a": {"b": 1}}, {}, float("nan"), float("inf"), [], [[1, 2]]):
         with pytest.raises(AlphaRLError):
             gold_text(bad)
 
@@ -223,3 +224,16 @@ def test_completion_text():
     assert completion_text([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]) == "a"
     assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}]}]) == "a"
     assert completion_text([]) == ""
+
+
+def test_multi_part_gold_is_graded_part_by_part_through_the_trl_reward():
+    parts = gold_text({"x": 3, "y": "\\frac{1}{2}"})  # a string: it survives a datasets column
+    completions = [
+        "x = 3\ny = 0.5",
+        "y: \\boxed{\\frac12}\nx: \\boxed{3}",
+        "\\boxed{3}, \\boxed{2}",
+        "Answer: 3",
+    ]
+    assert math_accuracy_reward(completions, answer=[parts] * 4) == [1.0, 1.0, 0.0, 0.0]
+    assert "part 'y'" in grade_math(completions[2], parts).reason
+    assert grade_math("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}").reward == 1.0  # LaTeX braces are not parts

@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from alpharl_trainer.commands.numbers import non_negative_int, positive_int
 from alpharl_trainer.errors import AlphaRLError
 
 TASK_MAX_NEW_TOKENS = 32  # the synthetic tasks' completions are a few characters
@@ -28,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tasks = parser.add_argument_group("synthetic task")
     tasks.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE", help="e.g. mix=rl")
     tasks.add_argument("--split", default="test", help="task split (default: test)")
-    tasks.add_argument("--n-problems", type=int, default=200, help="number of task problems (default: 200)")
+    tasks.add_argument(
+        "--n-problems", type=positive_int, default=200, help="number of task problems (default: 200)"
+    )
     tasks.add_argument("--problem-seed", type=int, default=0, help="seed of the drawn task problems")
     tasks.add_argument(
         "--teacher-forced", action="store_true", help="also report teacher-forced exact match and log-prob"
@@ -37,10 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bench = parser.add_argument_group("benchmark file")
     bench.add_argument("--question-field", help="field holding the question (default: detected)")
     bench.add_argument("--answer-field", help="field holding the gold answer (default: detected)")
-    bench.add_argument("--limit", type=int, help="evaluate only the first N rows")
+    bench.add_argument("--limit", type=positive_int, help="evaluate only the first N rows")
 
     gen = parser.add_argument_group("generation")
-    gen.add_argument("--samples", type=int, default=0, help="sampled completions per problem (default: 0)")
+    gen.add_argument(
+        "--samples", type=non_negative_int, default=0, help="sampled completions per problem (default: 0)"
+    )
     gen.add_argument("--no-greedy", action="store_true", help="skip the greedy completion")
     gen.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (default: 0.6)")
     gen.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold (default: 0.95)")
@@ -49,10 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gen.add_argument(
         "--max-new-tokens",
-        type=int,
+        type=positive_int,
         help=f"default: {TASK_MAX_NEW_TOKENS} for tasks, {BENCHMARK_MAX_NEW_TOKENS} for benchmarks",
     )
-    gen.add_argument("--batch-size", type=int, default=64, help="sequences per generate call (default: 64)")
+    gen.add_argument(
+        "--batch-size", type=positive_int, default=64, help="sequences per generate call (default: 64)"
+    )
     gen.add_argument("--seed", type=int, default=0, help="sampling seed")
     gen.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")
     gen.add_argument("--chat", action="store_true", help="render prompts with the tokenizer's chat template")
@@ -66,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default: <checkpoint>/eval/<target>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
-        "--threads", type=int, help="CPU threads for torch (default: torch's; 1 is fastest for tiny models)"
+        "--threads",
+        type=positive_int,
+        help="CPU threads for torch (default: torch's; 1 is fastest for tiny models)",
     )
 
 

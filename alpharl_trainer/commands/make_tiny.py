@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from alpharl_trainer.commands.numbers import positive_int
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks import TASKS
 
@@ -34,12 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SFT tasks with optional shares, e.g. 'arithmetic' or 'arithmetic=0.8,sort=0.2' "
         "(default: the standard recipe's mix)",
     )
-    parser.add_argument("--steps", type=int, default=None, help="SFT steps (default: the standard recipe)")
-    parser.add_argument("--batch-size", type=int, default=None, help="SFT batch size")
+    parser.add_argument(
+        "--steps", type=positive_int, default=None, help="SFT steps (default: the standard recipe)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="SFT batch size")
     parser.add_argument("--seed", type=int, default=None, help="seed of the init and the SFT data")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="torch CPU threads (default 1: the fastest for this model, and the setting the shipped policy "
         "was built with)",

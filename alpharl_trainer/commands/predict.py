@@ -14,6 +14,7 @@ import argparse
 import re
 import sys
 
+from alpharl_trainer.commands.numbers import positive_float
 from alpharl_trainer.errors import AlphaRLError
 
 # Parsing imports nothing heavy (torch, the library are imported in `run`), so `--help` answers at once;
@@ -125,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-shard-gb",
-        type=float,
+        type=positive_float,
         default=DEFAULT_MAX_SHARD_GB,
         metavar="GB",
         help=f"largest safetensors shard written, in GiB (one shard is held in memory; default: "

@@ -95,6 +95,24 @@ def test_bad_requests_exit_2_with_a_message(checkpoint, tmp_path, capsys, extra,
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--benchmark", "x.jsonl", "--limit", "-1"], "--limit: must be a positive integer, got -1"),  # [:-1]
+        (["--task", "arithmetic", "--n-problems", "0"], "--n-problems: must be a positive integer"),
+        (["--task", "arithmetic", "--samples", "-2"], "--samples: must be 0 or more"),
+        (["--task", "arithmetic", "--batch-size", "0"], "--batch-size: must be a positive integer"),
+        (["--task", "arithmetic", "--max-new-tokens", "x"], "--max-new-tokens: not an integer: 'x'"),
+    ],
+)
+def test_counts_out_of_range_are_argument_errors(checkpoint, tmp_path, capsys, extra, message):
+    """`--limit -1` used to be accepted and evaluate `records[:-1]`: every row but the last."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", str(checkpoint), *extra, "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_checkpoint_exits_2(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "none"), "--task", "arithmetic", "--out", str(tmp_path / "o")]) == 2
     assert "no config.json" in capsys.readouterr().err

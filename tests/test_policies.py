@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import collections
+import json
 import shutil
 
 import pytest
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.policies import ROOT, resolve_policy, shipped_policy
+from alpharl_trainer.policies import ROOT, resolve_policy, shipped_policy, verified_folder
 
 # Teacher-forced exact match of the shipped policy on the first 1,000 test-split problems of the arithmetic RL
 # mix (seed 0), per category: (right, problems). The recipes' comments and the README's numbers rest on these.
@@ -64,3 +65,16 @@ def test_names_and_folders(tmp_path):
     with pytest.raises(AlphaRLError, match="nothing is downloaded"):
         resolve_policy("Qwen/Qwen3-8B")
     assert resolve_policy(str(tmp_path)) == tmp_path
+
+
+def test_the_tests_policy_is_the_harness_recipe_and_is_verified(tmp_path):
+    """The trainer tests load `tests/data/tiny-test`, not a per-machine build: its recorded recipe must be
+    the harness's `TEST_MODEL`, and a changed file must be refused like a shipped policy's."""
+    from tests.trainer.harness import TEST_MODEL, test_model_dir
+
+    folder = test_model_dir()
+    assert json.loads((folder / "tiny_recipe.json").read_text())["hash"] == TEST_MODEL.recipe_hash()
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    (copy / "tokenizer.json").write_text("{}")
+    with pytest.raises(AlphaRLError, match="tokenizer.json does not match its checksum"):
+        verified_folder(copy, "copy")

@@ -49,16 +49,25 @@ def shipped_policy(name: str) -> Path:
     A mismatch (a truncated clone, a Git LFS pointer, an edited file) is an error, not a silent change of
     the base policy every number was measured on.
     """
-    expected = checksums(name)
-    folder = ROOT / name
-    for file, digest in expected.items():
+    checksums(name)  # a known name with its checksum file
+    return verified_folder(ROOT / name, f"shipped policy {name!r}")
+
+
+def verified_folder(folder: Path, label: str) -> Path:
+    """`folder` after checking every file its SHA256SUMS lists (for any policy kept as data, e.g. the
+    tests' own); `label` names it in errors."""
+    sums = folder / CHECKSUMS
+    if not sums.is_file():
+        raise AlphaRLError(f"{label} is incomplete: {sums} is missing (re-clone the repository)")
+    pairs = (line.strip().partition("  ") for line in sums.read_text().splitlines() if line.strip())
+    for digest, _, file in pairs:
         path = folder / file
         if not path.is_file():
-            raise AlphaRLError(f"shipped policy {name!r} is incomplete: {path} is missing")
+            raise AlphaRLError(f"{label} is incomplete: {path} is missing")
         if _sha256(path) != digest:
             raise AlphaRLError(
-                f"shipped policy {name!r}: {path} does not match its checksum in {folder / CHECKSUMS} "
-                "(corrupt or changed; `git checkout -- alpharl_trainer/policies` restores it)"
+                f"{label}: {path} does not match its checksum in {sums} "
+                f"(corrupt or changed; `git checkout -- {folder}` restores it)"
             )
     return folder
 

@@ -1,6 +1,8 @@
 """Small real GRPO/RLOO runs for the trainer tests (in-process and under `accelerate launch`).
 
-The policy is a small SFT-warm-started tiny model (cached); the reward is a shaped one ("write 7s")
+The policy is a small SFT-warm-started tiny model kept as test data (`tests/data/tiny-test`, built by
+`ensure_tiny_model(TEST_MODEL)`: a build is chaotic across machines, so the tests load these weights rather
+than each machine's own build); the reward is a shaped one ("write 7s")
 with variance inside every group from the first step, so every step moves the weights coherently and
 the rank-1 trajectory is well defined. `Recorder` captures what the tests check: `W_K` just before
 the swap, the weights right after it, the weights the next rollouts were generated from, and the
@@ -15,8 +17,9 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from alpharl_trainer.policies import verified_folder
 from alpharl_trainer.tasks import get_task, to_dataset
-from alpharl_trainer.tiny import TinyConfig, ensure_tiny_model
+from alpharl_trainer.tiny import TinyConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_MODEL = TinyConfig(
@@ -31,8 +34,13 @@ TEST_MODEL = TinyConfig(
 )
 
 
+TEST_POLICY = REPO / "tests" / "data" / "tiny-test"
+
+
 def test_model_dir() -> Path:
-    return ensure_tiny_model(TEST_MODEL)
+    """The tests' policy, checksum-verified (to rebuild it: `ensure_tiny_model(TEST_MODEL)`, then copy the
+    folder here and regenerate its SHA256SUMS)."""
+    return verified_folder(TEST_POLICY, "the tests' tiny policy")
 
 
 test_model_dir.__test__ = False  # a helper, not a test, wherever it is imported

@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 def launch(config: str, tmp_path: Path) -> dict:
-    test_model_dir()  # build the cached model once, before two processes race for it
+    test_model_dir()  # a corrupt policy is one clear error here, not one per process
     out = tmp_path / "verdict.json"
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",

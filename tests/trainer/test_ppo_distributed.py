@@ -15,7 +15,7 @@ from tests.trainer.test_distributed_swap import _free_port
 
 
 def launch(config: str, value_model: str, tmp_path: Path) -> dict:
-    harness.test_model_dir()  # build the cached model once, before two processes race for it
+    harness.test_model_dir()  # a corrupt policy is one clear error here, not one per process
     out = tmp_path / "verdict.json"
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -18,3 +21,12 @@ def tiny_model_dir() -> Path:
     from alpharl_trainer.policies import shipped_policy
 
     return shipped_policy("tiny")
+
+
+@pytest.fixture(autouse=True)
+def seeded_global_rng():
+    """Every test starts from the same global random state, so a value drawn without a generator does not
+    depend on which tests ran before it (or on `-k`, `-x` or test order)."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)

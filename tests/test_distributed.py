@@ -162,11 +162,9 @@ def test_swap_ddp_two_processes():
 
 @pytest.mark.deepspeed
 def test_swap_zero2():
-    pytest.importorskip("deepspeed")
     _launch("zero2", 2)
 
 
 @pytest.mark.deepspeed
 def test_swap_zero3_with_odd_sized_tensors():
-    pytest.importorskip("deepspeed")
     _launch("zero3", 2, "--hidden", "33")  # numel not divisible by 2: exercises partition padding

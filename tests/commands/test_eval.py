@@ -121,7 +121,6 @@ def test_missing_checkpoint_exits_2(tmp_path, capsys):
 @pytest.mark.vllm
 def test_vllm_engine_matches_transformers_greedy(tiny_model_dir, tmp_path):
     """Same greedy completions and results format from vLLM as from transformers on the tiny policy."""
-    pytest.importorskip("vllm")
     base = ["eval", str(tiny_model_dir), "--task", "arithmetic", "--n-problems", "50", "--no-progress"]
     assert main([*base, "--out", str(tmp_path / "hf")]) == 0
     assert main([*base, "--engine", "vllm", "--out", str(tmp_path / "vllm")]) == 0

@@ -74,12 +74,16 @@ def test_oracle_rank1_recovers_an_update_along_the_window_direction(series, wind
 def test_choose_takes_the_best_score_and_the_first_on_ties():
     built = []
 
-    def make(x):
-        built.append(x)
-        return {"w": torch.tensor([float(x)])}
+    def make(label, score):
+        built.append(label)
+        return {"w": torch.tensor([score]), "label": label}
 
-    candidates = {str(x): (lambda x=x: make(x)) for x in (1, 3, 3, 2)}
+    # "b" and "c" tie on the best score: the first one listed wins (a shorter jump before a longer one)
+    candidates = {
+        k: (lambda k=k, x=x: make(k, x)) for k, x in {"a": 1.0, "b": 3.0, "c": 3.0, "d": 2.0}.items()
+    }
     label, weights, scores = methods.choose(candidates, lambda w: float(w["w"]))
-    assert label == "3" and weights["w"].item() == 3.0 and scores == {"1": 1.0, "3": 3.0, "2": 2.0}
+    assert label == "b" and weights["label"] == "b" and scores == {"a": 1.0, "b": 3.0, "c": 3.0, "d": 2.0}
+    assert built == ["a", "b", "c", "d"]  # each candidate built once, in order
     with pytest.raises(AlphaRLError):
         methods.choose({}, lambda w: 0.0)

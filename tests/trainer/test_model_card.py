@@ -4,7 +4,6 @@ TensorBoard logging."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -95,7 +94,6 @@ def test_card_names_the_shipped_policy_with_its_checksum(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
 def test_tiny_run_writes_card_and_tensorboard_events(tmp_path):
     """~25 s on 2 cores: a real GRPO run through train.main with report_to tensorboard."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

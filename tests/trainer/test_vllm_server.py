@@ -4,16 +4,20 @@ server from the main process (other ranks only join the gathers) and resets the 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 from trl import GRPOTrainer, RLOOTrainer
 from trl.generation.vllm_generation import VLLMGeneration
 
+from alpharl_trainer.distributed import write_weights
 from alpharl_trainer.trainer.callback import AlphaRLCallback
 from alpharl_trainer.trainer.config import AlphaRLConfig
+from tests.trainer import harness
 
 
 @pytest.mark.parametrize("trainer_cls", [GRPOTrainer, RLOOTrainer])
@@ -41,44 +45,55 @@ class RecordingClient:
         self.calls = []
 
     def update_named_params(self, metadata, params):
-        self.calls.append(("update", metadata, [(n, p.clone()) for n, p in params]))
+        self.calls.append(("update", metadata, {n: p.clone() for n, p in params}))
 
     def reset_prefix_cache(self):
         self.calls.append(("reset",))
 
 
-def _server_generation(is_main: bool, weights: dict[str, torch.Tensor]) -> tuple[VLLMGeneration, list]:
-    """A VLLMGeneration in server mode with its network client and parameter walk replaced by recorders."""
+def _server_generation(model: torch.nn.Module, is_main: bool) -> VLLMGeneration:
+    """TRL's own VLLMGeneration in server mode over a real model: only the network client (a recorder) and
+    the distributed helper (one process: nothing to gather) stand in; the parameter walk is TRL's."""
     generation = VLLMGeneration.__new__(VLLMGeneration)  # no __init__: it would connect to a server
-    walks = []
-
-    def iter_named_params():
-        walks.append(True)
-        yield from weights.items()
-
     generation.mode, generation.enable_sleep_mode = "server", False
+    generation.model = model
     generation.accelerator = SimpleNamespace(is_main_process=is_main)
+    generation._dist = SimpleNamespace(is_fsdp=False, gather_params=lambda params: contextlib.nullcontext())
     generation.vllm_client = RecordingClient()
     generation._weight_metadata = None
-    generation._iter_named_params = iter_named_params
-    return generation, walks
+    return generation
 
 
-def test_server_sync_streams_the_swapped_weights_from_the_main_process():
-    weights = {"model.layers.0.mlp.up_proj.weight": torch.randn(4, 3), "lm_head.weight": torch.randn(5, 4)}
-    generation, _ = _server_generation(True, weights)
+@pytest.fixture
+def model():
+    return AutoModelForCausalLM.from_pretrained(harness.test_model_dir())
+
+
+def test_server_sync_streams_the_weights_alpharl_wrote(model):
+    """The swap writes through `write_weights` (the callback's path); the next sync streams those values."""
+    name = "model.layers.0.mlp.up_proj.weight"
+    generation = _server_generation(model, is_main=True)
     generation.sync_weights()
-    (update, metadata, sent), reset = generation.vllm_client.calls
+    (update, metadata, before), reset = generation.vllm_client.calls
     assert update == "update" and reset == ("reset",)
-    assert metadata == [(n, "float32", list(t.shape)) for n, t in weights.items()]
-    assert all(torch.equal(t, weights[n]) for n, t in sent)
-    swapped = {n: t + 1 for n, t in weights.items()}  # an AlphaRL swap changed the live weights
-    weights.update(swapped)
+    assert dict((n, shape) for n, _, shape in metadata)[name] == list(model.get_parameter(name).shape)
+    forecast = model.get_parameter(name).detach() + torch.randn(model.get_parameter(name).shape)
+    write_weights(model, {name: forecast})  # what AlphaRLCallback._apply does on one process
     generation.sync_weights()
-    assert all(torch.equal(t, swapped[n]) for n, t in generation.vllm_client.calls[2][2])
+    after = generation.vllm_client.calls[2][2]
+    torch.testing.assert_close(after[name], forecast, rtol=0, atol=0)
+    assert not torch.equal(after[name], before[name])
+    assert all(torch.equal(after[n], before[n]) for n in before if n != name)  # nothing else changed
 
 
-def test_server_sync_on_other_ranks_only_joins_the_gathers():
-    generation, walks = _server_generation(False, {"w": torch.zeros(2, 2)})
+def test_server_sync_on_other_ranks_only_joins_the_walk(model):
+    generation = _server_generation(model, is_main=False)
+    walked, real_walk = [], generation._iter_named_params
+
+    def counted_walk():
+        walked.append(1)
+        yield from real_walk()
+
+    generation._iter_named_params = counted_walk
     generation.sync_weights()
-    assert generation.vllm_client.calls == [] and len(walks) == 2  # metadata walk + streaming walk
+    assert generation.vllm_client.calls == [] and len(walked) == 2  # metadata walk + streaming walk

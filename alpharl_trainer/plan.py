@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from alpharl_trainer import recipe
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.policies import SHIPPED
 
@@ -147,34 +148,10 @@ def pop_plan_args(
 # ---- the recipe --------------------------------------------------------------------------------------------
 def resolve_recipe(argv: list[str]) -> tuple[str, dict]:
     """(trainer, every field's value) from `--config RECIPE [--field value ...]`, as TRL would parse them."""
-    from trl import TrlParser
-
-    from alpharl_trainer.train import ScriptArguments, _config_class
-
-    argv = list(argv)
     if "--config" not in argv:
         raise AlphaRLError("a dry run needs a recipe (--config RECIPE.yaml)")
-    at = argv.index("--config")
-    path = Path(argv[at + 1])
-    del argv[at : at + 2]
-    if not path.is_file():
-        raise AlphaRLError(f"recipe {path} does not exist")
-    recipe = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(recipe, dict):
-        raise AlphaRLError(f"recipe {path} must be a YAML mapping")
-    recipe.pop("env", None)
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--trainer")
-    trainer = pre.parse_known_args(argv)[0].trainer or recipe.get("trainer") or "grpo"
-    config_cls = _config_class(trainer)
-    parser = TrlParser((ScriptArguments, config_cls))
-    unknown = parser.set_defaults_with_config(**recipe)
-    namespace, rest = parser.parse_known_args(argv)
-    if unknown or rest:
-        raise AlphaRLError(
-            f"{path}: unknown fields {[*unknown, *rest]} (not in ScriptArguments or the config)"
-        )
-    return trainer, vars(namespace)
+    resolved = recipe.resolve(argv)
+    return resolved.trainer, resolved.values
 
 
 # ---- the launch --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What a run did, measured: test accuracy at each stage of AlphaRL, paired against the truncated run.
+"""What a run did, measured: test accuracy at each stage of AlphaRL, paired against the truncated run; the
+run's summary (`alpharl/summary.json`) and its closing lines.
 
 A stage's accuracy alone says little at this scale (a few points on 1,000 problems). What matters is the
 difference to what you would have had without the forecast: the truncated run, the same training stopped
@@ -11,8 +12,11 @@ errors, because most problems are solved by both models or by neither.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -85,3 +89,48 @@ def format_stages(rows: list[dict]) -> list[str]:
             text += f"   vs {row['vs']}: {diff}"
         lines.append(text)
     return lines
+
+
+def write_summary(script, config, trainer, stages: list[Stage]) -> dict:
+    """`output_dir/alpharl/summary.json` (atomically) and the model card's AlphaRL section."""
+    out = Path(config.output_dir)
+    summary: dict = {"output_dir": str(out), "steps": trainer.state.global_step, "finished": True}
+    if trainer.alpharl is not None:
+        summary.update(swap=trainer.alpharl.swap, snapshots=trainer.alpharl.trajectory.steps)
+    if stages:
+        summary["test"] = {
+            "problems": script.report_test_size,
+            "scoring": "teacher-forced exact match on the test split, which equals greedy decoding",
+            "interval": "paired 95% normal interval of the per-problem difference",
+            "stages": stage_table(stages),
+        }
+    path = out / "alpharl" / "summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    os.replace(tmp, path)
+    if trainer.alpharl is not None:
+        from alpharl_trainer.trainer.model_card import write_alpharl_card
+
+        write_alpharl_card(config.output_dir, trainer.alpharl, script.model_name_or_path, summary.get("test"))
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    """A few plain lines: what happened at the window end, accuracy per stage, where the outputs are."""
+    from alpharl_trainer.trainer.callback import describe_decision
+
+    lines = ["", f"== run finished at step {summary['steps']} =="]
+    swap = summary.get("swap")
+    if "swap" in summary:
+        lines.append(describe_decision(swap) if swap else "AlphaRL: the run stopped before the window closed")
+    test = summary.get("test")
+    if test:
+        lines.append(f"test accuracy on {test['problems']} problems: {test['scoring']};")
+        lines.append(f"+- is the half-width of a {test['interval']}:")
+        lines += format_stages(test["stages"])
+    out = summary["output_dir"]
+    lines.append(
+        f"outputs: final model in {out}/, summary in {out}/alpharl/summary.json, checkpoints in {out}/"
+    )
+    print("\n".join(lines), flush=True)

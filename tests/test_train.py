@@ -11,7 +11,7 @@ import pytest
 
 from alpharl_trainer.cli import main as cli
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.train import parse
+from alpharl_trainer.recipe import parse
 from tests.trainer.harness import REPO, test_model_dir
 
 RECIPES = sorted((REPO / "recipes" / "tiny").glob("*.yaml"))
@@ -122,7 +122,7 @@ def test_bad_settings_fail_before_loading_weights(tmp_path, monkeypatch):
     def never(*_args, **_kwargs):
         raise AssertionError("weights were loaded")
 
-    monkeypatch.setattr("alpharl_trainer.train.load_policy", never)
+    monkeypatch.setattr("alpharl_trainer.recipe.load_policy", never)
     recipe = str(RECIPES[0])
     out = ["--output_dir", str(tmp_path / "out")]
     assert cli(["train", recipe, *out, "--max_steps", "30", "--alpharl_window_end", "60"]) == 2

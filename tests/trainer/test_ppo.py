@@ -165,10 +165,10 @@ def test_alpharl_swap_on_ppo_moves_the_policy_only(tmp_path, model_dir):
 
 
 def test_train_entry_runs_a_ppo_recipe(tmp_path, model_dir, monkeypatch):
-    from alpharl_trainer import train
+    from alpharl_trainer import recipe, train
 
     monkeypatch.chdir(tmp_path)
-    script, config = train.parse(["--config", str(harness.REPO / "recipes/tiny/ppo.yaml")])
+    script, config = recipe.parse(["--config", str(harness.REPO / "recipes/tiny/ppo.yaml")])
     assert script.trainer == "ppo" and isinstance(config, AlphaRLPPOConfig)
     assert config.alpharl_exclude and config.gamma == 1.0 and config.lam == 1.0
     overrides = {
@@ -200,10 +200,10 @@ def test_train_entry_runs_a_ppo_recipe(tmp_path, model_dir, monkeypatch):
 
 
 def test_paper_recipe_parses():
-    from alpharl_trainer import train
+    from alpharl_trainer.recipe import parse
 
     cpu = ["--bf16", "false", "--use_cpu", "true"]  # the recipe targets GPUs
-    script, config = train.parse(["--config", str(harness.REPO / "recipes/paper/ppo.yaml"), *cpu])
+    script, config = parse(["--config", str(harness.REPO / "recipes/paper/ppo.yaml"), *cpu])
     assert script.trainer == "ppo" and config.value_model == "separate" and config.beta == 0.0
     assert (config.gamma, config.lam, config.alpharl_critic) == (1.0, 1.0, False)
 

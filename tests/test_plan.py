@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alpharl_trainer import cli, plan
+from alpharl_trainer import cli
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.plan import GIB, PlanOptions, make_plan
+from alpharl_trainer.plan import PlanOptions, make_plan
+from alpharl_trainer.plan.estimates import GIB
+from alpharl_trainer.plan.launch import resolve_launch
+from alpharl_trainer.plan.model import resolve_model
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = sorted((REPO / "recipes" / "tiny").glob("*.yaml"))
@@ -125,7 +128,7 @@ def test_launch_from_the_environment_of_accelerate_launch():
         "ACCELERATE_DEEPSPEED_CONFIG_FILE": "configs/deepspeed/zero3.json",
         "ACCELERATE_MIXED_PRECISION": "bf16",
     }
-    launch = plan.resolve_launch(PlanOptions(), environ)
+    launch = resolve_launch(PlanOptions(), environ)
     assert (launch.processes, launch.machines, launch.distributed, launch.zero_stage) == (
         16,
         2,
@@ -135,17 +138,17 @@ def test_launch_from_the_environment_of_accelerate_launch():
 
 
 def test_launch_from_accelerate_config_file_env():
-    launch = plan.resolve_launch(PlanOptions(), {"ACCELERATE_CONFIG_FILE": "configs/zero2.yaml"})
+    launch = resolve_launch(PlanOptions(), {"ACCELERATE_CONFIG_FILE": "configs/zero2.yaml"})
     assert (launch.processes, launch.distributed, launch.zero_stage) == (2, "DEEPSPEED", 2)
-    assert plan.resolve_launch(PlanOptions(), {}).processes == 1
+    assert resolve_launch(PlanOptions(), {}).processes == 1
 
 
 def test_multinode_template_needs_the_numbers():
     options = PlanOptions(accelerate_config="configs/multinode.yaml")
     with pytest.raises(AlphaRLError, match="placeholders"):
-        plan.resolve_launch(options, {})
+        resolve_launch(options, {})
     options.num_processes, options.num_machines = 32, 4
-    launch = plan.resolve_launch(options, {})
+    launch = resolve_launch(options, {})
     assert (launch.processes, launch.machines, launch.zero_stage) == (32, 4, 3)
 
 
@@ -171,11 +174,11 @@ def test_model_size_from_config_json_matches_a_real_model(tmp_path):
                          num_attention_heads=4, num_key_value_heads=2, head_dim=8)  # fmt: skip
     model = Qwen3ForCausalLM(config)
     model.config.save_pretrained(tmp_path)
-    size = plan.resolve_model(str(tmp_path), None)
+    size = resolve_model(str(tmp_path), None)
     assert size.params == sum(p.numel() for p in model.parameters())
     assert "config.json" in size.source
-    assert plan.resolve_model("/nowhere/DAPO-step-27", 8.2e9).params == 8_200_000_000
-    assert plan.resolve_model("/nowhere/DAPO-step-27", None) is None
+    assert resolve_model("/nowhere/DAPO-step-27", 8.2e9).params == 8_200_000_000
+    assert resolve_model("/nowhere/DAPO-step-27", None) is None
 
 
 def test_cli_dry_run_prints_the_plan_and_loads_nothing(capsys):

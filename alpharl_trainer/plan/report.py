@@ -1,0 +1,69 @@
+"""The plan as the lines `alpharl train --dry-run` prints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from alpharl_trainer.plan.estimates import precision
+
+if TYPE_CHECKING:
+    from alpharl_trainer.plan import Plan
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e9:.3g} B" if n >= 1e9 else f"{n / 1e6:.3g} M"
+
+
+def format_plan(plan: Plan) -> str:
+    v, launch, b, a = plan.values, plan.launch, plan.batch, plan.alpharl
+    stage = f" ZeRO-{launch.zero_stage}" if launch.zero_stage is not None else ""
+    lines = [
+        f"recipe     {plan.recipe}  (trainer {plan.trainer}, output_dir {v['output_dir']})",
+        f"launch     {launch.processes} process(es) on {launch.machines} machine(s), {launch.distributed}"
+        f"{stage}, {precision(v, launch)}; from {launch.source}",
+    ]
+    if plan.model:
+        model = plan.model
+        lines.append(
+            f"model      {v['model_name_or_path']}: {_count(model.params)} parameters ({model.source})"
+        )
+    if b:
+        lines += [
+            f"batch      optimizer step: {b['per_device_train_batch_size']} x {launch.processes} processes x "
+            f"{b['gradient_accumulation_steps']} accumulation = {b['optimizer_step_completions']} "
+            f"completions ({b['optimizer_step_prompts']:g} prompts x {b['num_generations']})",
+            f"           rollout batch: {b['generation_completions']} completions "
+            f"({b['generation_prompts']:g} prompts x {b['num_generations']}), {b['steps_per_generation']} "
+            f"steps_per_generation = {b['optimizer_steps_per_generation']:g} optimizer steps per rollout",
+        ]
+    lines.append(
+        f"run        max_steps {v['max_steps']}, lr {v['learning_rate']:g} ({v['lr_scheduler_type']}), "
+        f"completions <= {v['max_completion_length']} tokens, report_to {v.get('report_to')}"
+    )
+    if a:
+        steps = a["snapshot_steps"]
+        share = f" ({a['window_share']:.0%} of max_steps)" if a["window_share"] else ""
+        unit = "steps" if a["covariate"] == "step" else "rewards"
+        stop = "trains on to max_steps" if a["stop_step"] is None else f"stops at step {a['stop_step']}"
+        lines += [
+            f"AlphaRL    {len(steps)} snapshots at steps {', '.join(map(str, steps))}; "
+            f"window ends at step {a['window_end']}{share}",
+            f"           candidate {unit} {', '.join(f'{t:g}' for t in a['targets'])}; acceptance samples "
+            f"{a['acceptance_completions']} completions; {stop}",
+        ]
+    if plan.memory:
+        items = {k: g for k, g in plan.memory.items() if k not in ("total", "cpu_per_node_at_swap")}
+        parts = " + ".join(f"{k} {g:.1f}" for k, g in items.items())
+        lines.append(f"memory/GPU {plan.memory['total']:.1f} GiB estimated = {parts}")
+    if "cpu_per_node_at_swap" in plan.memory:
+        lines.append(
+            f"CPU/node   {plan.memory['cpu_per_node_at_swap']:.1f} GiB at the AlphaRL swap (W_0 shares + W_K "
+            "and one candidate of the tracked matrices on every rank)"
+        )
+    lines += [f"note       {n}" for n in plan.notes]
+    lines += [f"WARNING    {w}" for w in plan.warnings]
+    lines += [f"ERROR      {e}" for e in plan.errors]
+    lines.append(
+        "plan OK: no weights were loaded" if not plan.errors else f"plan has {len(plan.errors)} error(s)"
+    )
+    return "\n".join(lines)

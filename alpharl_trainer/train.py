@@ -5,7 +5,7 @@ end-of-run report.
     accelerate launch --config_file configs/ddp.yaml -m alpharl_trainer.train --config recipes/tiny/grpo.yaml
 
 Command-line flags override the recipe. `--dry-run` resolves and checks the whole run (batch arithmetic,
-AlphaRL window, memory per GPU) and exits before loading any weights (alpharl_trainer/plan.py).
+AlphaRL window, memory per GPU) and exits before loading any weights (alpharl_trainer/plan/).
 """
 
 from __future__ import annotations

@@ -96,10 +96,10 @@ def test_unknown_top_level_flag(capsys):
 
 def test_predict_choices_match_the_library():
     """predict copies a few library constants so that its parsing needs no torch; they must agree."""
-    from alpharl_trainer import checkpoints, offline
+    from alpharl_trainer import checkpoints
     from alpharl_trainer.commands import predict
-    from alpharl_trainer.extrapolation import apply
+    from alpharl_trainer.extrapolation import apply, forecast
 
-    assert predict.FITS == offline.FITS
+    assert predict.FITS == forecast.FITS
     assert predict.MODES == apply.MODES
     assert predict.DEFAULT_MAX_SHARD_GB * 1024**3 == checkpoints.DEFAULT_MAX_SHARD_BYTES

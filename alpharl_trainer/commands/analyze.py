@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from alpharl_trainer.commands.predict import add_window_arguments, fmt, window_kwargs
+from alpharl_trainer.commands.window import add_window_arguments, fmt, window_kwargs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alpharl_trainer.offline import analyze
+    from alpharl_trainer.offline.analyze import analyze
 
     summary = analyze(args.base, args.checkpoints, args.out, **window_kwargs(args))["summary"]
     print(

@@ -11,82 +11,16 @@ updates are rank-1 and linear enough for the forecast to be trusted.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 from alpharl_trainer.commands.numbers import positive_float
-from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.commands.window import add_window_arguments, fmt, window_kwargs
 
 # Parsing imports nothing heavy (torch, the library are imported in `run`), so `--help` answers at once;
 # hence copies of library constants whose modules import torch. tests/test_cli.py checks they agree.
-FITS = ("linear", "pls")  # alpharl_trainer.offline.FITS
+FITS = ("linear", "pls")  # alpharl_trainer.extrapolation.forecast.FITS
 MODES = ("rank1_replace", "rank1_only", "reference")  # alpharl_trainer.extrapolation.apply.MODES
 DEFAULT_MAX_SHARD_GB = 2.0  # alpharl_trainer.checkpoints.DEFAULT_MAX_SHARD_BYTES, in GiB
-
-
-def add_window_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments `predict` and `analyze` share: the folders and which tensors to track."""
-    parser.add_argument(
-        "--base", required=True, metavar="DIR", help="checkpoint folder of the weights RL started from"
-    )
-    parser.add_argument(
-        "--checkpoints",
-        nargs="+",
-        required=True,
-        metavar="DIR",
-        help="checkpoint folders of the window, in step order",
-    )
-    parser.add_argument(
-        "--steps",
-        nargs="+",
-        type=int,
-        metavar="N",
-        help="step of each checkpoint (default: from folder names)",
-    )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created atomically)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="read pickled .bin/.pt weights (only from a trusted source)",
-    )
-    track = parser.add_argument_group("tracked tensors (default: attention and MLP projections)")
-    track.add_argument("--track-embeddings", action="store_true", help="also track token embeddings")
-    track.add_argument("--track-lm-head", action="store_true", help="also track an untied lm_head")
-    track.add_argument("--track-vectors", action="store_true", help="also track 1-D tensors (norms, biases)")
-    track.add_argument("--include", metavar="REGEX", help="also track tensors whose name matches")
-    track.add_argument("--exclude", metavar="REGEX", help="never track tensors whose name matches")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def window_kwargs(args: argparse.Namespace) -> dict:
-    """The keyword arguments of `offline.predict`/`offline.analyze` that `add_window_arguments` parsed."""
-    from alpharl_trainer.extrapolation.apply import ParamSelector
-
-    for flag, pattern in (("--include", args.include), ("--exclude", args.exclude)):
-        try:
-            re.compile(pattern or "")
-        except re.error as err:
-            raise AlphaRLError(f"{flag} {pattern!r} is not a valid regular expression: {err}") from err
-    selector = ParamSelector(
-        embeddings=args.track_embeddings,
-        lm_head=args.track_lm_head,
-        vectors=args.track_vectors,
-        include=args.include,
-        exclude=args.exclude,
-    )
-    return {
-        "steps": args.steps,
-        "selector": selector,
-        "allow_pickle": args.allow_pickle,
-        "overwrite": args.overwrite,
-        "progress": not args.quiet,
-    }
-
-
-def fmt(value: float | None) -> str:
-    """A summary number for the console; means over no tensors are None."""
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alpharl_trainer.offline import predict
+    from alpharl_trainer.offline.predict import predict
 
     report = predict(
         args.base,

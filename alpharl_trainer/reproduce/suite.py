@@ -20,7 +20,7 @@ import torch
 
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.offline import build_trajectory, open_window
+from alpharl_trainer.offline.window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator

@@ -294,13 +294,13 @@ def test_out_that_contains_or_sits_in_an_input_is_refused(tmp_path, capsys, monk
 
 SLOW_PREDICT = """
 import sys, time
-import alpharl_trainer.offline as offline
-build = offline.build_trajectory
+import alpharl_trainer.offline.predict as offline_predict
+build = offline_predict.build_trajectory
 def slow(*args, **kwargs):
     print("WRITING", flush=True)  # the temporary output folder exists now
     time.sleep(60)
     return build(*args, **kwargs)
-offline.build_trajectory = slow
+offline_predict.build_trajectory = slow
 from alpharl_trainer.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -98,8 +98,8 @@ def test_predict_choices_match_the_library():
     """predict copies a few library constants so that its parsing needs no torch; they must agree."""
     from alpharl_trainer import checkpoints
     from alpharl_trainer.commands import predict
-    from alpharl_trainer.extrapolation import apply, forecast
+    from alpharl_trainer.extrapolation import FITS, apply
 
-    assert predict.FITS == forecast.FITS
+    assert predict.FITS == FITS
     assert predict.MODES == apply.MODES
     assert predict.DEFAULT_MAX_SHARD_GB * 1024**3 == checkpoints.DEFAULT_MAX_SHARD_BYTES

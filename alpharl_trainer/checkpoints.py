@@ -13,8 +13,6 @@ import json
 import os
 import re
 import shutil
-import sys
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from alpharl_trainer.atomic import atomic_dir, check_limits
 from alpharl_trainer.errors import AlphaRLError
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -213,73 +212,16 @@ class CheckpointReader:
             raise AlphaRLError(f"cannot read tensor {name} from {path}: {err}") from err
 
 
-NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits, in bytes
-
-
-def _temp_prefix(out_dir: Path) -> str:
-    """`.NAME.tmp-` beside the output, NAME cut so that the temporary name stays under NAME_MAX bytes."""
-    return f".{os.fsencode(out_dir.name)[:200].decode(errors='ignore')}.tmp-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def _remove_stale_temp_dirs(out_dir: Path) -> None:
-    """Remove the temporary folders an earlier write to `out_dir` left when it was killed (SIGKILL, a node
-    failure): `.NAME.tmp-PID-TAG` whose process is gone. They hold partial outputs only, and can be
-    hundreds of MB; each removal is reported."""
-    for tmp in out_dir.parent.glob(f"{_temp_prefix(out_dir)}*"):
-        pid = tmp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
-        if tmp.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-            print(
-                f"removed {tmp}: a partial output left by an interrupted run (process {pid})", file=sys.stderr
-            )
-
-
 @contextmanager
 def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `out_dir`; on success it becomes `out_dir`.
-
-    On any exception (including Ctrl-C) the temporary folder is removed and `out_dir` is untouched.
-    With `overwrite`, an existing `out_dir` is moved aside, replaced, then deleted: the destination
-    is never a mix of old and new files.
-    """
+    """The output folder of `predict`/`analyze`, written atomically (`atomic.atomic_dir`); an existing one
+    is an error unless `overwrite` (then replaced whole, never a mix of old and new files)."""
     out_dir = Path(out_dir)
-    if len(os.fsencode(out_dir.name)) > NAME_MAX:
-        raise AlphaRLError(f"output name {out_dir.name[:40]}... is over the {NAME_MAX}-byte file-name limit")
-    if len(os.fsencode(str(out_dir.absolute()))) >= PATH_MAX:
-        raise AlphaRLError(f"output path {str(out_dir)[:40]}... is over the {PATH_MAX}-byte path limit")
+    check_limits(out_dir)
     if out_dir.exists() and not (overwrite and out_dir.is_dir()):
         raise AlphaRLError(f"output {out_dir} already exists; pass --overwrite to replace it")
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temp_dirs(out_dir)
-        tmp = out_dir.parent / f"{_temp_prefix(out_dir)}{tag}"
-        tmp.mkdir()
-    except OSError as err:  # unwritable parent, a file where a folder should be, ...
-        where = f" ({err.filename})" if err.filename else ""
-        raise AlphaRLError(f"cannot write the output {out_dir}: {err.strerror or err}{where}") from err
-    try:
+    with atomic_dir(out_dir) as tmp:
         yield tmp
-        if out_dir.exists():
-            old = out_dir.parent / f"{_temp_prefix(out_dir)[:-5]}.old-{tag}"
-            os.rename(out_dir, old)
-            os.rename(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_shards(

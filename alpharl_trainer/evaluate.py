@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -30,6 +28,7 @@ from typing import Protocol
 
 import torch
 
+from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks.base import Problem
 
@@ -363,14 +362,8 @@ def teacher_forced(model, tokenizer, problems: list[Problem], batch_size: int = 
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_results(result: EvalResult, out_dir: str | Path) -> tuple[Path, Path]:

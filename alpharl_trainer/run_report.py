@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from alpharl_trainer.atomic import atomic_file
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,8 @@ def write_summary(script, config, trainer, stages: list[Stage]) -> dict:
             "interval": "paired 95% normal interval of the per-problem difference",
             "stages": stage_table(stages),
         }
-    path = out / "alpharl" / "summary.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    os.replace(tmp, path)
+    with atomic_file(out / "alpharl" / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1) + "\n")
     if trainer.alpharl is not None:
         from alpharl_trainer.trainer.model_card import write_alpharl_card
 

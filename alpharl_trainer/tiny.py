@@ -25,14 +25,13 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from alpharl_trainer.atomic import atomic_dir
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks import get_task
 
@@ -229,8 +228,7 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = Non
     print(f"building the tiny policy (recipe {config.recipe_hash()}) into {out}", flush=True)
     result = sft(model, tokenizer, config)
     losses = result["losses"]
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         recipe = {
@@ -244,10 +242,6 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = Non
             "torch_threads": torch.get_num_threads(),
         }
         (tmp / "tiny_recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

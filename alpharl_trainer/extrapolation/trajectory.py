@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from alpharl_trainer.atomic import atomic_dir
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.rank1 import Rank1
 
@@ -189,21 +188,9 @@ class Trajectory:
             "shapes": {n: list(self._shapes[n]) for n in self.names},
             "covariates": self.covariates,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-        try:
+        with atomic_dir(path) as tmp:
             save_file(tensors, tmp / TENSORS_FILE)
             (tmp / META_FILE).write_text(json.dumps(meta) + "\n")
-            if path.exists():
-                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-                os.replace(path, old / path.name)
-                os.replace(tmp, path)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectory:

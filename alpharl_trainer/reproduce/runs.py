@@ -11,7 +11,6 @@ same step is the truncated run at the same budget: the two differ only by the sw
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import PrinterCallback, TrainerCallback
 
+from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 
@@ -153,9 +153,8 @@ def train_full(spec: RunSpec, suite: Suite, base: Path, folder: Path) -> FullRun
     missing = sorted(set(suite.save_steps()) - set(_checkpoints(folder)))
     if missing:
         raise AlphaRLError(f"{folder}: the run did not save checkpoints at steps {missing}")
-    tmp = folder / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps({"base": str(base), "rewards": rewards, "seconds": seconds}) + "\n")
-    os.replace(tmp, record)  # written last: marks the run finished
+    with atomic_file(record) as tmp:  # written last: marks the run finished
+        tmp.write_text(json.dumps({"base": str(base), "rewards": rewards, "seconds": seconds}) + "\n")
     return FullRun(folder, base, _checkpoints(folder), rewards, seconds)
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.offline.window import build_trajectory, open_window
@@ -245,8 +245,7 @@ def run_suite(suite: Suite, base: Path) -> list[dict]:
         run = train_full(spec, suite, base, folder)
         log(f"{spec.name}: trained in {run.seconds:.0f}s; evaluating")
         result = evaluate_run(spec, suite, run)
-        tmp = folder / f".{record.name}.tmp"
-        tmp.write_text(json.dumps(result) + "\n")
-        os.replace(tmp, record)
+        with atomic_file(record) as tmp:
+            tmp.write_text(json.dumps(result) + "\n")
         results.append(result)
     return results

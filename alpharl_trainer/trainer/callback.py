@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
+from alpharl_trainer.atomic import atomic_dir, atomic_file
 from alpharl_trainer.distributed import assign_owners, full_weight, share_factors, write_weights
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
@@ -81,31 +81,6 @@ def describe_decision(swap: dict) -> str:
 
 def _rank_world() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-
-
-def _atomic_dir(target: Path):
-    """A temp folder beside `target`; `_commit` renames it over `target` (old content replaced whole)."""
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        _rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _commit(tmp: Path, target: Path) -> None:
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-        os.replace(tmp, target)
-        _rmtree(old)
-    else:
-        os.replace(tmp, target)
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class AlphaRLCallback(TrainerCallback):
@@ -215,12 +190,11 @@ class AlphaRLCallback(TrainerCallback):
         if not args.should_save:
             return
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_DIR
-        tmp = _atomic_dir(folder)
-        if len(self.trajectory):
-            self.trajectory.save(tmp / "trajectory")
-        meta = {"step_rewards": self.step_rewards, "swap": self.swap, "names": self.names}
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-        _commit(tmp, folder)
+        with atomic_dir(folder) as tmp:
+            if len(self.trajectory):
+                self.trajectory.save(tmp / "trajectory")
+            meta = {"step_rewards": self.step_rewards, "swap": self.swap, "names": self.names}
+            (tmp / "state.json").write_text(json.dumps(meta, indent=1))
 
     # ---- train start / resume -----------------------------------------------------------------------
     def _start_tensors(self, name: str) -> list[tuple[str, str]]:
@@ -243,10 +217,8 @@ class AlphaRLCallback(TrainerCallback):
                     if self.owners[name] == rank:
                         self.base[key] = w.detach().to("cpu", copy=True)
         base_dir.mkdir(parents=True, exist_ok=True)
-        target = base_dir / f"rank{rank:05d}-of-{world:05d}.safetensors"
-        tmp = target.with_suffix(".tmp")
-        save_file({n: t.contiguous() for n, t in self.base.items()}, str(tmp))
-        os.replace(tmp, target)
+        with atomic_file(base_dir / f"rank{rank:05d}-of-{world:05d}.safetensors") as tmp:
+            save_file({n: t.contiguous() for n, t in self.base.items()}, str(tmp))
 
     def _resume(self, step: int, rank: int, base_dir: Path) -> None:
         """Reload W_0 (any world size) and the trajectory/state saved with checkpoint-`step`."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from alpharl_trainer.atomic import atomic_file
+
 BEGIN = "<!-- alpharl:begin -->"
 END = "<!-- alpharl:end -->"
 PAPER = "[AlphaRL](https://arxiv.org/abs/2510.00553) (Cai et al., 2025)"
@@ -137,7 +139,6 @@ def write_alpharl_card(
     path = Path(output_dir) / "README.md"
     trainer_name = getattr(callback.trainer, "_name", type(callback.trainer).__name__)
     text = model_card(Path(output_dir).resolve().name, callback, base_model, trainer_name, test)
-    tmp = path.with_name(f".README.md.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path

@@ -32,6 +32,7 @@ from trl import RLOOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import nanstd, pad
 
+from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.trainer.ppo_config import VALUE_MODEL, PPOConfig
 from alpharl_trainer.trainer.ppo_math import (
@@ -324,9 +325,8 @@ class PPOTrainer(RLOOTrainer):
         critic = {k[len(VALUE_MODEL) + 1 :]: v.contiguous() for k, v in state_dict.items() if _is_critic(k)}
         super()._save(output_dir, state_dict=policy)
         if self.args.should_save and critic:
-            tmp = os.path.join(output_dir, f".{VALUE_WEIGHTS}.tmp")
-            save_file(critic, tmp, metadata={"format": "pt", "value_model": self.args.value_model})
-            os.replace(tmp, os.path.join(output_dir, VALUE_WEIGHTS))
+            with atomic_file(os.path.join(output_dir, VALUE_WEIGHTS)) as tmp:
+                save_file(critic, str(tmp), metadata={"format": "pt", "value_model": self.args.value_model})
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)

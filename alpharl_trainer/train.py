@@ -232,7 +232,7 @@ def check_before_loading(script: ScriptArguments, config) -> None:
     if getattr(config, "alpharl", False):
         from alpharl_trainer.trainer.config import AlphaRLConfig
 
-        AlphaRLConfig.from_args(config).validate_alpharl(config.max_steps, config.logging_steps)
+        AlphaRLConfig.from_args(config).validate_alpharl(config.max_steps)
     unknown = [r for r in script.rewards if r not in REWARDS]
     if unknown:
         raise AlphaRLError(f"unknown reward(s) {unknown}; choose from {', '.join(REWARDS)}")

@@ -264,6 +264,16 @@ def test_resume_without_the_alpharl_state_is_refused(reward_run, tmp_path):
         grpo_run(out, resume=str(out / "checkpoint-3"), **REWARD_RUN)
 
 
+def test_resume_without_the_saved_trajectory_is_refused(reward_run, tmp_path):
+    """It used to start the trajectory over and forecast from the later snapshots alone, silently."""
+    out = copy_run(reward_run[2], tmp_path / "run")
+    shutil.rmtree(out / "checkpoint-3/alpharl/trajectory")
+    with pytest.raises(
+        AlphaRLError, match=r"checkpoint-3/alpharl/trajectory is missing \(snapshots at \[2\]\)"
+    ):
+        grpo_run(out, resume=str(out / "checkpoint-3"), **REWARD_RUN)
+
+
 @pytest.mark.parametrize("damage", ["deleted", "lacks a matrix"])
 def test_resume_without_the_base_weights_is_refused(reward_run, tmp_path, damage):
     trainer, _, src = reward_run
@@ -336,14 +346,9 @@ def test_rloo_swap_is_the_forecast_from_the_saved_trajectory(tmp_path):
     assert trainer.state.global_step == END
 
 
-# ---- known gaps (reported, not fixed) ------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="the covariate is the mean of the last alpharl_interval *recorded* rewards, not of the steps "
-    "since the previous snapshot: with steps_per_generation 2 a reward is recorded every other step, so the "
-    "one at step 4 averages the rollouts of steps 1 and 3",
-)
 def test_reward_covariate_when_rollouts_span_two_steps(tmp_path):
+    """With steps_per_generation 2 a rollout (and its reward) comes every other step: each snapshot's
+    covariate is the reward of the rollouts since the previous snapshot, not a repeat of an older one."""
     trainer, _ = grpo_run(
         tmp_path / "run",
         alpharl_covariate="reward",

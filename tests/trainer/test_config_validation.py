@@ -3,6 +3,9 @@ test_decision.py does not cover: each refuses a bad value with an AlphaRLError n
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 
 from alpharl_trainer.errors import AlphaRLError
@@ -13,16 +16,16 @@ GOOD = dict(alpharl_interval=2, alpharl_window_end=10)
 """Valid for max_steps 30 (snapshots at 2, 4, ..., 10): each test changes one thing."""
 
 
-def refused(max_steps: int = 30, logging_steps: float = 1, **fields) -> str:
+def refused(max_steps: int = 30, **fields) -> str:
     config = AlphaRLConfig(**{**GOOD, **fields})
     with pytest.raises(AlphaRLError) as err:
-        config.validate_alpharl(max_steps, logging_steps)
+        config.validate_alpharl(max_steps)
     return str(err.value)
 
 
 def test_the_good_settings_pass():
-    AlphaRLConfig(**GOOD).validate_alpharl(30, 1)
-    AlphaRLConfig(**GOOD, alpharl_covariate="reward").validate_alpharl(30, 2)  # logging_steps == interval
+    AlphaRLConfig(**GOOD).validate_alpharl(30)
+    AlphaRLConfig(**GOOD, alpharl_covariate="reward").validate_alpharl(30)
 
 
 @pytest.mark.parametrize("interval", [0, -1])
@@ -63,17 +66,39 @@ def test_a_horizon_not_beyond_the_window(horizons):
     message = refused(alpharl_horizons=horizons)
     assert "alpharl_horizons are multiples of the window end and must all be > 1" in message
     # target rewards are levels, not multiples: the same numbers are fine with the reward covariate
-    AlphaRLConfig(**GOOD, alpharl_covariate="reward", alpharl_horizons=horizons).validate_alpharl(30, 1)
+    AlphaRLConfig(**GOOD, alpharl_covariate="reward", alpharl_horizons=horizons).validate_alpharl(30)
 
 
 def test_a_fractional_window_needs_max_steps():
     assert "fractional alpharl_window_end needs max_steps > 0" in refused(0, alpharl_window_end=0.4)
 
 
-def test_reward_covariate_needs_a_logged_reward_every_interval():
-    message = refused(logging_steps=3, alpharl_covariate="reward")
-    assert "alpharl_covariate='reward'" in message and "logging_steps must be <= alpharl_interval" in message
-    AlphaRLConfig(**GOOD).validate_alpharl(30, 3)  # the step covariate reads no reward
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"alpharl_horizons": [1.5, math.nan]}, "alpharl_horizons must be finite"),
+        ({"alpharl_horizons": [math.inf]}, "alpharl_horizons must be finite"),
+        (
+            {"alpharl_covariate": "reward", "alpharl_target_rewards": [math.nan]},
+            "alpharl_target_rewards must be",
+        ),
+        ({"alpharl_window_end": math.nan}, "alpharl_window_end must be finite"),
+        ({"alpharl_window_end": -0.4}, "alpharl_window_end must be > 0"),
+        ({"alpharl_scale": 0.0}, "alpharl_scale must be > 0"),
+        ({"alpharl_scale": math.nan}, "alpharl_scale must be finite"),
+        ({"alpharl_acceptance_margin": math.nan}, "alpharl_acceptance_margin must be finite"),
+        ({"alpharl_acceptance_prompts": -1}, "alpharl_acceptance_prompts must be >= 0"),
+        ({"alpharl_finetune_steps": -2}, "alpharl_finetune_steps must be >= 0"),
+        (
+            {"alpharl_acceptance_prompts": 8, "alpharl_acceptance_samples": 0},
+            "alpharl_acceptance_samples must",
+        ),
+        ({"alpharl_include": "q_proj("}, "alpharl_include 'q_proj\\(' is not a valid regular expression"),
+    ],
+)
+def test_values_that_would_fail_only_at_the_window_end_are_refused_up_front(fields, message):
+    """These used to pass validation and then fail (or roll back silently) after the window was trained."""
+    assert re.search(message, refused(**fields))
 
 
 # ---- PPOConfig.__post_init__ (AlphaRLPPOConfig inherits it) ----------------------------------------------

@@ -218,7 +218,7 @@ def check(script: ScriptArguments, config) -> None:
     if getattr(config, "alpharl", False):
         from alpharl_trainer.trainer.config import AlphaRLConfig
 
-        AlphaRLConfig.from_args(config).validate_alpharl(config.max_steps, config.logging_steps)
+        AlphaRLConfig.from_args(config).validate_alpharl(config.max_steps)
     for name in script.rewards:
         _known(name, REWARDS, "reward")
     if script.task not in TASKS and not Path(script.task).is_file():

@@ -84,7 +84,7 @@ def alpharl_plan(values: dict, plan: Plan) -> None:
     config = AlphaRLConfig(**{f.name: values[f.name] for f in fields(AlphaRLConfig)})
     max_steps = values["max_steps"]
     try:
-        config.validate_alpharl(max_steps, values["logging_steps"])
+        config.validate_alpharl(max_steps)
     except AlphaRLError as err:
         plan.errors.append(f"AlphaRL: {err}")
         return

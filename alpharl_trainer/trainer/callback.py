@@ -60,13 +60,15 @@ def choose(scores: dict[str, float], targets: list[float], margin: float) -> flo
 
 def describe_decision(swap: dict) -> str:
     """The gate's decision in one line, e.g. 'AlphaRL at step 60: applied the forecast to step 150 (held-out
-    reward 0.361 vs 0.344 for the current weights, margin 0.01; others: 75 0.350, ...)'."""
+    reward 0.361 vs 0.344 for the current weights, margin 0.01; others: 75 0.350, ...)'. Targets are steps,
+    or reward levels with the reward covariate."""
     scores = dict(swap["scores"])
     current = scores.pop("current", None)
-    others = ", ".join(f"step {k} {v:.3f}" for k, v in scores.items())
+    unit = "step" if swap.get("covariate", "step") == "step" else "reward"
+    others = ", ".join(f"{unit} {k} {v:.3f}" for k, v in scores.items())
     head = f"AlphaRL at step {swap['step']}: "
     if current is None:
-        return head + f"applied the forecast to step {swap['chosen']:g} unscored (acceptance gate off)"
+        return head + f"applied the forecast to {unit} {swap['chosen']:g} unscored (acceptance gate off)"
     if swap["chosen"] is None:
         return head + (
             f"rollback: kept the current weights (held-out reward {current:.3f}); no candidate beat them "
@@ -74,7 +76,7 @@ def describe_decision(swap: dict) -> str:
         )
     won = scores[f"{swap['chosen']:g}"]
     return head + (
-        f"applied the forecast to step {swap['chosen']:g} (held-out reward {won:.3f} vs {current:.3f} for "
+        f"applied the forecast to {unit} {swap['chosen']:g} (held-out reward {won:.3f} vs {current:.3f} for "
         f"the current weights, margin {swap['margin']:g}; candidates: {others})"
     )
 
@@ -100,7 +102,9 @@ class AlphaRLCallback(TrainerCallback):
         """Tracked matrices that are LoRA-adapted: extrapolated on their merged update (see lora.py)."""
         self.owners: dict[str, int] = {}
         self.base: dict[str, torch.Tensor] = {}
-        self.step_rewards: list[float] = []
+        self.step_rewards: list[tuple[int, float]] = []
+        """(step, mean reward of the rollouts generated at that step): the reward covariate's raw data."""
+        self._reward_list, self._rewards_seen = None, 0
         self.swap: dict | None = None
         """What happened at the window end: step, candidates, scores, chosen target (None before)."""
         self.pending_logs: dict[str, float] = {}
@@ -114,7 +118,7 @@ class AlphaRLCallback(TrainerCallback):
     def attach(self, trainer) -> AlphaRLCallback:
         """Install on `trainer`, first in its callback list so its metrics reach every logger."""
         args = trainer.args
-        self.config.validate_alpharl(args.max_steps, args.logging_steps)
+        self.config.validate_alpharl(args.max_steps)
         if self.config.alpharl_acceptance_prompts > 0 and trainer.eval_dataset is None:
             raise AlphaRLError(
                 "the acceptance gate scores candidates on held-out prompts: pass eval_dataset to the "
@@ -163,7 +167,7 @@ class AlphaRLCallback(TrainerCallback):
             self._resume(state.global_step, rank, base_dir)
 
     def on_step_end(self, args, state, control, **kwargs):
-        self._record_reward()
+        self._record_reward(state.global_step)
         step = state.global_step
         saving = args.save_strategy != "no"  # checkpoints at the swap and the stop, unless saving is off
         if self.swap is None:
@@ -247,20 +251,41 @@ class AlphaRLCallback(TrainerCallback):
         if not (folder / "state.json").is_file():
             raise AlphaRLError(f"resuming at step {step}, but {folder}/state.json is missing")
         meta = json.loads((folder / "state.json").read_text())
-        self.step_rewards, self.swap = meta["step_rewards"], meta["swap"]
-        if (folder / "trajectory").exists():
+        self.step_rewards = [(int(at), float(reward)) for at, reward in meta["step_rewards"]]
+        self.swap = meta["swap"]
+        taken = [s for s in self.config.snapshot_steps(self.trainer.args.max_steps) if s <= step]
+        if taken:  # a trajectory started over would forecast from the later snapshots alone, silently
+            if not (folder / "trajectory").exists():
+                raise AlphaRLError(
+                    f"resuming at step {step}, but {folder}/trajectory is missing (snapshots at {taken})"
+                )
             self.trajectory = Trajectory.load(folder / "trajectory")
+            if self.trajectory.steps != taken:
+                raise AlphaRLError(
+                    f"{folder}/trajectory holds snapshots at steps {self.trajectory.steps}, expected {taken} "
+                    "(alpharl_interval or the window changed since the run started?)"
+                )
 
     # ---- snapshots ------------------------------------------------------------------------------------
-    def _record_reward(self) -> None:
-        """This step's mean training reward: the newest value TRL put in its metrics (kept until logged)."""
-        metrics = getattr(self.trainer, "_metrics", {}).get("train", {})
-        rewards = metrics.get("reward") or []
-        if rewards:
-            self.step_rewards.append(float(rewards[-1]))
+    def _record_reward(self, step: int) -> None:
+        """The mean reward of the rollouts generated during this step, if any: the values TRL appended to its
+        reward metric since the last call. TRL clears its metrics at every log (a new list then), and a step
+        that trains on buffered rollouts (steps_per_generation > accumulation, num_iterations > 1) adds none,
+        so "the newest value" would repeat an old rollout's reward."""
+        rewards = getattr(self.trainer, "_metrics", {}).get("train", {}).get("reward")
+        if rewards is None:
+            return
+        if rewards is not self._reward_list:  # metrics were logged and cleared since the last call
+            self._reward_list, self._rewards_seen = rewards, 0
+        new = rewards[self._rewards_seen :]
+        self._rewards_seen = len(rewards)
+        if new:
+            self.step_rewards.append((step, sum(map(float, new)) / len(new)))
 
-    def _interval_reward(self) -> float | None:
-        recent = self.step_rewards[-self.config.alpharl_interval :]
+    def _interval_reward(self, step: int) -> float | None:
+        """Mean reward of the rollouts generated after the previous snapshot, up to `step`."""
+        since = self.trajectory.steps[-1] if len(self.trajectory) else 0
+        recent = [reward for at, reward in self.step_rewards if since < at <= step]
         return sum(recent) / len(recent) if recent else None
 
     def _snapshot(self, step: int) -> None:
@@ -281,7 +306,7 @@ class AlphaRLCallback(TrainerCallback):
         factors = share_factors(local, self.owners)
         # Every snapshot must carry the same covariates: the first one decides whether rewards are
         # recorded; an interval without a logged reward repeats the last one.
-        reward, recorded = self._interval_reward(), self.trajectory.covariates.get("reward")
+        reward, recorded = self._interval_reward(step), self.trajectory.covariates.get("reward")
         if len(self.trajectory) and recorded is None:
             reward = None
         elif reward is None and recorded:
@@ -412,6 +437,7 @@ class AlphaRLCallback(TrainerCallback):
             "targets": targets,
             "scores": scores,
             "margin": cfg.alpharl_acceptance_margin,
+            "covariate": cfg.alpharl_covariate,
             "chosen": chosen,
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,

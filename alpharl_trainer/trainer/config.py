@@ -7,6 +7,7 @@ YAML recipe, one `TrlParser`) without a name clash, the way TRL prefixes its `vl
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields
 
 from trl import GRPOConfig, RLOOConfig
@@ -124,8 +125,39 @@ class AlphaRLConfig:
         default=None, metadata={"help": "Regex of parameter names never to track (wins over everything)."}
     )
 
-    def validate_alpharl(self, max_steps: int, logging_steps: float | int = 1) -> None:
-        """Raise AlphaRLError for settings that cannot work; called when the callback is built."""
+    def validate_alpharl(self, max_steps: int) -> None:
+        """Raise AlphaRLError for settings that cannot work (or would fail only at the window end, after the
+        window was trained); called before any weight is loaded and when the callback is built."""
+        numbers = {
+            "alpharl_window_end": [self.alpharl_window_end],
+            "alpharl_horizons": self.alpharl_horizons,
+            "alpharl_target_rewards": self.alpharl_target_rewards,
+            "alpharl_scale": [self.alpharl_scale],
+            "alpharl_acceptance_margin": [self.alpharl_acceptance_margin],
+        }
+        for name, values in numbers.items():
+            if any(not math.isfinite(v) for v in values):
+                raise AlphaRLError(f"{name} must be finite, got {values}")
+        if self.alpharl_window_end <= 0:
+            raise AlphaRLError(f"alpharl_window_end must be > 0, got {self.alpharl_window_end}")
+        if self.alpharl_scale <= 0:
+            raise AlphaRLError(
+                f"alpharl_scale must be > 0 (1 = the forecast itself), got {self.alpharl_scale}"
+            )
+        for name in ("alpharl_acceptance_prompts", "alpharl_finetune_steps"):
+            if getattr(self, name) < 0:
+                raise AlphaRLError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.alpharl_acceptance_prompts > 0 and self.alpharl_acceptance_samples < 1:
+            raise AlphaRLError(
+                "alpharl_acceptance_samples must be >= 1 when the gate is on, got "
+                f"{self.alpharl_acceptance_samples}"
+            )
+        for name in ("alpharl_include", "alpharl_exclude"):
+            try:
+                re.compile(getattr(self, name) or "")
+            except re.error as err:
+                pattern = getattr(self, name)
+                raise AlphaRLError(f"{name} {pattern!r} is not a valid regular expression: {err}") from err
         if self.alpharl_interval < 1:
             raise AlphaRLError(f"alpharl_interval must be >= 1, got {self.alpharl_interval}")
         if self.alpharl_fit not in FITS:
@@ -154,10 +186,6 @@ class AlphaRLConfig:
                 f"the window (ends at step {end}) holds {len(snapshots)} snapshot(s) at alpharl_interval="
                 f"{self.alpharl_interval} (steps {snapshots}); a line fit needs {MIN_SNAPSHOTS}: lower the "
                 "interval or widen the window"
-            )
-        if self.alpharl_covariate == "reward" and logging_steps > self.alpharl_interval:
-            raise AlphaRLError(
-                "alpharl_covariate='reward' reads logged rewards: logging_steps must be <= alpharl_interval"
             )
 
     def window_end_step(self, max_steps: int) -> int:

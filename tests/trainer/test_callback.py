@@ -9,9 +9,8 @@ import torch
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import forecast, predict_weight
-from alpharl_trainer.trainer import AlphaRLCallback, AlphaRLConfig, AlphaRLGRPOTrainer
+from alpharl_trainer.trainer import AlphaRLGRPOTrainer
 from tests.trainer.harness import (
-    TINY_RUN,
     Recorder,
     WeightsAtReward,
     checksum,
@@ -182,25 +181,6 @@ def test_resume_mid_window_gives_the_same_forecast(tmp_path, model_dir):
     assert resumed.alpharl.trajectory.steps == full.alpharl.trajectory.steps == [2, 4, 6]
     for name, w in full_rec.after_swap.items():
         torch.testing.assert_close(res_rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
-
-
-def test_rloo_through_the_callback_without_subclassing(tmp_path, model_dir):
-    from trl import RLOOConfig, RLOOTrainer
-
-    model, tok = load(model_dir)
-    train, heldout = datasets()
-    args = RLOOConfig(output_dir=str(tmp_path / "rloo"), **{**TINY_RUN, "max_steps": 8})
-    trainer = RLOOTrainer(
-        model=model, reward_funcs=[sevens_reward], args=args, train_dataset=train, processing_class=tok
-    )
-    cfg = AlphaRLConfig(alpharl_interval=2, alpharl_window_end=6, alpharl_acceptance_prompts=0)
-    callback = AlphaRLCallback(cfg).attach(trainer)
-    before = checksum({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
-    trainer.train()
-    assert callback.swap["step"] == 6 and callback.swap["chosen"] == 8  # 1.25 x 6 = 7.5: whole steps, half up
-    assert callback.swap["delta_norm"] > 0
-    assert trainer.state.global_step == 6  # no fine-tune steps: stop right after the swap
-    assert checksum(dict(trainer.model.named_parameters())) != before
 
 
 def test_bad_settings_are_refused_before_training(tmp_path, model_dir):

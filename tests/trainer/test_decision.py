@@ -42,6 +42,8 @@ def test_the_decision_reads_as_one_line():
     assert "rollback: kept the current weights" in rolled and "applied" not in rolled
     unscored = describe_decision({**swap, "scores": {}, "chosen": 75.0})
     assert "unscored" in unscored
+    by_reward = describe_decision({**swap, "covariate": "reward", "scores": {}, "chosen": 1.0})
+    assert "applied the forecast to reward 1 unscored" in by_reward  # a reward level, not "step 1"
 
 
 @pytest.mark.parametrize(

@@ -116,7 +116,7 @@ def write_summary(script, config, trainer, stages: list[Stage]) -> dict:
 
 def print_summary(summary: dict) -> None:
     """A few plain lines: what happened at the window end, accuracy per stage, where the outputs are."""
-    from alpharl_trainer.trainer.callback import describe_decision
+    from alpharl_trainer.trainer.decision import describe_decision
 
     lines = ["", f"== run finished at step {summary['steps']} =="]
     swap = summary.get("swap")

@@ -89,11 +89,8 @@ def alpharl_plan(values: dict, plan: Plan) -> None:
         plan.errors.append(f"AlphaRL: {err}")
         return
     end = config.window_end_step(max_steps)
-    targets = (
-        config.target_steps(end) if config.alpharl_covariate == "step" else config.alpharl_target_rewards
-    )
-    candidates = len(config.candidates())
-    acceptance = config.alpharl_acceptance_prompts * config.alpharl_acceptance_samples * (1 + candidates)
+    targets = config.targets(end)
+    acceptance = config.alpharl_acceptance_prompts * config.alpharl_acceptance_samples * (1 + len(targets))
     plan.alpharl = {
         "snapshot_steps": config.snapshot_steps(max_steps),
         "window_end": end,

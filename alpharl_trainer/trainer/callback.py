@@ -12,73 +12,32 @@ The whole method, as the trainer sees it:
    so the next generation uses the swapped weights;
 4. then fine-tune `alpharl_finetune_steps` and stop, or continue to `max_steps`.
 
-The trajectory and the callback's state are saved into every `checkpoint-N/alpharl/` (atomically), and a
+The trajectory and the callback's state are saved into every `checkpoint-N/alpharl/` (`state.py`), and a
 resumed run continues its window from there. Data flows one way: trainer -> snapshot -> forecast -> apply
 -> trainer; all the math is in `alpharl_trainer.extrapolation`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
-from safetensors.torch import save_file
 from transformers import TrainerCallback
 
-from alpharl_trainer.atomic import atomic_dir, atomic_file
 from alpharl_trainer.distributed import assign_owners, full_weight, share_factors, write_weights
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer
 from alpharl_trainer.trainer.config import AlphaRLConfig
+from alpharl_trainer.trainer.decision import choose, describe_decision
 from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_rank1
+from alpharl_trainer.trainer.state import load_base, load_state, save_base, save_state
 
 logger = logging.getLogger(__name__)
-STATE_DIR = "alpharl"
-"""Sub-folder of the output dir (base weights) and of each checkpoint (trajectory + state)."""
-
-
-def choose(scores: dict[str, float], targets: list[float], margin: float) -> float | None:
-    """The target whose score beats the current weights' by more than `margin` and is highest (the first
-    such on a tie), or None (rollback) when none does. A NaN score never wins."""
-    best, chosen = scores["current"] + margin, None
-    if math.isnan(best):
-        return None
-    for target in targets:
-        score = scores[f"{target:g}"]
-        if score > best:  # False for NaN
-            best, chosen = score, target
-    return chosen
-
-
-def describe_decision(swap: dict) -> str:
-    """The gate's decision in one line, e.g. 'AlphaRL at step 60: applied the forecast to step 150 (held-out
-    reward 0.361 vs 0.344 for the current weights, margin 0.01; others: 75 0.350, ...)'. Targets are steps,
-    or reward levels with the reward covariate."""
-    scores = dict(swap["scores"])
-    current = scores.pop("current", None)
-    unit = "step" if swap.get("covariate", "step") == "step" else "reward"
-    others = ", ".join(f"{unit} {k} {v:.3f}" for k, v in scores.items())
-    head = f"AlphaRL at step {swap['step']}: "
-    if current is None:
-        return head + f"applied the forecast to {unit} {swap['chosen']:g} unscored (acceptance gate off)"
-    if swap["chosen"] is None:
-        return head + (
-            f"rollback: kept the current weights (held-out reward {current:.3f}); no candidate beat them "
-            f"by more than the margin {swap['margin']:g} (candidates: {others})"
-        )
-    won = scores[f"{swap['chosen']:g}"]
-    return head + (
-        f"applied the forecast to {unit} {swap['chosen']:g} (held-out reward {won:.3f} vs {current:.3f} for "
-        f"the current weights, margin {swap['margin']:g}; candidates: {others})"
-    )
 
 
 def _rank_world() -> tuple[int, int]:
@@ -156,15 +115,14 @@ class AlphaRLCallback(TrainerCallback):
             raise AlphaRLError("alpharl_mode rank1_only rebuilds weights from W_0: not available for LoRA")
         rank, world = _rank_world()
         self.owners = assign_owners({n: int(torch.Size(shapes[n]).numel()) for n in self.names}, world)
-        base_dir = Path(args.output_dir) / STATE_DIR / "base"
         if not self.config.alpharl_continue_after_swap:
             # The run stops after the swap and its fine-tune: say so to the progress bar and the ETA (this
             # callback runs first). The learning-rate schedule was built from args.max_steps and is untouched.
             state.max_steps = min(state.max_steps, self.window_end + self.config.alpharl_finetune_steps)
         if state.global_step == 0:
-            self._keep_base(rank, world, base_dir)
+            self._keep_base(rank, world)
         else:
-            self._resume(state.global_step, rank, base_dir)
+            self._resume(state.global_step, rank)
 
     def on_step_end(self, args, state, control, **kwargs):
         self._record_reward(state.global_step)
@@ -191,14 +149,9 @@ class AlphaRLCallback(TrainerCallback):
             self.pending_logs = {}
 
     def on_save(self, args, state, control, **kwargs):
-        if not args.should_save:
-            return
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_DIR
-        with atomic_dir(folder) as tmp:
-            if len(self.trajectory):
-                self.trajectory.save(tmp / "trajectory")
+        if args.should_save:
             meta = {"step_rewards": self.step_rewards, "swap": self.swap, "names": self.names}
-            (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+            save_state(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.trajectory, meta)
 
     # ---- train start / resume -----------------------------------------------------------------------
     def _start_tensors(self, name: str) -> list[tuple[str, str]]:
@@ -212,59 +165,25 @@ class AlphaRLCallback(TrainerCallback):
         """The parameter a swap writes for `name`: the weight itself, or a LoRA layer's frozen base weight."""
         return self.lora[name].base if name in self.lora else name
 
-    def _keep_base(self, rank: int, world: int, base_dir: Path) -> None:
-        """Copy W_0 of owned matrices to CPU and save each rank's share under `base_dir`."""
+    def _keep_base(self, rank: int, world: int) -> None:
+        """Copy W_0 of owned matrices to CPU and save this rank's share (a resumed run reloads it)."""
         zero3, params = self._zero3, self._params()
         for name in self.names:  # all ranks, same order: under ZeRO-3 each gather is collective
             for key, param in self._start_tensors(name):
                 with full_weight(params[param], zero3=zero3) as w:
                     if self.owners[name] == rank:
                         self.base[key] = w.detach().to("cpu", copy=True)
-        base_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(base_dir / f"rank{rank:05d}-of-{world:05d}.safetensors") as tmp:
-            save_file({n: t.contiguous() for n, t in self.base.items()}, str(tmp))
+        save_base(self.trainer.args.output_dir, rank, world, self.base)
 
-    def _resume(self, step: int, rank: int, base_dir: Path) -> None:
+    def _resume(self, step: int, rank: int) -> None:
         """Reload W_0 (any world size) and the trajectory/state saved with checkpoint-`step`."""
-        files = sorted(base_dir.glob("rank*-of-*.safetensors")) if base_dir.is_dir() else []
-        if not files:
-            raise AlphaRLError(
-                f"resuming at step {step}, but the AlphaRL base weights are missing in {base_dir}"
-            )
-        for path in files:
-            with safe_open(str(path), framework="pt") as f:
-                for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    if self.owners.get(key.split(":")[0]) == rank:
-                        self.base[key] = f.get_tensor(key)
-        missing = [
-            key
-            for n in self.names
-            if self.owners[n] == rank
-            for key, _ in self._start_tensors(n)
-            if key not in self.base
-        ]
-        if missing:
-            raise AlphaRLError(
-                f"AlphaRL base weights in {base_dir} lack {missing[:3]} (tracked set changed?)"
-            )
-        folder = Path(self.trainer.args.output_dir) / f"checkpoint-{step}" / STATE_DIR
-        if not (folder / "state.json").is_file():
-            raise AlphaRLError(f"resuming at step {step}, but {folder}/state.json is missing")
-        meta = json.loads((folder / "state.json").read_text())
+        args = self.trainer.args
+        owned = [key for n in self.names if self.owners[n] == rank for key, _ in self._start_tensors(n)]
+        self.base = load_base(args.output_dir, step, owned)
+        taken = [s for s in self.config.snapshot_steps(args.max_steps) if s <= step]
+        meta, self.trajectory = load_state(Path(args.output_dir) / f"checkpoint-{step}", step, taken)
         self.step_rewards = [(int(at), float(reward)) for at, reward in meta["step_rewards"]]
         self.swap = meta["swap"]
-        taken = [s for s in self.config.snapshot_steps(self.trainer.args.max_steps) if s <= step]
-        if taken:  # a trajectory started over would forecast from the later snapshots alone, silently
-            if not (folder / "trajectory").exists():
-                raise AlphaRLError(
-                    f"resuming at step {step}, but {folder}/trajectory is missing (snapshots at {taken})"
-                )
-            self.trajectory = Trajectory.load(folder / "trajectory")
-            if self.trajectory.steps != taken:
-                raise AlphaRLError(
-                    f"{folder}/trajectory holds snapshots at steps {self.trajectory.steps}, expected {taken} "
-                    "(alpharl_interval or the window changed since the run started?)"
-                )
 
     # ---- snapshots ------------------------------------------------------------------------------------
     def _record_reward(self, step: int) -> None:
@@ -333,11 +252,6 @@ class AlphaRLCallback(TrainerCallback):
                 local[name] = merged_update_rank1(b, a, b0, a0, site.scaling, name)
 
     # ---- forecast, acceptance, swap ------------------------------------------------------------------
-    def _targets(self, step: int) -> list[float]:
-        if self.config.alpharl_covariate == "step":
-            return [float(t) for t in self.config.target_steps(step)]
-        return list(self.config.alpharl_target_rewards)
-
     def _stash_owned(self) -> dict[str, torch.Tensor]:
         """W_K of the matrices this rank owns, on CPU: the copy candidates start from and rollback restores.
 
@@ -410,7 +324,7 @@ class AlphaRLCallback(TrainerCallback):
         cfg, trainer = self.config, self.trainer
         stash = self._stash_owned()
         self._notify("window", None)
-        targets = self._targets(step)
+        targets = self.config.targets(step)
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         scores: dict[str, float] = {}
         chosen = targets[0]

@@ -170,7 +170,7 @@ class AlphaRLConfig:
             )
         if self.alpharl_optimizer_state not in OPTIMIZER_STATES:
             raise AlphaRLError(f"alpharl_optimizer_state must be one of {OPTIMIZER_STATES}")
-        if not self.candidates():
+        if not (self.alpharl_horizons if self.alpharl_covariate == "step" else self.alpharl_target_rewards):
             raise AlphaRLError("no forecast candidates: set alpharl_horizons / alpharl_target_rewards")
         if self.alpharl_covariate == "step" and min(self.alpharl_horizons) <= 1.0:
             raise AlphaRLError("alpharl_horizons are multiples of the window end and must all be > 1")
@@ -209,11 +209,13 @@ class AlphaRLConfig:
         steps = [max(window_end + 1, math.floor(h * window_end + 0.5)) for h in self.alpharl_horizons]
         return list(dict.fromkeys(steps))
 
-    def candidates(self) -> list[float]:
-        """Forecast targets in the covariate's units, per the multiples or reward levels configured."""
-        return list(
-            self.alpharl_horizons if self.alpharl_covariate == "step" else self.alpharl_target_rewards
-        )
+    def targets(self, window_end: int) -> list[float]:
+        """The candidate forecast targets of a window ending at step `window_end`, in the covariate's units:
+        whole steps (`target_steps`) or the reward levels. The callback forecasts these and the planner
+        prices them."""
+        if self.alpharl_covariate == "step":
+            return [float(t) for t in self.target_steps(window_end)]
+        return [float(r) for r in self.alpharl_target_rewards]
 
     def selector(self) -> ParamSelector:
         return ParamSelector(

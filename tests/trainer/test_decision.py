@@ -7,8 +7,8 @@ import math
 import pytest
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.trainer.callback import choose, describe_decision
 from alpharl_trainer.trainer.config import AlphaRLConfig
+from alpharl_trainer.trainer.decision import choose, describe_decision
 
 TARGETS = [75.0, 90.0, 150.0]
 

@@ -1,0 +1,84 @@
+"""What AlphaRL keeps on disk, so a killed or requeued run continues its window exactly.
+
+    output_dir/alpharl/base/rankRRRRR-of-WWWWW.safetensors   W_0 of the matrices each rank owns (once)
+    output_dir/checkpoint-N/alpharl/state.json              per-step rewards, the swap record, tracked names
+    output_dir/checkpoint-N/alpharl/trajectory/             the rank-1 trajectory so far
+
+Each is written atomically (`alpharl_trainer.atomic`); reading checks that what was saved is what the run
+needs (every owned matrix's W_0, the trajectory of every snapshot taken), because a silent gap would change
+the forecast without a word.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from alpharl_trainer.atomic import atomic_dir, atomic_file
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.extrapolation import Trajectory
+
+STATE_DIR = "alpharl"
+"""Sub-folder of the output dir (base weights) and of each checkpoint (trajectory + state)."""
+
+
+def base_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / STATE_DIR / "base"
+
+
+def save_base(output_dir: str | Path, rank: int, world: int, tensors: dict[str, torch.Tensor]) -> None:
+    """This rank's share of W_0."""
+    folder = base_dir(output_dir)
+    with atomic_file(folder / f"rank{rank:05d}-of-{world:05d}.safetensors") as tmp:
+        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp))
+
+
+def load_base(output_dir: str | Path, step: int, keys: list[str]) -> dict[str, torch.Tensor]:
+    """The W_0 tensors named `keys`, from the shares of any world size."""
+    folder = base_dir(output_dir)
+    files = sorted(folder.glob("rank*-of-*.safetensors")) if folder.is_dir() else []
+    if not files:
+        raise AlphaRLError(f"resuming at step {step}, but the AlphaRL base weights are missing in {folder}")
+    wanted, base = set(keys), {}
+    for path in files:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                if key in wanted:
+                    base[key] = f.get_tensor(key)
+    missing = [key for key in keys if key not in base]
+    if missing:
+        raise AlphaRLError(f"AlphaRL base weights in {folder} lack {missing[:3]} (tracked set changed?)")
+    return base
+
+
+def save_state(checkpoint: str | Path, trajectory: Trajectory, meta: dict) -> None:
+    """The trajectory and `meta` (JSON) into `checkpoint/alpharl/`, replaced whole."""
+    with atomic_dir(Path(checkpoint) / STATE_DIR) as tmp:
+        if len(trajectory):
+            trajectory.save(tmp / "trajectory")
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_state(checkpoint: str | Path, step: int, taken: list[int]) -> tuple[dict, Trajectory]:
+    """(meta, trajectory) saved with `checkpoint`, whose run has taken snapshots at steps `taken`."""
+    folder = Path(checkpoint) / STATE_DIR
+    if not (folder / "state.json").is_file():
+        raise AlphaRLError(f"resuming at step {step}, but {folder}/state.json is missing")
+    meta = json.loads((folder / "state.json").read_text())
+    if not taken:
+        return meta, Trajectory()
+    if not (folder / "trajectory").exists():  # started over, it would forecast from later snapshots alone
+        raise AlphaRLError(
+            f"resuming at step {step}, but {folder}/trajectory is missing (snapshots at {taken})"
+        )
+    trajectory = Trajectory.load(folder / "trajectory")
+    if trajectory.steps != taken:
+        raise AlphaRLError(
+            f"{folder}/trajectory holds snapshots at steps {trajectory.steps}, expected {taken} "
+            "(alpharl_interval or the window changed since the run started?)"
+        )
+    return meta, trajectory

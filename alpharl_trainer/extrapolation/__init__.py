@@ -7,7 +7,7 @@ sign-aligned) -> `forecast` (a straight line of `a_t = s_t u_t` in the step or a
 
 from alpharl_trainer.extrapolation.apply import MODES, ParamSelector, predict_weight
 from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
-from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular, top_singular_factored, top_singular_many
+from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular, top_singular_factored
 from alpharl_trainer.extrapolation.trajectory import Trajectory
 
 __all__ = [
@@ -21,5 +21,4 @@ __all__ = [
     "predict_weight",
     "top_singular",
     "top_singular_factored",
-    "top_singular_many",
 ]

@@ -1,6 +1,6 @@
 """The compact record of a run: per matrix and snapshot step, the top singular triplet of `W_t - W_0`.
 
-Only `(s, u, v, ||dW||_F)` per step is kept (plus the residual and `s2` for reports): `K (m + n)` numbers
+Only `(s, u, v, ||dW||_F)` per step is kept (plus the residual, for reports): `K (m + n)` numbers
 per matrix instead of the `K m n` of the checkpoints, so a whole window stays in memory and is saved
 beside every checkpoint (a resumed run continues its window). Per-step scalar covariates (e.g. the
 measured reward) are kept aligned with the steps for the paper's reward-indexed fit.
@@ -29,7 +29,7 @@ FORMAT = "alpharl-trajectory"
 VERSION = 1
 TENSORS_FILE = "trajectory.safetensors"
 META_FILE = "trajectory.json"
-_SCALARS = ("s", "fro", "residual", "s2")  # per step; s2 is NaN where unknown
+_SCALARS = ("s", "fro", "residual")  # per step
 _VECTORS = ("u", "v")
 
 
@@ -91,9 +91,7 @@ class Trajectory:
             r = factors[name]
             self._shapes[name] = shape
             row = self._rows.setdefault(name, {f: [] for f in _SCALARS + _VECTORS})
-            for f, x in zip(
-                _SCALARS, (r.s, r.fro, r.residual, math.nan if r.s2 is None else r.s2), strict=True
-            ):
+            for f, x in zip(_SCALARS, (r.s, r.fro, r.residual), strict=True):
                 row[f].append(float(x))
             row["u"].append(u)
             row["v"].append(v)
@@ -134,10 +132,6 @@ class Trajectory:
     def singular_values(self, name: str) -> torch.Tensor:
         """(K,) top singular values `s_t`."""
         return self._field(name, "s")
-
-    def second_singular_values(self, name: str) -> torch.Tensor:
-        """(K,) estimates of `s2` (NaN where the method gave none)."""
-        return self._field(name, "s2")
 
     def fro(self, name: str) -> torch.Tensor:
         """(K,) `||dW_t||_F`."""

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation.rank1 import top_singular, top_singular_many
+from alpharl_trainer.extrapolation.rank1 import top_singular
 
 
 def _with_spectrum(m: int, n: int, values: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -73,24 +73,6 @@ def test_unconverged_iteration_falls_back_to_checked_svd_lowrank():
     assert r.method == "svd_lowrank"
     _assert_matches_svd(r, d)
     assert torch.equal(torch.random.get_rng_state(), rng_before)  # the training RNG is untouched
-
-
-def test_batched_equals_one_by_one():
-    deltas = {f"w{i}": _low_rank_plus_noise(64, 48, seed=i) for i in range(3)}
-    deltas["wide"] = _low_rank_plus_noise(40, 90, seed=7)
-    deltas["tiny"] = torch.randn(6, 5)
-    deltas["zero"] = torch.zeros(64, 48)
-    warm = {"w1": deltas["w1"].svd().V[:, 0] + 0.1}
-    batched = top_singular_many(deltas, warm)
-    assert list(batched) == list(deltas)
-    for name, d in deltas.items():
-        alone = top_singular(d, warm.get(name), name=name)
-        got = batched[name]
-        assert (got.method, got.iters) == (alone.method, alone.iters), name
-        assert got.s == pytest.approx(alone.s, rel=1e-6, abs=0)
-        torch.testing.assert_close(got.u, alone.u, rtol=0, atol=1e-5)
-        torch.testing.assert_close(got.v, alone.v, rtol=0, atol=1e-5)
-    assert batched["tiny"].method == "svd" and batched["zero"].method == "zero"
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -86,7 +86,7 @@ def test_accessors():
     assert traj.residuals("a.weight").shape == (4,)
     torch.testing.assert_close(traj.last_v("a.weight"), traj.directions("a.weight")[-1])
     assert traj.shape("b.weight") == (5, 7)
-    assert traj.nbytes() == 4 * 4 * ((12 + 9 + 4) + (5 + 7 + 4))
+    assert traj.nbytes() == 4 * 4 * ((12 + 9 + 3) + (5 + 7 + 3))  # u, v and 3 scalars per step
     with pytest.raises(AlphaRLError, match="nope"):
         traj.state("nope")
 

@@ -46,7 +46,7 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
 
 def window_kwargs(args: argparse.Namespace) -> dict:
     """The keyword arguments of `offline.predict`/`offline.analyze` that `add_window_arguments` parsed."""
-    from alpharl_trainer.extrapolation.apply import ParamSelector
+    from alpharl_trainer.extrapolation.select import ParamSelector
 
     for flag, pattern in (("--include", args.include), ("--exclude", args.exclude)):
         try:

@@ -5,9 +5,10 @@ sign-aligned) -> `forecast` (a straight line of `a_t = s_t u_t` in the step or a
 -> `predict_weight` (mode + scale).
 """
 
-from alpharl_trainer.extrapolation.apply import MODES, ParamSelector, predict_weight
+from alpharl_trainer.extrapolation.apply import MODES, predict_weight
 from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
 from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular, top_singular_factored
+from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.extrapolation.trajectory import Trajectory
 
 __all__ = [

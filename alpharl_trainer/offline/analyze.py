@@ -12,8 +12,8 @@ import torch
 
 from alpharl_trainer import __version__
 from alpharl_trainer.checkpoints import atomic_output_dir
-from alpharl_trainer.extrapolation.apply import ParamSelector
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS, forecast
+from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.offline.plots import plot_analysis
 from alpharl_trainer.offline.window import build_trajectory, check_output, finite_mean, open_window
 

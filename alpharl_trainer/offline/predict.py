@@ -21,8 +21,9 @@ from alpharl_trainer.checkpoints import (
     write_shards,
 )
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation.apply import MODES, ParamSelector, predict_weight
+from alpharl_trainer.extrapolation.apply import MODES, predict_weight
 from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
+from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.offline.window import Window, build_trajectory, check_output, finite_mean, open_window
 
 REPORT_FILE = "alpharl_report.json"

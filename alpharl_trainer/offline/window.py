@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from alpharl_trainer.checkpoints import CheckpointReader, checkpoint_step
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation.apply import ParamSelector
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS
 from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular
+from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.extrapolation.trajectory import Trajectory
 
 # Called for every (matrix, checkpoint) with the float32 update and its rank-1 triplet.

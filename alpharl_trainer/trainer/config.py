@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields
+from typing import Literal
 
 from trl import GRPOConfig, RLOOConfig
 
@@ -21,6 +22,48 @@ OPTIMIZER_STATES = ("keep", "reset")
 
 @dataclass
 class AlphaRLConfig:
+    r"""
+    Configuration of AlphaRL inside an RL run: where the window ends, how the rank-1 trajectory is fitted and
+    written back, how candidates are judged, and what happens after the swap. Each field's `help` is its full
+    documentation (`alpharl train --help` prints them; recipes in `recipes/` comment every key).
+
+    Parameters:
+        > The window
+
+        alpharl (`bool`, defaults to `True`): turn AlphaRL on.
+        alpharl_interval (`int`, defaults to `10`): steps between rank-1 snapshots of `W_t - W_0`.
+        alpharl_window_end (`float`, defaults to `0.4`): the window's last step (>= 1) or share of
+            `max_steps` (< 1); the forecast is made and applied there.
+
+        > The forecast
+
+        alpharl_fit (`Literal["linear", "pls"]`): the trend of `a_t = s_t u_t`.
+        alpharl_covariate (`Literal["step", "reward"]`): what the trend is fitted against.
+        alpharl_horizons (`list[float]`): candidate targets as multiples of the window end (step covariate).
+        alpharl_target_rewards (`list[float]`): candidate reward levels (reward covariate).
+        alpharl_mode (`Literal["rank1_replace", "rank1_only", "reference"]`): how a forecast becomes weights.
+        alpharl_scale (`float`, defaults to `1.0`): shrinkage of the extrapolated step.
+
+        > The acceptance gate
+
+        alpharl_acceptance_prompts (`int`, defaults to `64`): held-out prompts scoring each candidate; 0
+            applies the first candidate unscored.
+        alpharl_acceptance_samples (`int`, defaults to `4`), alpharl_acceptance_margin (`float`, defaults to
+            `0.01`), alpharl_acceptance_seed (`int`): samples per prompt, the win a candidate needs, the seed
+            every candidate is sampled with.
+
+        > After the swap
+
+        alpharl_finetune_steps (`int`), alpharl_continue_after_swap (`bool`), alpharl_optimizer_state
+            (`Literal["keep", "reset"]`): ordinary steps after the swap, whether to train on to `max_steps`,
+            and what happens to the Adam moments of the swapped matrices.
+
+        > Which weights
+
+        alpharl_track_embeddings, alpharl_track_lm_head, alpharl_track_vectors (`bool`), alpharl_include,
+            alpharl_exclude (`str` regex): beyond the attention and MLP projections tracked by default.
+    """
+
     alpharl: bool = field(
         default=True,
         metadata={"help": "Enable AlphaRL: rank-1 snapshots during the window, then forecast and hot-swap."},
@@ -37,13 +80,13 @@ class AlphaRLConfig:
             "every alpharl_interval steps and at the window end itself."
         },
     )
-    alpharl_fit: str = field(
+    alpharl_fit: Literal["linear", "pls"] = field(
         default="linear",
         metadata={
             "help": "Trend fitted to the rank-1 state a_t = s_t u_t: 'linear' (least squares) or 'pls'."
         },
     )
-    alpharl_covariate: str = field(
+    alpharl_covariate: Literal["step", "reward"] = field(
         default="step",
         metadata={
             "help": "What a_t is regressed on: 'step' (no oracle needed) or 'reward' (the mean training "
@@ -62,7 +105,7 @@ class AlphaRLConfig:
         default_factory=lambda: [1.0],
         metadata={"help": "Candidate target reward levels (covariate 'reward'; the paper uses one, 1.0)."},
     )
-    alpharl_mode: str = field(
+    alpharl_mode: Literal["rank1_replace", "rank1_only", "reference"] = field(
         default="rank1_replace",
         metadata={
             "help": "How a forecast becomes weights: 'rank1_replace' (W_K + (a_hat - a_K) v^T), 'rank1_only' "
@@ -107,7 +150,7 @@ class AlphaRLConfig:
         default=False,
         metadata={"help": "Train on to max_steps after the swap (and fine-tune) instead of stopping."},
     )
-    alpharl_optimizer_state: str = field(
+    alpharl_optimizer_state: Literal["keep", "reset"] = field(
         default="keep",
         metadata={"help": "Adam moments of swapped matrices after a swap: 'keep' or 'reset' (zero them)."},
     )

@@ -135,3 +135,17 @@ def test_ppo_gamma_or_lam_outside_the_unit_interval(tmp_path, gamma, lam):
 def test_ppo_value_clip_and_coefficient(tmp_path, field, value):
     message = ppo_refused(tmp_path, **{field: value})
     assert "epsilon_value must be > 0 and vf_coef >= 0" in message and field in message
+
+
+def test_the_choice_fields_are_typed_with_the_engine_s_choices():
+    """`Literal` types make TRL's parser offer and check the choices; they must be the engine's own."""
+    import typing
+
+    from alpharl_trainer.extrapolation import FITS, MODES
+    from alpharl_trainer.trainer.config import OPTIMIZER_STATES
+
+    hints = typing.get_type_hints(AlphaRLConfig)
+    assert typing.get_args(hints["alpharl_fit"]) == FITS
+    assert typing.get_args(hints["alpharl_mode"]) == MODES
+    assert typing.get_args(hints["alpharl_optimizer_state"]) == OPTIMIZER_STATES
+    assert typing.get_args(hints["alpharl_covariate"]) == ("step", "reward")

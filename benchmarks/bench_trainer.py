@@ -1,6 +1,7 @@
 """AlphaRL's cost inside a real GRPO run: snapshot overhead per step, and forecast + swap vs one step.
 
-Same tiny policy, task and settings as recipes/tiny/grpo.yaml, measured side by side in one process:
+The main job's recipe (recipes/tiny/grpo.yaml) at 64 completions per step, measured side by side in one
+process:
 - plain GRPO vs GRPO with AlphaRL snapshots at the default interval (window end past the run, so no swap),
   runs interleaved A/B/A/B to spread machine noise over both; step time is the median of TRL's own
   per-step `step_time`, and the snapshot time is AlphaRL's own `alpharl/snapshot_time`;
@@ -15,50 +16,29 @@ import argparse
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+from transformers import PrinterCallback
 
-from alpharl_trainer.policies import shipped_policy
-from alpharl_trainer.tasks import get_task, to_dataset
-from alpharl_trainer.tasks.rewards import task_reward
-from alpharl_trainer.trainer import AlphaRLGRPOConfig, AlphaRLGRPOTrainer
+from alpharl_trainer import recipe
 
-DEFAULT_INTERVAL = AlphaRLGRPOConfig.__dataclass_fields__["alpharl_interval"].default
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "grpo.yaml"
+DEFAULT_INTERVAL = recipe.resolve(["--config", str(RECIPE)]).values["alpharl_interval"]
 
 
 def run(steps: int, **alpharl) -> dict[str, list[float]]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = shipped_policy("tiny")
-    task = get_task("arithmetic", mix="rl")
+    """A run of the main job's recipe, shortened to `steps` (64 completions per step), with `alpharl`."""
     with tempfile.TemporaryDirectory() as out:
-        args = AlphaRLGRPOConfig(
-            output_dir=out,
-            max_steps=steps,
-            learning_rate=1e-5,
-            lr_scheduler_type="constant",
-            per_device_train_batch_size=64,
-            num_generations=8,
-            max_completion_length=8,
-            beta=0.0,
-            loss_type="grpo",
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            use_cpu=True,
-            bf16=False,
-            disable_tqdm=True,
-            seed=0,
-            **alpharl,
+        overrides = dict(
+            output_dir=out, max_steps=steps, per_device_train_batch_size=64, train_size=64 * steps
         )
-        trainer = AlphaRLGRPOTrainer(
-            model=AutoModelForCausalLM.from_pretrained(path),
-            reward_funcs=[task_reward(task)],
-            args=args,
-            train_dataset=to_dataset(task, "train", 64 * steps),
-            eval_dataset=to_dataset(task, "heldout", 64),
-            processing_class=AutoTokenizer.from_pretrained(path),
+        overrides.update(
+            eval_size=64, report_test_size=0, logging_steps=1, save_strategy="no", disable_tqdm=True
         )
+        script, config = recipe.parse(["--config", str(RECIPE)], **overrides, **alpharl)
+        trainer = recipe.build_trainer(script, config)
+        trainer.remove_callback(PrinterCallback)  # per-step log dicts would bury the results
         trainer.train()
     history = trainer.state.log_history
     keys = ("step_time", "alpharl/snapshot_time", "alpharl/swap_time")

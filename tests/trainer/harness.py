@@ -144,9 +144,11 @@ ALPHARL_RUN = dict(
 
 
 def grpo_args(output_dir, **overrides):
-    from alpharl_trainer.trainer import AlphaRLGRPOConfig
+    """The main job's recipe (recipes/tiny/grpo.yaml) with the tiny test settings and `overrides`."""
+    from alpharl_trainer import recipe
 
-    return AlphaRLGRPOConfig(output_dir=str(output_dir), **{**TINY_RUN, **ALPHARL_RUN, **overrides})
+    settings = {**TINY_RUN, **ALPHARL_RUN, "output_dir": str(output_dir), **overrides}
+    return recipe.parse(["--config", str(REPO / "recipes" / "tiny" / "grpo.yaml")], **settings)[1]
 
 
 def crash_after_save(step: int):

@@ -1,12 +1,12 @@
 """GRPO probe of the testbed regime: is the tiny policy's RL update rank-1 dominated and linear?
 
-Runs TRL's GRPOTrainer on the tiny model for a named regime, saving a checkpoint every few steps;
-then, from the checkpoints on disk: the held-out curve (teacher-forced exact match, which equals
-greedy decoding, and the mean log-prob of the gold completion), and per tracked matrix (attention
-and MLP projections) the rank-1 share `s1 / ||dW||_F` of the final update, the linear-fit R^2 of
-the sign-aligned rank-1 state `a_t = s1(t) u1(t)` against the step, and the held-out accuracy of
-the full-norm rank-1 model `W0 + ||dW||_F u1 v1^T` (other parameters at their final values).
-The off-task `sort` accuracy shows whether the RL update touched what it was not trained on.
+Runs the main job's recipe (TRL's GRPO, AlphaRL off) on the tiny model for a named regime, saving a
+checkpoint every few steps; then, from the checkpoints on disk: the held-out curve (teacher-forced exact
+match, which equals greedy decoding, and the mean log-prob of the gold completion), and per tracked
+matrix (attention and MLP projections) the rank-1 share `s1 / ||dW||_F` of the final update, the linear-
+fit R^2 of the sign-aligned rank-1 state `a_t = s1(t) u1(t)` against the step, and the held-out accuracy
+of the full-norm rank-1 model `W0 + ||dW||_F u1 v1^T` (other parameters at their final values). The off-
+task `sort` accuracy shows whether the RL update touched what it was not trained on.
 
     python3 scripts/probe_regime.py --regime paper-like
     python3 scripts/probe_regime.py --regime noisy --steps 100
@@ -28,8 +28,7 @@ import torch
 
 from alpharl_trainer.evaluate import teacher_forced
 from alpharl_trainer.policies import shipped_policy
-from alpharl_trainer.tasks import get_task, to_dataset
-from alpharl_trainer.tasks.rewards import task_reward
+from alpharl_trainer.tasks import get_task
 from alpharl_trainer.tiny import REPO_ROOT
 
 REGIMES = {
@@ -65,39 +64,28 @@ def parse_args() -> argparse.Namespace:
 
 
 def train(args, model_dir: Path) -> float:
-    """GRPO with TRL; returns seconds per step."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    """GRPO without AlphaRL: the main job's recipe with the regime's settings; returns seconds per step."""
+    from alpharl_trainer import recipe
 
-    task = get_task(args.task, mix="rl")
-    config = GRPOConfig(
+    script, config = recipe.parse(
+        ["--config", str(REPO_ROOT / "recipes" / "tiny" / "grpo.yaml")],
+        model_name_or_path=str(model_dir),
+        task=args.task,
+        train_size=args.steps * args.prompts,
+        task_seed=args.seed,
         output_dir=str(args.out),
         max_steps=args.steps,
         per_device_train_batch_size=args.prompts * NUM_GENERATIONS,
         num_generations=NUM_GENERATIONS,
-        max_completion_length=8,
-        temperature=1.0,
         learning_rate=args.lr,
-        lr_scheduler_type="constant",
         weight_decay=0.0,
-        beta=0.0,
-        use_cpu=True,
-        bf16=False,
-        activation_checkpointing=False,
-        report_to="none",
-        save_strategy="steps",
         save_steps=args.save_every,
         save_only_model=True,
         logging_steps=max(1, args.steps // 10),
         seed=args.seed,
+        alpharl=False,
     )
-    trainer = GRPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_dir),
-        reward_funcs=task_reward(task),
-        args=config,
-        train_dataset=to_dataset(task, "train", args.steps * args.prompts, seed=args.seed),
-        processing_class=AutoTokenizer.from_pretrained(model_dir),
-    )
+    trainer = recipe.build_trainer(script, config)
     start = time.time()
     trainer.train()
     return (time.time() - start) / args.steps

@@ -27,18 +27,7 @@ from alpharl_trainer.reproduce.config import RunSpec, Suite
 
 RUN_FILE = "run.json"
 COMPLETION_LENGTH = 8  # answers of both tasks are at most 7 characters + EOS
-
-# Loss settings per algorithm (TRL 1.16 names). beta 0 everywhere: no reference model on CPU (the paper's
-# GRPO/RLOO used a 0.001 KL loss; DAPO none). DAPO's dynamic sampling is not in TRL; its overlong shaping
-# never fires on these short answers.
-LOSS_SETTINGS: dict[str, dict] = {
-    "grpo": {"loss_type": "grpo", "scale_rewards": "group", "epsilon": 0.2},
-    "dapo": {"loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.28, "mask_truncated_completions": True},
-    "rloo": {"epsilon": 0.2},
-    # PPO with a value head (alpharl_trainer.trainer.ppo): gamma = lambda = 1 (Open-Reasoner-Zero style), the
-    # critic at its own lr (it starts from zero); its weights ride along in each checkpoint folder.
-    "ppo": {"epsilon": 0.2, "gamma": 1.0, "lam": 1.0, "value_learning_rate": 1e-3},
-}
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 
 
 @dataclass
@@ -75,20 +64,18 @@ class _SaveAt(TrainerCallback):
 
 
 def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, max_steps: int, callbacks=()):
+    """The algorithm's tiny recipe (`recipes/tiny/<loss>.yaml`: its loss settings) with the suite's regime
+    and budget, AlphaRL off (the suite applies every method offline, from the run's checkpoints). beta 0
+    everywhere: no reference model on CPU (the paper's GRPO/RLOO used a 0.001 KL loss; DAPO none)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
+    from alpharl_trainer import recipe
     from alpharl_trainer.tasks import get_task, to_dataset
     from alpharl_trainer.tasks.rewards import task_reward
-    from alpharl_trainer.trainer.ppo import PPOTrainer
-    from alpharl_trainer.trainer.ppo_config import PPOConfig
 
     regime = suite.regimes[spec.regime]
-    config_cls, trainer_cls = {
-        "rloo": (RLOOConfig, RLOOTrainer),
-        "ppo": (PPOConfig, PPOTrainer),
-    }.get(spec.loss, (GRPOConfig, GRPOTrainer))
-    args = config_cls(
+    script, config = recipe.parse(
+        ["--config", str(RECIPES / f"{spec.loss}.yaml")],
         output_dir=str(output_dir),
         max_steps=max_steps,
         per_device_train_batch_size=regime.prompts * regime.generations,
@@ -109,17 +96,18 @@ def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, ma
         logging_steps=1,
         disable_tqdm=True,
         seed=spec.seed,
-        **LOSS_SETTINGS[spec.loss],
+        alpharl=False,
     )
     task = get_task(spec.task, mix="rl")
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     tokenizer.padding_side = "left"
-    trainer = trainer_cls(
+    trainer = recipe.build_trainer(
+        script,
+        config,
         model=AutoModelForCausalLM.from_pretrained(model_path),
-        reward_funcs=task_reward(task),
-        args=args,
-        train_dataset=to_dataset(task, "train", suite.steps * regime.prompts, seed=spec.seed),
-        processing_class=tokenizer,
+        tokenizer=tokenizer,
+        data=(to_dataset(task, "train", suite.steps * regime.prompts, seed=spec.seed), None, task),
+        reward_funcs=[task_reward(task)],
         callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)  # per-step log dicts would drown the suite's own progress lines

@@ -327,13 +327,14 @@ class AlphaRLCallback(TrainerCallback):
         targets = self.config.targets(step)
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         scores: dict[str, float] = {}
-        chosen = targets[0]
+        chosen, gate_engine = targets[0], None
         if cfg.alpharl_acceptance_prompts > 0:
             held_out = trainer.eval_dataset
             rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
             scorer = AcceptanceScorer(
                 trainer, rows, cfg.alpharl_acceptance_samples, cfg.alpharl_acceptance_seed
             )
+            gate_engine = scorer.engine
             scores["current"] = scorer.score()
             for target in targets:
                 self._apply(target, stash)
@@ -346,12 +347,16 @@ class AlphaRLCallback(TrainerCallback):
         else:
             moved = self._apply(chosen, stash, reset=cfg.alpharl_optimizer_state == "reset")
             self._invalidate_rollouts()
+        if gate_engine == "vllm":  # vLLM holds the last candidate scored: push the decided weights
+            trainer.vllm_generation.sync_weights()
+            trainer._last_loaded_step = trainer.state.global_step
         self.swap = {
             "step": step,
             "targets": targets,
             "scores": scores,
             "margin": cfg.alpharl_acceptance_margin,
             "covariate": cfg.alpharl_covariate,
+            "gate_engine": gate_engine,
             "chosen": chosen,
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,

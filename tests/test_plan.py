@@ -10,7 +10,7 @@ import yaml
 
 from alpharl_trainer import cli
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.plan import PlanOptions, make_plan
+from alpharl_trainer.plan import PlanOptions, format_plan, make_plan
 from alpharl_trainer.plan.estimates import GIB
 from alpharl_trainer.plan.launch import resolve_launch
 from alpharl_trainer.plan.model import resolve_model
@@ -79,6 +79,38 @@ def test_aggressive_windows_differ_only_in_the_window(name):
     assert changed == {"output_dir", "alpharl_window_end", "alpharl_horizons"}
     result = _plan(REPO / "recipes" / "paper" / f"{name}_w27.yaml", options=PAPER_LAUNCH)
     assert result.alpharl["targets"][-1] == result.values["max_steps"]  # the last candidate is the full run
+
+
+@pytest.mark.parametrize("recipe", PAPER, ids=lambda p: f"paper/{p.name}")
+def test_every_paper_recipe_prices_its_gate_under_five_percent(recipe):
+    """The gate samples through the recipe's own engine (vLLM); its tokens per swap against the rollouts of
+    the run up to where AlphaRL stops it."""
+    result = _plan(recipe, options=PAPER_LAUNCH)
+    gate, values = result.alpharl["gate"], result.values
+    assert gate["engine"] == "vllm" and values["use_vllm"]
+    prompts, samples = values["alpharl_acceptance_prompts"], values["alpharl_acceptance_samples"]
+    assert gate["completions"] == prompts * samples * (1 + len(result.alpharl["targets"]))
+    steps = result.alpharl["stop_step"] or values["max_steps"]
+    rollouts = -(-steps // result.batch["optimizer_steps_per_generation"])  # ceil
+    run_tokens = rollouts * result.batch["generation_completions"] * values["max_completion_length"]
+    assert gate["share"] == pytest.approx(gate["tokens"] / (gate["tokens"] + run_tokens))
+    assert gate["share"] < 0.05 and not any("gate generates" in w for w in result.warnings)
+    assert "through vllm" in format_plan(result) and "of the run's generated tokens" in format_plan(result)
+
+
+def test_a_gate_too_big_for_the_run_warns_and_the_throughput_can_be_given():
+    recipe = REPO / "recipes" / "paper" / "grpo_8b.yaml"
+    big = _plan(recipe, "--alpharl_acceptance_prompts", "256", "--alpharl_acceptance_samples", "16",
+                options=PAPER_LAUNCH)  # fmt: skip
+    assert any("AlphaRL's gate generates" in w and "over 5%" in w for w in big.warnings)
+    faster = PlanOptions(**{**PAPER_LAUNCH.__dict__, "gate_tokens_per_second": 8000.0})
+    gate, quick = (
+        _plan(recipe, options=PAPER_LAUNCH).alpharl["gate"],
+        _plan(recipe, options=faster).alpharl["gate"],
+    )
+    assert quick["hours"] == pytest.approx(gate["hours"] / 4) and quick["share"] == gate["share"]
+    no_vllm = _plan(recipe, "--use_vllm", "false", options=PAPER_LAUNCH).alpharl["gate"]
+    assert no_vllm["engine"] == "transformers" and no_vllm["hours"] == pytest.approx(gate["hours"] * 10)
 
 
 def test_indivisible_generation_batch_is_an_error():

@@ -61,6 +61,7 @@ class PlanOptions:
     num_machines: int | None = None
     model_params: float | None = None
     gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB
+    gate_tokens_per_second: float | None = None
 
 
 # ---- command-line options (shared by `alpharl train` and `python -m alpharl_trainer.train`) ----------------
@@ -79,6 +80,13 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--gpu-memory-gb", type=float, default=DEFAULT_GPU_MEMORY_GB, metavar="GB", help="memory of one GPU"
+    )
+    group.add_argument(
+        "--gate-tokens-per-second",
+        type=float,
+        metavar="T",
+        help="generation throughput per process for the gate's time estimate (default: 2000 with vLLM, 200 "
+        "with transformers generate: rough figures for an 8B model)",
     )
 
 
@@ -117,7 +125,7 @@ def make_plan(argv: list[str], options: PlanOptions, environ: dict[str, str] | N
     model = resolve_model(values["model_name_or_path"], options.model_params)
     plan = Plan(recipe=recipe, trainer=trainer, values=values, launch=launch, model=model)
     batch_plan(values, launch, plan)
-    alpharl_plan(values, plan)
+    alpharl_plan(values, launch, plan, options.gate_tokens_per_second)
     if model is None:
         plan.notes.append(
             f"model {values['model_name_or_path']}: no config.json and no known architecture by that name: "

@@ -3,6 +3,7 @@ and the memory per GPU (plus a rough activation term: a guide for batch sizes an
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,11 @@ GIB = 1024**3
 DEFAULT_GPU_MEMORY_GB = 80.0  # H100/H800/A100-80GB: the class of GPU the paper's runs used
 PROMPT_TOKENS = 512  # prompt length assumed for activations when vllm_max_model_length does not bound it
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+# Generation throughput per process (GPU) for an 8B model with long completions, rough orders of magnitude:
+# vLLM's continuous batching vs transformers `generate`. `--gate-tokens-per-second` replaces them.
+DEFAULT_TOKENS_PER_SECOND = {"vllm": 2000.0, "transformers": 200.0}
+GATE_SHARE_LIMIT = 0.05
+"""The gate's share of the run's generated tokens above which the plan warns."""
 
 
 # batch arithmetic (TRL 1.16 GRPOConfig/RLOOConfig.__post_init__, with the launch's process count) ------
@@ -76,7 +82,7 @@ def batch_plan(values: dict, launch: Launch, plan: Plan) -> None:
 
 
 # AlphaRL schedule --------------------------------------------------------------------------------------
-def alpharl_plan(values: dict, plan: Plan) -> None:
+def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: float | None = None) -> None:
     from alpharl_trainer.trainer.config import AlphaRLConfig
 
     if not values.get("alpharl"):
@@ -100,11 +106,13 @@ def alpharl_plan(values: dict, plan: Plan) -> None:
         "stop_step": None if config.alpharl_continue_after_swap else end + config.alpharl_finetune_steps,
         "acceptance_completions": acceptance,
     }
-    if values.get("use_vllm") and acceptance:
-        plan.notes.append(
-            f"AlphaRL acceptance samples {acceptance} completions of up to {values['max_completion_length']} "
-            "tokens with transformers generate (not vLLM): size alpharl_acceptance_prompts/_samples for that"
-        )
+    if acceptance:
+        plan.alpharl["gate"] = gate = gate_cost(values, launch, plan, acceptance, tokens_per_second)
+        if gate["share"] is not None and gate["share"] > GATE_SHARE_LIMIT:
+            plan.warnings.append(
+                f"AlphaRL's gate generates {gate['share']:.0%} of the run's tokens (over "
+                f"{GATE_SHARE_LIMIT:.0%}): lower alpharl_acceptance_prompts/_samples or the horizons"
+            )
     if config.alpharl_covariate == "step" and max_steps > 0 and max(targets) > max_steps:
         plan.notes.append(
             f"AlphaRL: candidate targets reach step {max(targets):g}, beyond max_steps {max_steps}"
@@ -120,6 +128,35 @@ def alpharl_plan(values: dict, plan: Plan) -> None:
             f"alpharl_acceptance_prompts {config.alpharl_acceptance_prompts} > eval_size "
             f"{values['eval_size']}: the gate scores only the held-out prompts there are"
         )
+
+
+def gate_cost(
+    values: dict, launch: Launch, plan: Plan, completions: int, tokens_per_second: float | None
+) -> dict:
+    """What one swap's acceptance gate generates, through the trainer's engine, against the run's rollouts.
+
+    Both are counted at `max_completion_length` tokens per completion (an upper bound; real completions stop
+    earlier, about equally often in both), so their ratio needs no throughput: it is the gate's share of the
+    run's generation, and at most its share of the run (training compute comes on top). The time needs a
+    throughput: a rough default per engine and process, or the user's `--gate-tokens-per-second`."""
+    engine = "vllm" if values.get("use_vllm") else "transformers"
+    length = values["max_completion_length"]
+    tps = tokens_per_second or DEFAULT_TOKENS_PER_SECOND[engine]
+    tokens = completions * length
+    rollout_tokens = None
+    per_generation = plan.batch.get("optimizer_steps_per_generation")
+    steps = plan.alpharl["stop_step"] or values["max_steps"]  # a run AlphaRL stops early is that much shorter
+    if per_generation and steps > 0:
+        rollouts = math.ceil(steps / per_generation)
+        rollout_tokens = rollouts * plan.batch["generation_completions"] * length
+    return {
+        "engine": engine,
+        "completions": completions,
+        "tokens": tokens,
+        "tokens_per_second": tps,
+        "hours": tokens / (tps * launch.processes) / 3600,
+        "share": tokens / (tokens + rollout_tokens) if rollout_tokens else None,
+    }
 
 
 # memory estimate ---------------------------------------------------------------------------------------

@@ -51,6 +51,15 @@ def format_plan(plan: Plan) -> str:
             f"           candidate {unit} {', '.join(f'{t:g}' for t in a['targets'])}; acceptance samples "
             f"{a['acceptance_completions']} completions; {stop}",
         ]
+        gate = a.get("gate")
+        if gate:
+            share = f"; at most {gate['share']:.1%} of the run's generated tokens" if gate["share"] else ""
+            size = f"{gate['completions']} completions <= {v['max_completion_length']} tokens"
+            lines.append(
+                f"gate       per swap {size} ({_count_tokens(gate['tokens'])} tokens) through "
+                f"{gate['engine']}: ~{_duration(gate['hours'])} at {gate['tokens_per_second']:g} tokens/s per "
+                f"process{share}"
+            )
     if plan.memory:
         items = {k: g for k, g in plan.memory.items() if k not in ("total", "cpu_per_node_at_swap")}
         parts = " + ".join(f"{k} {g:.1f}" for k, g in items.items())
@@ -67,3 +76,17 @@ def format_plan(plan: Plan) -> str:
         "plan OK: no weights were loaded" if not plan.errors else f"plan has {len(plan.errors)} error(s)"
     )
     return "\n".join(lines)
+
+
+def _count_tokens(n: float) -> str:
+    return f"{n / 1e9:.3g} G" if n >= 1e9 else f"{n / 1e6:.3g} M" if n >= 1e6 else f"{n:,.0f}"
+
+
+def _duration(hours: float) -> str:
+    return (
+        f"{hours:.1f} h"
+        if hours >= 1
+        else f"{hours * 60:.0f} min"
+        if hours * 60 >= 1
+        else f"{hours * 3600:.0f} s"
+    )

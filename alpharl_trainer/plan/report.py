@@ -57,8 +57,8 @@ def format_plan(plan: Plan) -> str:
             size = f"{gate['completions']} completions <= {v['max_completion_length']} tokens"
             lines.append(
                 f"gate       per swap {size} ({_count_tokens(gate['tokens'])} tokens) through "
-                f"{gate['engine']}: ~{_duration(gate['hours'])} at {gate['tokens_per_second']:g} tokens/s per "
-                f"process{share}"
+                f"{gate['engine']}: ~{_duration(gate['hours'])} at {gate['tokens_per_second']:g} tokens/s "
+                f"per process{share}"
             )
     if plan.memory:
         items = {k: g for k, g in plan.memory.items() if k not in ("total", "cpu_per_node_at_swap")}

@@ -64,6 +64,8 @@ class AlphaRLCallback(TrainerCallback):
         self.step_rewards: list[tuple[int, float]] = []
         """(step, mean reward of the rollouts generated at that step): the reward covariate's raw data."""
         self._reward_list, self._rewards_seen = None, 0
+        self.resume_checkpoint: str | None = None
+        """The checkpoint the trainer resumes from (the AlphaRL trainers set it in `train`)."""
         self.swap: dict | None = None
         """What happened at the window end: step, candidates, scores, chosen target (None before)."""
         self.pending_logs: dict[str, float] = {}
@@ -176,12 +178,18 @@ class AlphaRLCallback(TrainerCallback):
         save_base(self.trainer.args.output_dir, rank, world, self.base)
 
     def _resume(self, step: int, rank: int) -> None:
-        """Reload W_0 (any world size) and the trajectory/state saved with checkpoint-`step`."""
+        """Reload W_0 (any world size) and the trajectory/state saved with the checkpoint of `step`: the one
+        the trainer resumes from (`resume_checkpoint`, set by the AlphaRL trainers), else, for a trainer the
+        callback was attached to by hand, `output_dir/checkpoint-{step}`. W_0 lives in the run folder that
+        wrote the checkpoint; resuming into another output_dir copies this rank's share there."""
         args = self.trainer.args
+        checkpoint = Path(self.resume_checkpoint or Path(args.output_dir) / f"checkpoint-{step}")
         owned = [key for n in self.names if self.owners[n] == rank for key, _ in self._start_tensors(n)]
-        self.base = load_base(args.output_dir, step, owned)
+        self.base = load_base(checkpoint.parent, step, owned)
+        if checkpoint.parent.resolve() != Path(args.output_dir).resolve():
+            save_base(args.output_dir, rank, _rank_world()[1], self.base)
         taken = [s for s in self.config.snapshot_steps(args.max_steps) if s <= step]
-        meta, self.trajectory = load_state(Path(args.output_dir) / f"checkpoint-{step}", step, taken)
+        meta, self.trajectory = load_state(checkpoint, step, taken)
         self.step_rewards = [(int(at), float(reward)) for at, reward in meta["step_rewards"]]
         self.swap = meta["swap"]
 

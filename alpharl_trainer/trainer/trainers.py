@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOTrainer, RLOOTrainer
 
 from alpharl_trainer.trainer.callback import AlphaRLCallback
@@ -18,6 +19,15 @@ class AlphaRLMixin:
         self.alpharl = (
             AlphaRLCallback(AlphaRLConfig.from_args(self.args)).attach(self) if self.args.alpharl else None
         )
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """Trainer.train, telling AlphaRL which checkpoint it resumes from (its state is read from there,
+        not from `output_dir/checkpoint-N`, which may belong to another run)."""
+        if self.alpharl is not None:
+            if resume_from_checkpoint is True:
+                resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            self.alpharl.resume_checkpoint = resume_from_checkpoint or None
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
 
 class AlphaRLGRPOTrainer(AlphaRLMixin, GRPOTrainer):

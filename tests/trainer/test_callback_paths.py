@@ -256,6 +256,22 @@ def test_resume_from_the_swap_checkpoint_does_not_swap_again(reward_run, tmp_pat
         torch.testing.assert_close(probe.final[name], w, rtol=1e-5, atol=1e-6)
 
 
+def test_resume_reads_the_checkpoint_it_was_given_not_output_dir(reward_run, tmp_path):
+    """Resuming run A's checkpoint into a new output_dir B: AlphaRL's state and W_0 come from A (they used to
+    be looked up in B, where they are missing, or, worse, belong to another run), and B gets W_0 for later."""
+    first, first_probe, src = reward_run
+    elsewhere = tmp_path / "B"
+    (elsewhere / "checkpoint-3" / "alpharl").mkdir(parents=True)  # a stale folder of some other run in B
+    (elsewhere / "checkpoint-3" / "alpharl" / "state.json").write_text('{"step_rewards": [], "swap": null}')
+    trainer, probe = grpo_run(elsewhere, resume=str(src / "checkpoint-3"), **REWARD_RUN)
+    assert trainer.alpharl.trajectory.steps == [2, 4, END]
+    assert trainer.alpharl.trajectory.covariates == first.alpharl.trajectory.covariates
+    assert trainer.alpharl.swap["chosen"] == first.alpharl.swap["chosen"]
+    for name, w in first_probe.final.items():  # the same run as if it had never stopped
+        torch.testing.assert_close(probe.final[name], w, rtol=1e-5, atol=1e-6)
+    assert (elsewhere / BASE_FILE).is_file()  # B can be resumed from its own checkpoints later
+
+
 def test_resume_without_the_alpharl_state_is_refused(reward_run, tmp_path):
     out = copy_run(reward_run[2], tmp_path / "run")
     (out / "checkpoint-3/alpharl/state.json").unlink()

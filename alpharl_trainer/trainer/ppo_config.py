@@ -85,6 +85,12 @@ class PPOConfig(RLOOConfig):
             raise AlphaRLError(f"gamma and lam must lie in [0, 1], got {self.gamma} and {self.lam}")
         if self.epsilon_value <= 0 or self.vf_coef < 0:
             raise AlphaRLError("epsilon_value must be > 0 and vf_coef >= 0")
+        if self.value_model == "separate" and self.ddp_find_unused_parameters is None:
+            # The separate critic's backbone runs outside the DDP-wrapped forward. Without activation
+            # checkpointing, transformers asks DDP to find unused parameters; DDP then marks the critic's as
+            # unused after the forward and fails when their gradients arrive ("mark a variable ready only
+            # once"). Every trained parameter gets a gradient in PPO (policy, value loss): none is unused.
+            self.ddp_find_unused_parameters = False
 
 
 @dataclass

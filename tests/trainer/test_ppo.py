@@ -9,6 +9,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
+from alpharl_trainer import recipe
 from alpharl_trainer.trainer import AlphaRLPPOConfig, AlphaRLPPOTrainer
 from tests.trainer import harness
 from tests.trainer.harness import Recorder, datasets, load, sevens_reward
@@ -38,9 +39,8 @@ def ppo_args(output_dir, **overrides) -> AlphaRLPPOConfig:
         vf_coef=0.5,
         alpharl=False,
     )
-    return AlphaRLPPOConfig(
-        output_dir=str(output_dir), **{**harness.TINY_RUN, **harness.ALPHARL_RUN, **ppo, **overrides}
-    )
+    settings = {**harness.TINY_RUN, **harness.ALPHARL_RUN, **ppo, "output_dir": str(output_dir), **overrides}
+    return recipe.parse(["--config", str(harness.REPO / "recipes" / "tiny" / "ppo.yaml")], **settings)[1]
 
 
 def run_ppo(output_dir, model_dir, reward=sevens_reward, resume=None, callbacks=(), **overrides):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -50,6 +51,15 @@ def generation_config(trainer) -> GenerationConfig:
     )
 
 
+@dataclass(frozen=True)
+class GateScore:
+    mean: float
+    """Mean reward over every scored completion (a completion no reward function scored is left out)."""
+    per_prompt: list[float]
+    """Each prompt's mean reward over its samples, in the order of the scorer's rows (NaN: none scored):
+    the decision pairs candidates prompt by prompt."""
+
+
 class AcceptanceScorer:
     """Mean reward of the current policy on a fixed set of held-out rows (a `datasets.Dataset` slice).
 
@@ -58,7 +68,9 @@ class AcceptanceScorer:
     (nn.Module) are not supported by the gate yet: use `alpharl_acceptance_prompts: 0` with them.
     """
 
-    def __init__(self, trainer, rows: list[dict], samples: int, seed: int, batch_size: int = 64):
+    def __init__(
+        self, trainer, rows: list[dict], samples: int, seed: int, batch_size: int = 64, greedy: bool = False
+    ):
         if any(isinstance(f, torch.nn.Module) for f in trainer.reward_funcs):
             raise AlphaRLError(
                 "the acceptance gate supports reward functions, not reward models: set "
@@ -66,7 +78,8 @@ class AcceptanceScorer:
             )
         if not rows or samples < 1:
             raise AlphaRLError("the acceptance gate needs at least one held-out prompt and one sample each")
-        self.trainer, self.samples, self.seed, self.batch_size = trainer, samples, seed, batch_size
+        self.trainer, self.seed, self.batch_size, self.greedy = trainer, seed, batch_size, greedy
+        self.samples = 1 if greedy else samples  # one greedy completion per prompt is all there is
         world = dist.get_world_size() if dist.is_initialized() else 1
         rank = dist.get_rank() if dist.is_initialized() else 0
         self.rows = rows[rank::world]
@@ -78,41 +91,49 @@ class AcceptanceScorer:
     @property
     def engine(self) -> str:
         """'vllm' when the trainer generates with vLLM (its rollouts and this gate), else 'transformers'."""
-        uses_vllm = getattr(self.trainer, "use_vllm", False)
-        return (
-            "vllm"
-            if uses_vllm and getattr(self.trainer, "vllm_generation", None) is not None
-            else "transformers"
-        )
+        uses_vllm = bool(getattr(self.trainer, "use_vllm", False))
+        has_engine = getattr(self.trainer, "vllm_generation", None) is not None
+        return "vllm" if uses_vllm and has_engine else "transformers"
 
-    @torch.no_grad()
     def score(self) -> float:
         """Mean reward of the weights now in the policy (all ranks call it; all get the same value)."""
-        total = self._score_vllm() if self.engine == "vllm" else self._score_transformers()
-        if dist.is_initialized():
-            total = total.to(self.trainer.accelerator.device)
-            dist.all_reduce(total)
-        return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+        return self.evaluate().mean
+
+    @torch.no_grad()
+    def evaluate(self) -> GateScore:
+        """The mean reward and each prompt's, in the order of `rows`, on every rank."""
+        local = self._score_vllm() if self.engine == "vllm" else self._score_transformers()
+        if dist.is_initialized():  # rank r holds rows r, r + world, ...: gather and put them back in order
+            shares: list = [None] * dist.get_world_size()
+            dist.all_gather_object(shares, local.tolist())
+            world, n = len(shares), sum(len(share) for share in shares)
+            rows = [shares[i % world][i // world] for i in range(n)]
+            local = torch.tensor(rows, dtype=torch.float64).reshape(n, self.samples)
+        finite = torch.isfinite(local)
+        total, count = float(local[finite].sum()), int(finite.sum())
+        per_prompt = (local.nan_to_num(0.0).sum(1) / finite.sum(1)).tolist()  # NaN where nothing scored
+        return GateScore(total / count if count else math.nan, per_prompt)
 
     def _score_vllm(self) -> torch.Tensor:
         trainer = self.trainer
         generation = trainer.vllm_generation
         generation.sync_weights()  # the weights being judged, into vLLM (collective, like every step's sync)
-        saved = generation.generation_kwargs
+        saved, temperature = generation.generation_kwargs, generation.temperature
         if generation.mode == "server":
             generation.generation_kwargs = {**(saved or {}), "seed": self.seed}
-        total = torch.zeros(2, dtype=torch.float64)
+        if self.greedy:
+            generation.temperature = 0.0  # vLLM's greedy decoding
+        rewards = []
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         try:
             with torch.random.fork_rng(devices=devices):
                 for b in range(self.batches):  # the same number of calls on every rank: they gather prompts
                     torch.manual_seed(self.seed + b)
-                    total += self._score_batch_vllm(
-                        self.rows[b * self.batch_size : (b + 1) * self.batch_size]
-                    )
+                    batch = self.rows[b * self.batch_size : (b + 1) * self.batch_size]
+                    rewards.append(self._score_batch_vllm(batch))
         finally:
-            generation.generation_kwargs = saved
-        return total
+            generation.generation_kwargs, generation.temperature = saved, temperature
+        return self._per_row(rewards)
 
     def _score_batch_vllm(self, batch: list[dict]) -> torch.Tensor:
         trainer, tok = self.trainer, self.trainer.processing_class
@@ -122,21 +143,24 @@ class AcceptanceScorer:
             prompts=prompt_ids, images=images, num_generations=self.samples
         )
         if not batch:
-            return torch.zeros(2, dtype=torch.float64)
+            return torch.zeros(0, dtype=torch.float64)
         eos = tok.eos_token_id
         completion_ids = [_until_eos(list(ids), eos) for ids in completion_ids]
         completions = tok.batch_decode(completion_ids, skip_special_tokens=True)
         if is_conversational(batch[0]):
             completions = [[{"role": "assistant", "content": c}] for c in completions]
         rows = [row for row in batch for _ in range(self.samples)]
-        return self._total(self._rewards(rows, completions, completion_ids))
+        return self._rewards(rows, completions, completion_ids)
 
     def _score_transformers(self) -> torch.Tensor:
         trainer = self.trainer
         tok = trainer.processing_class
         config = copy.deepcopy(generation_config(trainer))
         config.num_return_sequences = self.samples
-        total = torch.zeros(2, dtype=torch.float64)
+        if self.greedy:
+            config.do_sample = False
+            config.temperature = config.top_p = config.top_k = config.min_p = None
+        rewards = []
         model = trainer.model_wrapped
         was_training = trainer.model.training
         trainer.model.eval()
@@ -151,12 +175,12 @@ class AcceptanceScorer:
             try:
                 for b in range(self.batches):
                     batch = self.rows[b * self.batch_size : (b + 1) * self.batch_size]
-                    total += self._score_batch(policy, tok, config, batch)
+                    rewards.append(self._score_batch(policy, tok, config, batch))
             finally:
                 tok.padding_side = side
         if was_training:
             trainer.model.train()
-        return total
+        return self._per_row(rewards)
 
     def _score_batch(self, policy, tok, config: GenerationConfig, batch: list[dict]) -> torch.Tensor:
         device = self.trainer.accelerator.device
@@ -164,20 +188,19 @@ class AcceptanceScorer:
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         out = policy.generate(**enc, generation_config=config, synced_gpus=self.synced)
         if not batch:  # a rank with no rows still joined the collective forward passes
-            return torch.zeros(2, dtype=torch.float64)
+            return torch.zeros(0, dtype=torch.float64)
         ids = out[:, enc["input_ids"].shape[1] :]
         completion_ids = [_until_eos(row.tolist(), config.eos_token_id) for row in ids]
         completions = tok.batch_decode(completion_ids, skip_special_tokens=True)
         rows = [row for row in batch for _ in range(self.samples)]
         if is_conversational(batch[0]):
             completions = [[{"role": "assistant", "content": c}] for c in completions]
-        return self._total(self._rewards(rows, completions, completion_ids))
+        return self._rewards(rows, completions, completion_ids)
 
-    @staticmethod
-    def _total(rewards: torch.Tensor) -> torch.Tensor:
-        """(sum, count) of the finite rewards: a completion no reward function scored is left out."""
-        finite = torch.isfinite(rewards)
-        return torch.tensor([float(rewards[finite].sum()), float(finite.sum())], dtype=torch.float64)
+    def _per_row(self, rewards: list[torch.Tensor]) -> torch.Tensor:
+        """(this rank's rows, samples) rewards; NaN where no reward function scored a completion."""
+        flat = torch.cat(rewards) if rewards else torch.zeros(0, dtype=torch.float64)
+        return flat.reshape(-1, self.samples)
 
     def _rewards(self, rows: list[dict], completions: list, completion_ids: list[list[int]]) -> torch.Tensor:
         """Weighted sum over reward functions per completion, as TRL combines them (None counts as NaN)."""

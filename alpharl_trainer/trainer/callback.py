@@ -33,7 +33,7 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer
 from alpharl_trainer.trainer.config import AlphaRLConfig
-from alpharl_trainer.trainer.decision import choose, describe_decision
+from alpharl_trainer.trainer.decision import choose, describe_decision, paired_se
 from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_rank1
 from alpharl_trainer.trainer.state import load_base, load_state, save_base, save_state
 
@@ -335,20 +335,34 @@ class AlphaRLCallback(TrainerCallback):
         targets = self.config.targets(step)
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         scores: dict[str, float] = {}
-        chosen, gate_engine = targets[0], None
+        chosen, gate_engine, paired = targets[0], None, {}
         if cfg.alpharl_acceptance_prompts > 0:
             held_out = trainer.eval_dataset
             rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
             scorer = AcceptanceScorer(
-                trainer, rows, cfg.alpharl_acceptance_samples, cfg.alpharl_acceptance_seed
+                trainer,
+                rows,
+                cfg.alpharl_acceptance_samples,
+                cfg.alpharl_acceptance_seed,
+                greedy=cfg.alpharl_acceptance_scoring == "greedy",
             )
             gate_engine = scorer.engine
-            scores["current"] = scorer.score()
+            per_prompt: dict[str, list[float]] = {}
+            result = scorer.evaluate()
+            scores["current"], per_prompt["current"] = result.mean, result.per_prompt
             for target in targets:
                 self._apply(target, stash)
-                scores[f"{target:g}"] = scorer.score()
+                result = scorer.evaluate()
+                scores[f"{target:g}"], per_prompt[f"{target:g}"] = result.mean, result.per_prompt
                 self._notify("candidate", target)
-            chosen = choose(scores, targets, cfg.alpharl_acceptance_margin)
+            chosen = choose(
+                scores,
+                targets,
+                cfg.alpharl_acceptance_margin,
+                per_prompt=per_prompt,
+                margin_se=cfg.alpharl_acceptance_margin_se,
+            )
+            paired = {k: paired_se(per_prompt["current"], v) for k, v in per_prompt.items() if k != "current"}
         if chosen is None:
             self._apply(None, stash)
             moved = 0.0
@@ -363,6 +377,9 @@ class AlphaRLCallback(TrainerCallback):
             "targets": targets,
             "scores": scores,
             "margin": cfg.alpharl_acceptance_margin,
+            "margin_se": cfg.alpharl_acceptance_margin_se,
+            "paired_se": paired,
+            "scoring": cfg.alpharl_acceptance_scoring,
             "covariate": cfg.alpharl_covariate,
             "gate_engine": gate_engine,
             "chosen": chosen,

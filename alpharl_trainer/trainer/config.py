@@ -49,8 +49,10 @@ class AlphaRLConfig:
         alpharl_acceptance_prompts (`int`, defaults to `64`): held-out prompts scoring each candidate; 0
             applies the first candidate unscored.
         alpharl_acceptance_samples (`int`, defaults to `4`), alpharl_acceptance_margin (`float`, defaults to
-            `0.01`), alpharl_acceptance_seed (`int`): samples per prompt, the win a candidate needs, the seed
-            every candidate is sampled with.
+            `0.01`), alpharl_acceptance_margin_se (`float`, defaults to `0`), alpharl_acceptance_scoring
+            (`Literal["sampled", "greedy"]`), alpharl_acceptance_seed (`int`): samples per prompt, the win a
+            candidate needs (in reward, and in paired standard errors), how completions are drawn, and the
+            seed every candidate is sampled with.
 
         > After the swap
 
@@ -136,6 +138,21 @@ class AlphaRLConfig:
             "than this (fixed in advance: a tie or a one-completion win keeps the current weights)."
         },
     )
+    alpharl_acceptance_margin_se: float = field(
+        default=0.0,
+        metadata={
+            "help": "Also require the win to exceed this many paired standard errors of the per-prompt "
+            "difference to the current weights (e.g. 2): a bar that scales with the held-out set's noise."
+        },
+    )
+    alpharl_acceptance_scoring: Literal["sampled", "greedy"] = field(
+        default="sampled",
+        metadata={
+            "help": "'sampled': completions sampled as in training (alpharl_acceptance_samples per prompt). "
+            "'greedy': one greedy completion per prompt, for tasks with a verifier whose greedy answer is "
+            "what gets evaluated (less noisy; the samples setting is ignored)."
+        },
+    )
     alpharl_acceptance_seed: int = field(
         default=1234,
         metadata={
@@ -177,6 +194,7 @@ class AlphaRLConfig:
             "alpharl_target_rewards": self.alpharl_target_rewards,
             "alpharl_scale": [self.alpharl_scale],
             "alpharl_acceptance_margin": [self.alpharl_acceptance_margin],
+            "alpharl_acceptance_margin_se": [self.alpharl_acceptance_margin_se],
         }
         for name, values in numbers.items():
             if any(not math.isfinite(v) for v in values):
@@ -187,7 +205,12 @@ class AlphaRLConfig:
             raise AlphaRLError(
                 f"alpharl_scale must be > 0 (1 = the forecast itself), got {self.alpharl_scale}"
             )
-        for name in ("alpharl_acceptance_prompts", "alpharl_finetune_steps"):
+        if self.alpharl_acceptance_scoring not in ("sampled", "greedy"):
+            raise AlphaRLError(
+                "alpharl_acceptance_scoring must be 'sampled' or 'greedy', not "
+                f"{self.alpharl_acceptance_scoring!r}"
+            )
+        for name in ("alpharl_acceptance_prompts", "alpharl_finetune_steps", "alpharl_acceptance_margin_se"):
             if getattr(self, name) < 0:
                 raise AlphaRLError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.alpharl_acceptance_prompts > 0 and self.alpharl_acceptance_samples < 1:

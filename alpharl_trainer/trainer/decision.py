@@ -5,16 +5,36 @@ from __future__ import annotations
 import math
 
 
-def choose(scores: dict[str, float], targets: list[float], margin: float) -> float | None:
-    """The target whose score beats the current weights' by more than `margin` and is highest (the first
-    such on a tie), or None (rollback) when none does. A NaN score never wins."""
-    best, chosen = scores["current"] + margin, None
-    if math.isnan(best):
+def paired_se(current: list[float], candidate: list[float]) -> float:
+    """Standard error of the mean per-prompt difference `candidate - current` (prompts both scored)."""
+    diffs = [b - a for a, b in zip(current, candidate, strict=True) if math.isfinite(a) and math.isfinite(b)]
+    if len(diffs) < 2:
+        return math.inf
+    mean = sum(diffs) / len(diffs)
+    return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+
+
+def choose(
+    scores: dict[str, float],
+    targets: list[float],
+    margin: float,
+    *,
+    per_prompt: dict[str, list[float]] | None = None,
+    margin_se: float = 0.0,
+) -> float | None:
+    """The highest-scoring target (the first on a tie) among those that beat the current weights' score by
+    more than `margin` plus, with `margin_se`, that many paired standard errors of the per-prompt difference
+    (a bar that scales with the held-out set's noise); None (rollback) when none does. NaN never wins."""
+    current, chosen, best = scores["current"], None, -math.inf
+    if math.isnan(current):
         return None
     for target in targets:
-        score = scores[f"{target:g}"]
-        if score > best:  # False for NaN
-            best, chosen = score, target
+        key = f"{target:g}"
+        bar = current + margin
+        if margin_se > 0:
+            bar += margin_se * paired_se(per_prompt["current"], per_prompt[key])
+        if scores[key] > bar and scores[key] > best:  # False for NaN
+            best, chosen = scores[key], target
     return chosen
 
 
@@ -29,13 +49,16 @@ def describe_decision(swap: dict) -> str:
     head = f"AlphaRL at step {swap['step']}: "
     if current is None:
         return head + f"applied the forecast to {unit} {swap['chosen']:g} unscored (acceptance gate off)"
+    bar = f"the margin {swap['margin']:g}"
+    if swap.get("margin_se"):
+        bar += f" + {swap['margin_se']:g} paired SE"
     if swap["chosen"] is None:
         return head + (
             f"rollback: kept the current weights (held-out reward {current:.3f}); no candidate beat them "
-            f"by more than the margin {swap['margin']:g} (candidates: {others})"
+            f"by more than {bar} (candidates: {others})"
         )
     won = scores[f"{swap['chosen']:g}"]
     return head + (
         f"applied the forecast to {unit} {swap['chosen']:g} (held-out reward {won:.3f} vs {current:.3f} for "
-        f"the current weights, margin {swap['margin']:g}; candidates: {others})"
+        f"the current weights, {bar}; candidates: {others})"
     )

@@ -109,3 +109,30 @@ def test_a_completion_no_reward_scored_is_left_out(trainer):
         assert len(scored) == 8 and score == pytest.approx(sum(scored) / len(scored), rel=1e-12)
     finally:
         sevens.none_every, ones.none_every = 0, 3
+
+
+def test_greedy_scoring_is_the_reward_of_each_prompt_s_greedy_completion(trainer):
+    """The verifier-task gate: one greedy completion per prompt (samples ignored), no randomness at all."""
+    from transformers import GenerationConfig
+
+    tok = trainer.processing_class
+    _clear(trainer)
+    result = AcceptanceScorer(trainer, trainer.rows, samples=4, seed=1, greedy=True).evaluate()
+    assert len(result.per_prompt) == len(trainer.rows) == len(trainer.reward_funcs[0].seen)  # one each
+    side, tok.padding_side = tok.padding_side, "left"
+    config = GenerationConfig(
+        do_sample=False, max_new_tokens=trainer.args.max_completion_length, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )  # fmt: skip
+    enc = tok(
+        [row["prompt"] for row in trainer.rows], return_tensors="pt", padding=True, add_special_tokens=False
+    )
+    out = trainer.model.eval().generate(**enc, generation_config=config)
+    tok.padding_side = side
+    texts = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert [c for c, _ in trainer.reward_funcs[0].seen] == texts  # the same greedy completions
+    sevens = [float(v) for _, v in trainer.reward_funcs[0].seen]
+    ones = [v for _, v in trainer.reward_funcs[1].seen]
+    expected = [0.5 * s + (0.0 if o is None else 2.0 * o) for s, o in zip(sevens, ones, strict=True)]
+    assert result.per_prompt == pytest.approx(expected)
+    assert AcceptanceScorer(trainer, trainer.rows, samples=2, seed=99, greedy=True).evaluate() == result

@@ -93,6 +93,9 @@ def test_a_fractional_window_needs_max_steps():
             {"alpharl_acceptance_prompts": 8, "alpharl_acceptance_samples": 0},
             "alpharl_acceptance_samples must",
         ),
+        ({"alpharl_acceptance_margin_se": -1.0}, "alpharl_acceptance_margin_se must be >= 0"),
+        ({"alpharl_acceptance_margin_se": math.inf}, "alpharl_acceptance_margin_se must be finite"),
+        ({"alpharl_acceptance_scoring": "beam"}, "alpharl_acceptance_scoring must be 'sampled' or 'greedy'"),
         ({"alpharl_include": "q_proj("}, "alpharl_include 'q_proj\\(' is not a valid regular expression"),
     ],
 )
@@ -149,3 +152,4 @@ def test_the_choice_fields_are_typed_with_the_engine_s_choices():
     assert typing.get_args(hints["alpharl_mode"]) == MODES
     assert typing.get_args(hints["alpharl_optimizer_state"]) == OPTIMIZER_STATES
     assert typing.get_args(hints["alpharl_covariate"]) == ("step", "reward")
+    assert typing.get_args(hints["alpharl_acceptance_scoring"]) == ("sampled", "greedy")

@@ -8,7 +8,7 @@ import pytest
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.trainer.config import AlphaRLConfig
-from alpharl_trainer.trainer.decision import choose, describe_decision
+from alpharl_trainer.trainer.decision import choose, describe_decision, paired_se
 
 TARGETS = [75.0, 90.0, 150.0]
 
@@ -74,3 +74,30 @@ def test_windows_that_cannot_work_are_refused():
         AlphaRLConfig(alpharl_window_end=60).validate_alpharl(30)
     with pytest.raises(AlphaRLError, match=r"holds 2 snapshot\(s\) .*steps \[10, 20\]"):
         AlphaRLConfig(alpharl_window_end=0.2).validate_alpharl(100)
+
+
+def test_paired_se_is_the_standard_error_of_the_per_prompt_difference():
+    current = [0.0, 0.0, 1.0, 1.0, 0.5, math.nan]
+    candidate = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]  # the NaN prompt is left out: diffs 1, 0, 0, -1, 0.5
+    diffs = [1.0, 0.0, 0.0, -1.0, 0.5]
+    mean = sum(diffs) / 5
+    expected = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 4 / 5)
+    assert paired_se(current, candidate) == pytest.approx(expected)
+    assert paired_se([1.0], [0.0]) == math.inf  # one prompt: no spread to measure
+
+
+def test_a_margin_in_paired_standard_errors_scales_with_the_noise():
+    n = 100
+    current = [0.0] * n
+    quiet = [0.05] * n  # +0.05 on every prompt: SE 0
+    noisy = [1.0] * 5 + [0.0] * (n - 5)  # +0.05 from 5 prompts: SE ~0.022
+    per_prompt = {"current": current, "75": quiet, "90": noisy, "150": noisy}
+    s = scores(0.0, 0.05, 0.05, 0.05)
+    assert choose(s, TARGETS, 0.0, per_prompt=per_prompt, margin_se=2.0) == 75.0  # only the quiet one clears
+    per_prompt["75"] = noisy
+    se = paired_se(current, noisy)
+    assert 0.05 > 2 * se and 0.05 < 3 * se
+    assert choose(s, TARGETS, 0.0, per_prompt=per_prompt, margin_se=2.0) == 75.0  # 2 SE: the win counts
+    assert choose(s, TARGETS, 0.0, per_prompt=per_prompt, margin_se=3.0) is None  # 3 SE: within the noise
+    swap = {"step": 60, "scores": s, "margin": 0.0, "margin_se": 3.0, "chosen": None}
+    assert "more than the margin 0 + 3 paired SE" in describe_decision(swap)

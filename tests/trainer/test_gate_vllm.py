@@ -46,8 +46,8 @@ class Sampler:
     ) -> list[tuple[list, list]]:
         out = self.model.generate(
             torch.tensor([prompt]),
-            do_sample=True,
-            temperature=temperature,
+            do_sample=temperature > 0,  # vLLM's temperature 0 is greedy decoding
+            temperature=temperature or None,
             top_k=None,
             max_new_tokens=max_tokens,
             num_return_sequences=n,
@@ -134,7 +134,7 @@ def vllm_stand_in(monkeypatch):
     return stand_ins
 
 
-def run(tmp_path, mode: str, margin: float = 0.0):
+def run(tmp_path, mode: str, margin: float = 0.0, **overrides):
     torch.set_num_threads(1)
     model, tok = load(test_model_dir())
     train, heldout = datasets(heldout=8)
@@ -146,6 +146,7 @@ def run(tmp_path, mode: str, margin: float = 0.0):
         alpharl_acceptance_samples=SAMPLES,
         alpharl_acceptance_seed=SEED,
         alpharl_acceptance_margin=margin,
+        **overrides,
     )
     trainer = AlphaRLGRPOTrainer(
         model=model, reward_funcs=[sevens_reward], args=args, train_dataset=train, eval_dataset=heldout,
@@ -234,3 +235,17 @@ def test_trl_s_vllm_interface_is_the_one_the_gate_was_written_against():
     for trainer_cls in (GRPOTrainer, RLOOTrainer):
         assert list(inspect.signature(trainer_cls._tokenize_prompts).parameters) == ["self", "prompts"]
         assert "self._last_loaded_step" in inspect.getsource(trainer_cls._generate_single_turn)
+
+
+def test_greedy_scoring_goes_through_vllm_at_temperature_zero(tmp_path, vllm_stand_in):
+    """The verifier-task gate through the same engine: one completion per prompt, temperature 0; training
+    samples at its own temperature afterwards."""
+    trainer, _ = run(
+        tmp_path, "server", alpharl_acceptance_scoring="greedy", alpharl_acceptance_margin_se=2.0
+    )
+    swap = trainer.alpharl.swap
+    assert swap["scoring"] == "greedy" and set(swap["paired_se"]) == {f"{t:g}" for t in swap["targets"]}
+    samples = [c for c in vllm_stand_in["server"].calls if c[0] == "generate"]
+    gate = [c for c in samples if c[1] == 1]
+    assert len(gate) == 1 + len(swap["targets"]) and all(c[2] == 0.0 for c in gate)
+    assert all(c[2] == trainer.args.temperature for c in samples if c[1] != 1)

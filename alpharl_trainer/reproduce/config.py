@@ -66,14 +66,20 @@ class EvalSpec:
 class MethodSpec:
     horizons: tuple[float, ...] = (1.25, 1.5, 2.0, 2.5, 4.0, 10.0)
     """The default's candidate targets, as multiples of the window-end step (chosen on held-out)."""
-    expo_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
-    """ExPO's `a` grid; `T / window - 1` (a straight line to step T) is always added."""
+    expo_factors: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)
+    """ExPO's `a` grid; `a = 0` (keep W_K, the option every method has) and `T / window - 1` (a straight line
+    to step T) are always added."""
     first_update_factors: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)
     lawa_k: int = 4
     paper_target: float = 1.0
     """The paper's target reward level y* (its text: 1.0; its scripts used 1.7, 0.78, 0.8, 1.0)."""
     paper_mode: str = "reference"
     """How the paper's forecast is written: `reference` = W_K + x_hat v^T, as its current scripts do."""
+    paper_targets: tuple[float, ...] = (0.5, 0.78, 0.8, 1.0, 1.7)
+    """The y* grid of the paper's method done fairly (`alpharl_paper_tuned`): the values its text and scripts
+    used, chosen on held-out with the option to keep W_K, and written `rank1_replace`."""
+    recent_k: int = 4
+    """`best_recent`: the best of the window's last `recent_k` checkpoints on held-out."""
     scan_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 

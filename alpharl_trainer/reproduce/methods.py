@@ -54,6 +54,32 @@ def along(origin: Weights, target: Weights, s: float) -> Weights:
     return _combine([(1.0 - s, origin), (s, target)])
 
 
+def relex(base: Weights, window: Sequence[tuple[int, Weights]], target: float) -> Weights:
+    """RELEX (arXiv 2605.21468): rank-1 *in time* of the whole-model deltas. Stack `vec(W_t - W_0)` of every
+    floating tensor over the window's steps (K x P), take the top singular pair `sigma u_t w^T`: one time
+    profile `c_t = sigma u_t` and one direction `w`; fit `c_t` by a line through the origin in the step
+    (`W_0` is step 0) and move every tensor to `W_0 + c(target) w`."""
+    if len(window) < 2:
+        raise AlphaRLError("RELEX needs at least two checkpoints in the window")
+    names = [n for n, t in base.items() if t.is_floating_point()]
+    steps = torch.tensor([float(step) for step, _ in window], dtype=torch.float64)
+    deltas = torch.stack(
+        [torch.cat([(w[n].double() - base[n].double()).flatten() for n in names]) for _, w in window]
+    )
+    u, sv, vh = torch.linalg.svd(deltas, full_matrices=False)
+    profile = u[:, 0] * sv[0]
+    slope = float(profile @ steps / (steps @ steps))
+    moved = (slope * target) * vh[0]
+    out, at = dict(base), 0
+    for name in names:
+        size = base[name].numel()
+        out[name] = (base[name].double() + moved[at : at + size].reshape(base[name].shape)).to(
+            base[name].dtype
+        )
+        at += size
+    return out
+
+
 def rank1_forecast(
     traj: Trajectory,
     base: Weights,

@@ -23,8 +23,11 @@ from alpharl_trainer.reproduce.config import Suite
 METHODS = (
     "truncated",
     "alpharl_paper",
+    "alpharl_paper_tuned",
     "step_linear",
     "expo",
+    "relex",
+    "best_recent",
     "first_update",
     "lawa",
     "default",
@@ -32,7 +35,7 @@ METHODS = (
     "truncated@ft",
     "oracle_rank1",
 )
-BASELINES = ("alpharl_paper", "step_linear", "expo", "lawa")
+BASELINES = ("alpharl_paper", "alpharl_paper_tuned", "step_linear", "expo", "relex", "best_recent", "lawa")
 """Baselines that spend exactly the window's steps (first_update spends 1; it is reported, not compared)."""
 COLUMNS = (
     "run",

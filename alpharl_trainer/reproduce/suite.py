@@ -107,15 +107,32 @@ class RunEvaluation:
             log(f"{self.spec.name} window {end}: alpharl_paper failed: {err}")
             self.rows.append({"window_step": end, "method": "alpharl_paper", "cost": end, "error": str(err)})
 
+        # the paper's method done fairly: y* chosen on held-out, W_K kept if no y* helps, rank1_replace
+        tuned = {"keep W_K": lambda: last}
+        for y in spec.paper_targets:
+            tuned[f"y*={y:g}"] = lambda y=y: methods.rank1_forecast(
+                traj, self.base, last, y, fit="pls", covariate="reward"
+            )
+        self._chosen(end, "alpharl_paper_tuned", tuned)
+
         linear = methods.rank1_forecast(traj, self.base, last, float(total))
         self.add(end, "step_linear", end, linear, choice=f"target={total}")
 
-        factors = sorted({*spec.expo_factors, total / end - 1})
-        label, weights, scores = methods.choose(
-            {f"{a:.3g}": (lambda a=a: methods.expo(self.base, last, a)) for a in factors},
-            ev.heldout_accuracy,
+        factors = sorted({0.0, *spec.expo_factors, total / end - 1})  # a = 0: keep W_K
+        self._chosen(
+            end, "expo", {f"a={a:.3g}": (lambda a=a: methods.expo(self.base, last, a)) for a in factors}
         )
-        self.add(end, "expo", end, weights, choice=f"a={label}", heldout=scores[label])
+
+        window = [(s, self.weights(s)) for s in traj.steps if s <= end]
+        relex = {"keep W_K": lambda: last}  # the default's horizons, held-out choice and rollback
+        for h in spec.horizons:
+            relex[f"{h:g}x"] = lambda h=h: methods.relex(self.base, window, h * end)
+        self._chosen(end, "relex", relex)
+
+        recent = {
+            f"step {s}": (lambda s=s: self.weights(s)) for s in traj.steps[-spec.recent_k :] if s <= end
+        }
+        self._chosen(end, "best_recent", recent)
 
         weights, extra = self.first_update_row
         self.add(end, "first_update", 1, weights, **extra)
@@ -152,6 +169,16 @@ class RunEvaluation:
             for s in spec.scan_scales:
                 acc = current if s == 0 else ev.heldout_accuracy(methods.along(last, target, s))
                 self.scans.append({"window_step": end, "direction": direction, "scale": s, "heldout": acc})
+
+    def _chosen(self, end: int, method: str, candidates: dict) -> None:
+        """A baseline chosen on held-out among `candidates` (label -> builder) at the window's cost."""
+        try:
+            label, weights, scores = methods.choose(candidates, self.evaluator.heldout_accuracy)
+        except AlphaRLError as err:
+            log(f"{self.spec.name} window {end}: {method} failed: {err}")
+            self.rows.append({"window_step": end, "method": method, "cost": end, "error": str(err)})
+            return
+        self.add(end, method, end, weights, choice=label, heldout=scores[label])
 
     def r2_and_shares(self) -> tuple[dict, dict]:
         """Per-matrix R^2 of the step-linear fit at each window end, and the rank-1 share over training."""

@@ -87,3 +87,19 @@ def test_choose_takes_the_best_score_and_the_first_on_ties():
     assert built == ["a", "b", "c", "d"]  # each candidate built once, in order
     with pytest.raises(AlphaRLError):
         methods.choose({}, lambda w: 0.0)
+
+
+def test_relex_extrapolates_a_whole_model_trajectory_that_is_rank1_in_time():
+    """RELEX's model is W_t = W_0 + c(t) w with c linear through the origin: on such a run it is exact, for
+    every tensor at once (not per matrix), and integer tensors are left alone."""
+    gen = torch.Generator().manual_seed(0)
+    base = {"a": torch.randn(4, 3, generator=gen), "b": torch.randn(5, generator=gen), "n": torch.tensor([7])}
+    direction = {"a": torch.randn(4, 3, generator=gen), "b": torch.randn(5, generator=gen)}
+    at = lambda t: {**{k: base[k] + t * direction[k] for k in direction}, "n": base["n"]}  # noqa: E731
+    window = [(t, at(t)) for t in (10, 20, 30)]
+    got = methods.relex(base, window, 75.0)
+    for name in direction:
+        torch.testing.assert_close(got[name], at(75.0)[name], rtol=1e-5, atol=1e-5)
+    assert torch.equal(got["n"], base["n"])
+    with pytest.raises(AlphaRLError, match="at least two checkpoints"):
+        methods.relex(base, window[:1], 75.0)

@@ -32,6 +32,8 @@ class Scores:
     """avg@n accuracy on the sampled test subset."""
     off_task: float
     """Greedy accuracy on the other task's test split."""
+    per_problem: list[int]
+    """Greedy correctness (0/1) of every test problem, in the split's order: what paired comparisons use."""
 
 
 class Evaluator:
@@ -65,12 +67,16 @@ class Evaluator:
 
     def test_greedy(self, weights: dict[str, torch.Tensor]) -> tuple[float, float]:
         """(accuracy, mean gold log-prob) on the test split: the accuracy-vs-step curve."""
-        self.load(weights)
-        result = self._greedy(self.test)
+        result = self._test(weights)
         return result["exact"], result["logprob"]
 
+    def _test(self, weights: dict[str, torch.Tensor]) -> dict:
+        self.load(weights)
+        return self._greedy(self.test)
+
     def test_scores(self, weights: dict[str, torch.Tensor]) -> Scores:
-        greedy, logprob = self.test_greedy(weights)
+        test = self._test(weights)
+        greedy, logprob = test["exact"], test["logprob"]
         spec = self.spec
         settings = EvalSettings(
             greedy=False, samples=spec.samples, temperature=spec.temperature, top_p=1.0, max_new_tokens=8
@@ -78,4 +84,5 @@ class Evaluator:
         engine = TransformersEngine(self.model, self.tokenizer, batch_size=BATCH, progress=False)
         sampled = evaluate(engine, self.task, self.test[: spec.sampled_problems], settings)
         off = self._greedy(self.off_task)["exact"]
-        return Scores(greedy, logprob, sampled.summary[f"avg@{spec.samples}"], off)
+        per_problem = [int(x) for x in test["exact_per_problem"]]
+        return Scores(greedy, logprob, sampled.summary[f"avg@{spec.samples}"], off, per_problem)

@@ -21,7 +21,7 @@ from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.offline.window import build_trajectory, open_window
-from alpharl_trainer.reproduce import methods
+from alpharl_trainer.reproduce import methods, stats
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
 from alpharl_trainer.reproduce.runs import FullRun, finetune, train_full
@@ -213,6 +213,7 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         ev.window(end)
         log(f"{spec.name}: window {end} done ({time.perf_counter() - start:.0f}s)")
     r2, share = ev.r2_and_shares()
+    per_problem = pair_with_truncated(ev.rows)
     return {
         **dataclasses.asdict(spec),
         "run": spec.name,
@@ -227,6 +228,7 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         },
         "curve": curve,
         "rows": ev.rows,
+        "per_problem": per_problem,
         "scans": ev.scans,
         "r2": r2,
         "rank1_share": share,
@@ -236,6 +238,30 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
             "evaluate": time.perf_counter() - start - ev.finetune_seconds,
         },
     }
+
+
+PAIRED_RESAMPLES = 2000
+
+
+def pair_with_truncated(rows: list[dict]) -> dict[str, list[int]]:
+    """Give every scored row its paired difference to the truncated run at the same cost (the window end's
+    checkpoint, or the full run's checkpoint at the fine-tune's budget), with a 95% bootstrap interval and
+    McNemar's p; move the per-problem outcomes out of the rows into `{method@window: outcomes}`."""
+    outcomes = {f"{r['method']}@{r['window_step']}": r.pop("per_problem") for r in rows if "per_problem" in r}
+    for row in rows:
+        key = f"{row['method']}@{row['window_step']}"
+        reference = "truncated@ft" if row["method"] in ("default+ft", "truncated@ft") else "truncated"
+        ref = outcomes.get(f"{reference}@{row['window_step']}")
+        if key not in outcomes or ref is None:
+            continue
+        diff = stats.paired(ref, outcomes[key], resamples=PAIRED_RESAMPLES)
+        row.update(
+            diff_vs_truncated=diff.diff,
+            diff_ci_low=diff.low,
+            diff_ci_high=diff.high,
+            p_mcnemar=diff.p_mcnemar,
+        )
+    return outcomes
 
 
 def fingerprint(suite: Suite, spec: RunSpec, base: Path, *, scoring: bool) -> str:

@@ -66,6 +66,22 @@ def test_every_method_is_scored_at_the_window_and_the_curve_matches(toy):
     assert len(res["r2"]["values"]) == 1 and len(res["r2"]["names"]) == 28
 
 
+def test_every_method_is_paired_with_the_truncated_run_at_the_same_cost(toy):
+    """Per-problem outcomes are kept for every scored model, and each row carries its paired difference to
+    the truncated run at its cost, with a bootstrap interval (reproduction v2's yardstick)."""
+    suite, (res,), _ = toy
+    rows = {r["method"]: r for r in res["rows"] if "greedy" in r}
+    truncated = res["per_problem"][f"truncated@{rows['truncated']['window_step']}"]
+    assert len(truncated) == 24 and set(truncated) <= {0, 1}
+    assert rows["truncated"]["diff_vs_truncated"] == 0 and rows["truncated"]["p_mcnemar"] == 1.0
+    for method, row in rows.items():
+        reference = rows["truncated@ft"] if method in ("default+ft", "truncated@ft") else rows["truncated"]
+        assert row["diff_vs_truncated"] == pytest.approx(row["greedy"] - reference["greedy"]), method
+        assert row["diff_ci_low"] <= row["diff_vs_truncated"] <= row["diff_ci_high"], method
+        assert "per_problem" not in row
+    assert len(res["base"]["per_problem"]) == 24
+
+
 def test_finetune_from_unchanged_weights_reproduces_the_full_run(toy):
     """A fine-tune resumes the whole trainer state: from W_K itself it must land on the run's own W_{K+1}
     (this is why a rolled-back default reuses the full run's checkpoint)."""

@@ -119,10 +119,18 @@ class Suite:
         trajectory is its prefix (alignment runs forward in time, so a prefix is what the window saw)."""
         return sorted(set(self.trajectory_steps(self.steps)) | set(self.window_steps()))
 
+    def admission_steps(self) -> dict[str, list[int]]:
+        """The checkpoints the admission rule reads (`stats.admission`): the run at 40% and at 80% of T, and
+        its last three checkpoints (the full run's accuracy is their mean)."""
+        last = sorted({max(1, self.steps - k * self.checkpoint_every) for k in range(3)})
+        return {"at_40": [round(0.4 * self.steps)], "at_80": [round(0.8 * self.steps)], "last_three": last}
+
     def save_steps(self) -> list[int]:
         """Every checkpoint a full run keeps: the regular ones, step 1 (first-update baseline), each
-        window end, each window end + fine-tune steps (truncated run at the fine-tune's budget), and T."""
+        window end, each window end + fine-tune steps (truncated run at the fine-tune's budget), the
+        admission rule's checkpoints, and T."""
         steps = set(self.snapshot_steps()) | {1, self.steps}
+        steps |= {s for group in self.admission_steps().values() for s in group}
         steps |= {
             e + self.finetune_steps
             for e in self.finetune_window_steps()

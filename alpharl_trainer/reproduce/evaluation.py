@@ -70,6 +70,10 @@ class Evaluator:
         result = self._test(weights)
         return result["exact"], result["logprob"]
 
+    def test_outcomes(self, weights: dict[str, torch.Tensor]) -> list[int]:
+        """Greedy correctness (0/1) of every test problem."""
+        return [int(x) for x in self._test(weights)["exact_per_problem"]]
+
     def _test(self, weights: dict[str, torch.Tensor]) -> dict:
         self.load(weights)
         return self._greedy(self.test)

@@ -305,6 +305,7 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
         *_targets_section(results, by_run),
         "",
         *_headline_section(results),
+        *_admission_section(results),
         "## Per run",
         "",
     ]
@@ -316,6 +317,27 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
         lines.append(f"| {res['run']} | {t['train']:.0f} | {t['finetune']:.0f} | {t['evaluate']:.0f} |")
     lines += ["", "Plots: accuracy_vs_step.png, r2_heatmap.png, rank1_share.png, scans.png.", ""]
     return "\n".join(lines)
+
+
+def _admission_section(results: list[dict]) -> list[str]:
+    """Whether each run's regime could be a headline: it must keep climbing (reproduction v2's rule)."""
+    lines = [
+        "## Admission of each run's regime as a headline",
+        "",
+        "Rule: full-run gain >= 10 paired SE of the test split, the truncated run at 40% of T holding "
+        "0.6-0.9 of it, the last 20% of T adding >= 10% of it (full run = mean of its last 3 checkpoints).",
+        "",
+        "| run | gain | in paired SE | held at 40% of T | added by the last 20% | admitted |",
+        "|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        a = res.get("admission")
+        if a:
+            lines.append(
+                f"| {res['run']} | {a['gain']:+.3f} | {a['gain_in_se']:.1f} | {a['held_at_40']:.2f} | "
+                f"{a['added_by_last_20']:.2f} | {'yes' if a['admitted'] else 'no'} |"
+            )
+    return [*lines, ""]
 
 
 def render_csv(results: list[dict]) -> str:

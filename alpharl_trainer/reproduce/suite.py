@@ -170,6 +170,19 @@ class RunEvaluation:
                 acc = current if s == 0 else ev.heldout_accuracy(methods.along(last, target, s))
                 self.scans.append({"window_step": end, "direction": direction, "scale": s, "heldout": acc})
 
+    def admission(self, base: list[int]) -> dict:
+        """The numbers that admit this run's regime as a headline (`stats.admission`), and the verdict."""
+        steps = self.suite.admission_steps()
+        outcomes = {
+            s: self.evaluator.test_outcomes(self.weights(s)) for group in steps.values() for s in group
+        }
+        (at_40,), (at_80,) = steps["at_40"], steps["at_80"]
+        last_three = [outcomes[s] for s in steps["last_three"]]
+        if len(last_three) < 3:  # a run shorter than three checkpoints: its last one, thrice
+            last_three += [last_three[-1]] * (3 - len(last_three))
+        result = stats.admission(base, outcomes[at_40], outcomes[at_80], last_three)
+        return {**dataclasses.asdict(result), "admitted": result.admitted, "steps": steps}
+
     def _chosen(self, end: int, method: str, candidates: dict) -> None:
         """A baseline chosen on held-out among `candidates` (label -> builder) at the window's cost."""
         try:
@@ -214,6 +227,7 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         log(f"{spec.name}: window {end} done ({time.perf_counter() - start:.0f}s)")
     r2, share = ev.r2_and_shares()
     per_problem = pair_with_truncated(ev.rows)
+    admission = ev.admission(base_scores.per_problem)
     return {
         **dataclasses.asdict(spec),
         "run": spec.name,
@@ -229,6 +243,7 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         "curve": curve,
         "rows": ev.rows,
         "per_problem": per_problem,
+        "admission": admission,
         "scans": ev.scans,
         "r2": r2,
         "rank1_share": share,

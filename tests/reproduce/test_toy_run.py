@@ -116,6 +116,10 @@ def test_report_files_and_resume(toy):
     assert full_share == ("" if gain == 0 else "1")
     text = (out / "results.md").read_text()
     assert "## Targets vs measurements" in text and "Headline: arithmetic / grpo / r" in text
+    admission = results[0]["admission"]  # T = 4, a checkpoint per step: 40% -> 2, 80% -> 3, last 2, 3, 4
+    assert admission["steps"] == {"at_40": [2], "at_80": [3], "last_three": [2, 3, 4]}
+    assert not admission["admitted"] and admission["gain_in_se"] < 10  # 24 problems, 4 steps: no headline
+    assert f"| {results[0]['run']} | {admission['gain']:+.3f} |" in text and "## Admission" in text
     from alpharl_trainer.reproduce.suite import fingerprint
 
     spec = suite.runs[0]

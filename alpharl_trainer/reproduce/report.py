@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from alpharl_trainer.checkpoints import atomic_output_dir
-from alpharl_trainer.reproduce import plots
+from alpharl_trainer.reproduce import plots, stats
 from alpharl_trainer.reproduce.config import Suite
 
 METHODS = (
@@ -186,7 +186,9 @@ def _headline_section(results: list[dict]) -> list[str]:
     for (task, loss, regime), group in groups.items():
         seeds = [r["seed"] for r in group]
         lines += [
-            f"## Headline: {task} / {loss} / {regime}, seeds {seeds} (mean ± sd)",
+            f"## Headline: {task} / {loss} / {regime}, seeds {seeds}",
+            "",
+            "Greedy test accuracy (share of the full run's gain); ± is the standard deviation over seeds.",
             "",
             f"Base {_mean_sd([r['base']['greedy'] for r in group])}, full run "
             f"{_mean_sd([r['full']['greedy'] for r in group])} (greedy test accuracy).",
@@ -206,8 +208,42 @@ def _headline_section(results: list[dict]) -> list[str]:
                 shares = [s for s in shares if s is not None]
                 cells.append(f"{_mean_sd(accs)} ({_mean_sd(shares, pct=True)})" if accs else "-")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", *_pooled_table(group)]
     return lines
+
+
+def _pooled_table(group: list[dict]) -> list[str]:
+    """Each method's paired difference to the truncated run at the same cost, pooled over the seeds: the mean
+    of the per-seed differences with a 95% stratified bootstrap interval (problems resampled per seed)."""
+    if not all("per_problem" in res for res in group):
+        return []
+    ends = sorted({r["window_step"] for r in group[0]["rows"]})
+    lines = [
+        "Paired difference to the truncated run at the same cost, pooled over seeds: mean [95% stratified "
+        "bootstrap interval]; better/worse only where the interval excludes 0.",
+        "",
+        "| method | " + " | ".join(f"w={w:.0%}" for w in _windows(group[0])) + " |",
+        "|---|" + "---|" * len(ends),
+    ]
+    for method in METHODS:
+        reference = "truncated@ft" if method in ("default+ft", "truncated@ft") else "truncated"
+        cells = []
+        for end in ends:
+            pairs = [
+                (res["per_problem"][f"{reference}@{end}"], res["per_problem"][f"{method}@{end}"])
+                for res in group
+                if f"{method}@{end}" in res["per_problem"] and f"{reference}@{end}" in res["per_problem"]
+            ]
+            if len(pairs) != len(group):
+                cells.append("-")
+                continue
+            d = stats.pooled(pairs, resamples=2000)
+            cells.append(
+                f"{d.diff:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
+                + ("" if d.verdict == "tie" else f" {d.verdict}")
+            )
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _windows(res: dict) -> list[float]:

@@ -120,6 +120,10 @@ def test_report_files_and_resume(toy):
     assert admission["steps"] == {"at_40": [2], "at_80": [3], "last_three": [2, 3, 4]}
     assert not admission["admitted"] and admission["gain_in_se"] < 10  # 24 problems, 4 steps: no headline
     assert f"| {results[0]['run']} | {admission['gain']:+.3f} |" in text and "## Admission" in text
+    assert "pooled over seeds: mean [95% stratified bootstrap interval]" in text
+    assert (
+        "| truncated | +0.000 [+0.000, +0.000] |" in text and "± is the standard deviation over seeds" in text
+    )
     from alpharl_trainer.reproduce.suite import fingerprint
 
     spec = suite.runs[0]

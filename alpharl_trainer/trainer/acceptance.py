@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -227,3 +228,22 @@ def _until_eos(ids: list[int], eos: int | list[int] | None) -> list[int]:
         if t in stops:
             return ids[:i]
     return ids
+
+
+def judge(
+    scorer: AcceptanceScorer,
+    targets: list[float],
+    write: Callable[[float], None],
+    scored: Callable[[float], None] = lambda target: None,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Score the weights now in the policy (`current`), then each target once `write(target)` has put its
+    candidate in the policy (`scored(target)` follows each): the mean rewards and the per-prompt rewards,
+    keyed `current` and `f"{target:g}"`."""
+    result = scorer.evaluate()
+    scores, per_prompt = {"current": result.mean}, {"current": result.per_prompt}
+    for target in targets:
+        write(target)
+        result = scorer.evaluate()
+        scores[f"{target:g}"], per_prompt[f"{target:g}"] = result.mean, result.per_prompt
+        scored(target)
+    return scores, per_prompt

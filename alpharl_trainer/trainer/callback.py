@@ -31,7 +31,7 @@ from transformers import TrainerCallback
 from alpharl_trainer.distributed import assign_owners, full_weight, share_factors, write_weights
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
-from alpharl_trainer.trainer.acceptance import AcceptanceScorer
+from alpharl_trainer.trainer.acceptance import AcceptanceScorer, judge
 from alpharl_trainer.trainer.config import AlphaRLConfig
 from alpharl_trainer.trainer.decision import choose, describe_decision, paired_se
 from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_rank1
@@ -347,21 +347,10 @@ class AlphaRLCallback(TrainerCallback):
                 greedy=cfg.alpharl_acceptance_scoring == "greedy",
             )
             gate_engine = scorer.engine
-            per_prompt: dict[str, list[float]] = {}
-            result = scorer.evaluate()
-            scores["current"], per_prompt["current"] = result.mean, result.per_prompt
-            for target in targets:
-                self._apply(target, stash)
-                result = scorer.evaluate()
-                scores[f"{target:g}"], per_prompt[f"{target:g}"] = result.mean, result.per_prompt
-                self._notify("candidate", target)
-            chosen = choose(
-                scores,
-                targets,
-                cfg.alpharl_acceptance_margin,
-                per_prompt=per_prompt,
-                margin_se=cfg.alpharl_acceptance_margin_se,
-            )
+            write, scored = (lambda t: self._apply(t, stash)), (lambda t: self._notify("candidate", t))
+            scores, per_prompt = judge(scorer, targets, write, scored)
+            margin, margin_se = cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se
+            chosen = choose(scores, targets, margin, per_prompt=per_prompt, margin_se=margin_se)
             paired = {k: paired_se(per_prompt["current"], v) for k, v in per_prompt.items() if k != "current"}
         if chosen is None:
             self._apply(None, stash)

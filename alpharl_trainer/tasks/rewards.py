@@ -180,16 +180,24 @@ def _text_key(answer: str) -> str:
     return " ".join(answer.split()).casefold()
 
 
-def _listed_items(answer: str) -> int:
-    """How many comma-separated items an answer lists at its top level, inside an optional outer
-    `\\{...\\}`: sympy collapses the set "1,1" to {1}, so the count is what tells "1" from "1,1"."""
+def _top_level_items(answer: str) -> list[str]:
+    """The comma-separated items an answer lists at its top level, inside an optional outer `\\{...\\}`
+    (thousands separators removed first)."""
     answer = _THOUSANDS.sub("", answer.strip())
     answer = re.sub(r"^\\left\s*\\\{(.*)\\right\s*\\\}$|^\\\{(.*)\\\}$", r"\1\2", answer, flags=re.S)
-    depth, items = 0, 1
-    for char in answer:
+    depth, items, start = 0, [], 0
+    for i, char in enumerate(answer):
         depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(char, 0)
-        items += char == "," and depth == 0
-    return items
+        if char == "," and depth == 0:
+            items.append(answer[start:i].strip())
+            start = i + 1
+    return [*items, answer[start:].strip()]
+
+
+def _listed_items(answer: str) -> int:
+    """How many items an answer lists: sympy collapses the set "1,1" to {1}, so the count is what tells
+    "1" from "1,1"."""
+    return len(_top_level_items(answer))
 
 
 def _stricter_than_math_verify(gold_str: str, gold: object, predicted: str, pred: object) -> str | None:
@@ -259,15 +267,8 @@ def _ordered_answers(completion: str, count: int) -> list[str] | None:
     if len(boxes) >= count:
         return boxes[-count:]
     final = extract_final_answer(completion)
-    if final is None or _listed_items(final) != count:
-        return None
-    depth, items, start = 0, [], 0
-    for i, char in enumerate(final):
-        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            items.append(final[start:i].strip())
-            start = i + 1
-    return [*items, final[start:].strip()]
+    items = None if final is None else _top_level_items(final)
+    return items if items is not None and len(items) == count else None
 
 
 def _grade_parts(completion: str, parts: dict[str, str], in_main: bool) -> Grade:

@@ -143,15 +143,7 @@ class AcceptanceScorer:
         _, completion_ids, _, _ = trainer.vllm_generation.generate(
             prompts=prompt_ids, images=images, num_generations=self.samples
         )
-        if not batch:
-            return torch.zeros(0, dtype=torch.float64)
-        eos = tok.eos_token_id
-        completion_ids = [_until_eos(list(ids), eos) for ids in completion_ids]
-        completions = tok.batch_decode(completion_ids, skip_special_tokens=True)
-        if is_conversational(batch[0]):
-            completions = [[{"role": "assistant", "content": c}] for c in completions]
-        rows = [row for row in batch for _ in range(self.samples)]
-        return self._rewards(rows, completions, completion_ids)
+        return self._grade(batch, [list(ids) for ids in completion_ids], tok.eos_token_id)
 
     def _score_transformers(self) -> torch.Tensor:
         trainer = self.trainer
@@ -188,14 +180,18 @@ class AcceptanceScorer:
         texts = [maybe_apply_chat_template(row, tok)["prompt"] for row in batch] or [tok.eos_token]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         out = policy.generate(**enc, generation_config=config, synced_gpus=self.synced)
-        if not batch:  # a rank with no rows still joined the collective forward passes
+        ids = out[:, enc["input_ids"].shape[1] :].tolist()
+        return self._grade(batch, ids, config.eos_token_id)  # a rank with no rows joined the forward passes
+
+    def _grade(self, batch: list[dict], completion_ids: list[list[int]], eos) -> torch.Tensor:
+        """The rewards of the `samples` completions of each row (token ids cut at EOS), in row order."""
+        if not batch:
             return torch.zeros(0, dtype=torch.float64)
-        ids = out[:, enc["input_ids"].shape[1] :]
-        completion_ids = [_until_eos(row.tolist(), config.eos_token_id) for row in ids]
-        completions = tok.batch_decode(completion_ids, skip_special_tokens=True)
-        rows = [row for row in batch for _ in range(self.samples)]
+        completion_ids = [_until_eos(ids, eos) for ids in completion_ids]
+        completions = self.trainer.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
         if is_conversational(batch[0]):
             completions = [[{"role": "assistant", "content": c}] for c in completions]
+        rows = [row for row in batch for _ in range(self.samples)]
         return self._rewards(rows, completions, completion_ids)
 
     def _per_row(self, rewards: list[torch.Tensor]) -> torch.Tensor:

@@ -30,3 +30,13 @@ def seeded_global_rng():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's tiny models and tensor math on one thread: on a loaded 2-core machine torch's thread
+    pool oversubscribes (the offline tests ran 3x slower, tiny training up to 20x). Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

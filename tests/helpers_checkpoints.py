@@ -14,21 +14,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, Qwen2Config  # noqa: E402
 
 PROJECTION = re.compile(r"(q|k|v|o|gate|up|down)_proj\.weight$")
-
-
-@pytest.fixture(scope="module")
-def single_thread():
-    """Run a module's tiny tensor math on one thread: on a loaded 2-core machine torch's thread pool
-    oversubscribes and the offline tests ran 3x slower. Restored afterwards for other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_config(tie_word_embeddings: bool = True) -> Qwen2Config:

@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 from alpharl_trainer.checkpoints import CheckpointReader, checkpoint_step, write_checkpoint
 from alpharl_trainer.errors import AlphaRLError
-from tests.helpers_checkpoints import load_model, make_series, single_thread  # noqa: F401 (fixture)
+from tests.helpers_checkpoints import load_model, make_series
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

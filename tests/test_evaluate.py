@@ -22,6 +22,8 @@ from alpharl_trainer.evaluate import (
 )
 from alpharl_trainer.tasks.base import Problem
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 PROMPTS = ["1+2=", "34+5=", "678+90=", "12+345=", "5+5=", "77+8=", "1234+5678=", "9+99=", "3+4=", "56+78="]
 MAX_NEW = 10
 
@@ -37,15 +39,6 @@ class ExactTask:
 
     def score(self, completion: str, answer: str) -> float:
         return float(completion.strip() == answer)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small only lose from intra-op threads, badly so on a shared machine (20x measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from alpharl_trainer.cli import main
-from tests.helpers_checkpoints import make_series, single_thread  # noqa: F401 (fixture)
+from tests.helpers_checkpoints import make_series
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from alpharl_trainer.cli import main
-from tests.helpers_checkpoints import load_model, make_series, single_thread  # noqa: F401 (fixture)
+from tests.helpers_checkpoints import load_model, make_series
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -1,7 +1,7 @@
 import pytest
 
 from alpharl_trainer.offline.analyze import analyze
-from tests.helpers_checkpoints import make_series, single_thread  # noqa: F401 (fixture)
+from tests.helpers_checkpoints import make_series
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

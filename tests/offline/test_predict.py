@@ -7,7 +7,7 @@ from safetensors.torch import load_file, save_file
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.extrapolation.trajectory import Trajectory
 from alpharl_trainer.offline.predict import REPORT_FILE, TRAJECTORY_DIR, predict
-from tests.helpers_checkpoints import PROJECTION, load_model, make_series, single_thread  # noqa: F401 (fixture)
+from tests.helpers_checkpoints import PROJECTION, load_model, make_series
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -9,13 +9,13 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.offline.window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods
 from alpharl_trainer.reproduce.suite import load_weights
-from tests.helpers_checkpoints import make_series, single_thread  # noqa: F401
+from tests.helpers_checkpoints import make_series
 
 STEPS = (10, 20, 30)
 
 
 @pytest.fixture(scope="module")
-def series(tmp_path_factory, single_thread):  # noqa: F811
+def series(tmp_path_factory, single_thread):
     return make_series(tmp_path_factory.mktemp("toy"), STEPS, noise=1e-6)
 
 

@@ -176,6 +176,20 @@ def load(model_dir: Path):
     return AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
 
 
+def tiny_trainer(trainer_cls, args, reward_funcs=(sevens_reward,), *, model_dir=None, train=256, heldout=16):
+    """A trainer of the tests' policy (or `model_dir`'s) on the tiny arithmetic prompts."""
+    model, tok = load(model_dir or test_model_dir())
+    train_data, heldout_data = datasets(train, heldout)
+    return trainer_cls(
+        model=model,
+        reward_funcs=list(reward_funcs),
+        args=args,
+        train_dataset=train_data,
+        eval_dataset=heldout_data,
+        processing_class=tok,
+    )
+
+
 def finish_launch(trainer, out_path: str, verdict: dict) -> None:
     """End of a script run under `accelerate launch`: rank 0 writes the verdict, then every rank leaves.
 

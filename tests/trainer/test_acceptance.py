@@ -10,7 +10,9 @@ import torch
 
 from alpharl_trainer.trainer import AlphaRLGRPOTrainer
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer
-from tests.trainer.harness import datasets, grpo_args, load, sevens_reward, test_model_dir
+from tests.trainer.harness import grpo_args, sevens_reward, tiny_trainer
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class Recording:
@@ -34,22 +36,12 @@ def ones_in(completions, **kwargs) -> list[float]:
 
 @pytest.fixture(scope="module")
 def trainer(tmp_path_factory):
-    torch.set_num_threads(1)
-    model, tok = load(test_model_dir())
-    train, heldout = datasets(train=32, heldout=8)
     sevens, ones = Recording(sevens_reward), Recording(ones_in, none_every=3)
     args = grpo_args(
         tmp_path_factory.mktemp("scorer") / "run", reward_weights=[0.5, 2.0], max_completion_length=8
     )
-    trainer = AlphaRLGRPOTrainer(
-        model=model,
-        reward_funcs=[sevens, ones],
-        args=args,
-        train_dataset=train,
-        eval_dataset=heldout,
-        processing_class=tok,
-    )
-    trainer.rows = [heldout[i] for i in range(len(heldout))]
+    trainer = tiny_trainer(AlphaRLGRPOTrainer, args, [sevens, ones], train=32, heldout=8)
+    trainer.rows = [trainer.eval_dataset[i] for i in range(len(trainer.eval_dataset))]
     return trainer
 
 

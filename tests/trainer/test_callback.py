@@ -20,6 +20,7 @@ from tests.trainer.harness import (
     load,
     sevens_reward,
     test_model_dir,
+    tiny_trainer,
 )
 
 
@@ -29,18 +30,9 @@ def model_dir():
 
 
 def run_grpo(tmp_path, model_dir, reward=sevens_reward, resume=None, extra_callbacks=(), **overrides):
-    model, tok = load(model_dir)
-    train, heldout = datasets()
-    args = grpo_args(tmp_path / "run", **overrides)
     watched = WeightsAtReward(reward, lambda: trainer.model)
-    trainer = AlphaRLGRPOTrainer(
-        model=model,
-        reward_funcs=[watched],
-        args=args,
-        train_dataset=train,
-        eval_dataset=heldout,
-        processing_class=tok,
-    )
+    args = grpo_args(tmp_path / "run", **overrides)
+    trainer = tiny_trainer(AlphaRLGRPOTrainer, args, [watched], model_dir=model_dir)
     recorder = Recorder(trainer, trainer.alpharl.window_end)
     trainer.add_callback(recorder)
     for cb in extra_callbacks:

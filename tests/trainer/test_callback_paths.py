@@ -32,11 +32,14 @@ from tests.trainer.harness import (
     sevens_reward,
     snapshot,
     test_model_dir,
+    tiny_trainer,
 )
 
 END = 6
 """The window end of the harness's ALPHARL_RUN (interval 2: snapshots at 2, 4, 6)."""
 BASE_FILE = "alpharl/base/rank00000-of-00001.safetensors"
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 SAVE_AT_SWAP = dict(save_strategy="steps", save_steps=100)
 """Saving on, but no periodic checkpoint in a tiny run: only the ones the callback asks for (swap, stop)."""
 REWARD_RUN = dict(
@@ -48,15 +51,6 @@ REWARD_RUN = dict(
 )
 RANK1_ONLY_RUN = dict(alpharl_mode="rank1_only", alpharl_finetune_steps=0, **SAVE_AT_SWAP)
 RESET_RUN = dict(alpharl_optimizer_state="reset", alpharl_continue_after_swap=True, **SAVE_AT_SWAP)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A model this small only loses from threads on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def adam_state(trainer) -> dict[str, dict[str, torch.Tensor]]:
@@ -99,16 +93,7 @@ class Probe(Recorder):
 
 def grpo_run(out: Path, resume: str | None = None, **overrides):
     """A tiny seeded GRPO run with AlphaRL (the harness's settings plus `overrides`); (trainer, probe)."""
-    model, tok = load(test_model_dir())
-    train, heldout = datasets()
-    trainer = AlphaRLGRPOTrainer(
-        model=model,
-        reward_funcs=[sevens_reward],
-        args=grpo_args(out, **overrides),
-        train_dataset=train,
-        eval_dataset=heldout,
-        processing_class=tok,
-    )
+    trainer = tiny_trainer(AlphaRLGRPOTrainer, grpo_args(out, **overrides))
     probe = Probe(trainer, trainer.alpharl)
     trainer.add_callback(probe)
     trainer.train(resume_from_checkpoint=resume)

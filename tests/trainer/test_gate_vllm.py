@@ -20,11 +20,13 @@ from trl.generation import vllm_generation
 from trl.generation.vllm_generation import VLLMGeneration
 
 from alpharl_trainer.trainer import AlphaRLGRPOTrainer
-from tests.trainer.harness import Recorder, datasets, grpo_args, load, sevens_reward, test_model_dir
+from tests.trainer.harness import Recorder, grpo_args, test_model_dir, tiny_trainer
 from tests.trainer.test_callback import expected_weights
 
 SAMPLES = 2  # per acceptance prompt; training samples 4 per prompt, so gate calls are told apart by n
 SEED = 4321
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class Sampler:
@@ -135,9 +137,6 @@ def vllm_stand_in(monkeypatch):
 
 
 def run(tmp_path, mode: str, margin: float = 0.0, **overrides):
-    torch.set_num_threads(1)
-    model, tok = load(test_model_dir())
-    train, heldout = datasets(heldout=8)
     args = grpo_args(
         tmp_path / "run",
         use_vllm=True,
@@ -148,10 +147,7 @@ def run(tmp_path, mode: str, margin: float = 0.0, **overrides):
         alpharl_acceptance_margin=margin,
         **overrides,
     )
-    trainer = AlphaRLGRPOTrainer(
-        model=model, reward_funcs=[sevens_reward], args=args, train_dataset=train, eval_dataset=heldout,
-        processing_class=tok,
-    )  # fmt: skip
+    trainer = tiny_trainer(AlphaRLGRPOTrainer, args, heldout=8)
     recorder = Recorder(trainer, trainer.alpharl.window_end)
     trainer.add_callback(recorder)
     trainer.train()

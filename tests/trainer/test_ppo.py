@@ -12,22 +12,15 @@ from transformers import AutoModelForCausalLM
 from alpharl_trainer import recipe
 from alpharl_trainer.trainer import AlphaRLPPOConfig, AlphaRLPPOTrainer
 from tests.trainer import harness
-from tests.trainer.harness import Recorder, datasets, load, sevens_reward
+from tests.trainer.harness import Recorder, datasets, load, sevens_reward, tiny_trainer
 from tests.trainer.test_callback import expected_weights
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
 def model_dir():
     return harness.test_model_dir()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A model this small only loses from threads on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def ppo_args(output_dir, **overrides) -> AlphaRLPPOConfig:
@@ -44,16 +37,8 @@ def ppo_args(output_dir, **overrides) -> AlphaRLPPOConfig:
 
 
 def run_ppo(output_dir, model_dir, reward=sevens_reward, resume=None, callbacks=(), **overrides):
-    model, tok = load(model_dir)
-    train, heldout = datasets()
-    trainer = AlphaRLPPOTrainer(
-        model=model,
-        reward_funcs=[reward],
-        args=ppo_args(output_dir, **overrides),
-        train_dataset=train,
-        eval_dataset=heldout,
-        processing_class=tok,
-    )
+    args = ppo_args(output_dir, **overrides)
+    trainer = tiny_trainer(AlphaRLPPOTrainer, args, [reward], model_dir=model_dir)
     for cb in callbacks:
         trainer.add_callback(cb(trainer))
     trainer.train(resume_from_checkpoint=resume)

@@ -15,7 +15,7 @@ import yaml
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS
-from alpharl_trainer.tasks import TASKS
+from alpharl_trainer.tasks import TASKS, get_task
 
 LOSSES = ("grpo", "dapo", "rloo", "ppo")
 
@@ -28,6 +28,9 @@ class Regime:
     prompts: int
     """Prompts per step (each gets `generations` completions)."""
     generations: int = 8
+    mix: str = "rl"
+    """The task's difficulty mix (a preset of `alpharl_trainer/tasks/`): what RL trains on and what the
+    held-out and test splits are drawn from."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,11 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class EvalSpec:
-    test_problems: int = 1000
+    test_problems: int = 5000
     """Test-split problems scored greedily (teacher-forced exact match, equal to greedy decoding)."""
-    heldout_problems: int = 400
-    """Held-out problems: every choice (horizon, ExPO a, first-update c) and the diagnostic scans."""
+    heldout_problems: int = 1000
+    """Held-out problems: every choice (the gate's, ExPO's a, first-update's c, ...) and the scans. The
+    product run's gate scores the same problems (the recipe's `eval_size`)."""
     sampled_problems: int = 100
     """Test problems also decoded by sampling, `samples` each (avg@n), the same subset for every model."""
     samples: int = 4
@@ -81,6 +85,10 @@ class MethodSpec:
     recent_k: int = 4
     """`best_recent`: the best of the window's last `recent_k` checkpoints on held-out."""
     scan_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+    margin_se: float = 2.0
+    """Fixed in advance: a candidate replaces W_K only if it beats it on held-out by more than this many
+    paired standard errors. The product's gate (`alpharl_acceptance_margin_se`) and every baseline's choice
+    use it."""
 
 
 @dataclass(frozen=True)
@@ -131,11 +139,7 @@ class Suite:
         admission rule's checkpoints, and T."""
         steps = set(self.snapshot_steps()) | {1, self.steps}
         steps |= {s for group in self.admission_steps().values() for s in group}
-        steps |= {
-            e + self.finetune_steps
-            for e in self.finetune_window_steps()
-            if e + self.finetune_steps <= self.steps
-        }
+        steps |= {e + self.finetune_steps for e in self.finetune_window_steps()}
         return sorted(steps)
 
 
@@ -168,6 +172,10 @@ def _runs(raw: list, regimes: dict[str, Regime], where: str) -> tuple[RunSpec, .
                 raise AlphaRLError(f"{where}: runs[{i}]: unknown loss {spec.loss!r} (known: {LOSSES})")
             if spec.regime not in regimes:
                 raise AlphaRLError(f"{where}: runs[{i}]: unknown regime {spec.regime!r} ({sorted(regimes)})")
+            try:
+                get_task(spec.task, mix=regimes[spec.regime].mix)
+            except AlphaRLError as err:
+                raise AlphaRLError(f"{where}: runs[{i}]: regime {spec.regime!r}: {err}") from err
             out.append(spec)
     if not out:
         raise AlphaRLError(f"{where}: no runs")
@@ -225,6 +233,8 @@ def _validate(suite: Suite, where: str) -> None:
             )
     if not set(suite.finetune_windows or ()) <= set(suite.windows):
         raise AlphaRLError(f"{where}: finetune_windows {suite.finetune_windows} must be among windows")
+    if any(end + suite.finetune_steps > suite.steps for end in suite.finetune_window_steps()):
+        raise AlphaRLError(f"{where}: a fine-tuned window's end + finetune_steps must be <= steps")
     if suite.eval.curve_every % suite.checkpoint_every:
         raise AlphaRLError(f"{where}: eval.curve_every must be a multiple of checkpoint_every")
     if suite.finetune_steps < 0 or suite.checkpoint_every < 1:

@@ -19,6 +19,15 @@ from alpharl_trainer.reproduce.config import EvalSpec
 from alpharl_trainer.tasks import get_task
 
 OFF_TASK = {"arithmetic": "sort", "sort": "arithmetic"}
+COMPLETION_TOKENS = {"arithmetic": 8, "sort": 9}
+"""Completion tokens every run and evaluation of a task allows: its longest answer (a 5-digit sum, an
+8-letter list) and EOS, with the tiny recipes' 8 kept for arithmetic."""
+
+
+def completion_length(task: str) -> int:
+    return COMPLETION_TOKENS[task]
+
+
 BATCH = 500
 
 
@@ -37,12 +46,14 @@ class Scores:
 
 
 class Evaluator:
-    def __init__(self, base: Path, task: str, spec: EvalSpec):
+    def __init__(self, base: Path, task: str, spec: EvalSpec, mix: str = "rl", heldout_seed: int = 0):
+        """`mix`: the regime's; `heldout_seed`: the run's data seed, so the held-out problems are the ones the
+        product run's gate scores (the recipe's held-out split, `task_seed`); the test split is fixed."""
         self.model, self.tokenizer = load_policy(base, dtype="float32", device="cpu")
-        self.task = get_task(task, mix="rl")
+        self.task = get_task(task, mix=mix)
         self.spec = spec
         self.test = self.task.problems("test", spec.test_problems, seed=0)
-        self.heldout = self.task.problems("heldout", spec.heldout_problems, seed=0)
+        self.heldout = self.task.problems("heldout", spec.heldout_problems, seed=heldout_seed)
         self.off_task = get_task(OFF_TASK[task], mix="all").problems("test", spec.off_task_problems, seed=0)
         self._params = dict(self.model.named_parameters())
 
@@ -65,6 +76,11 @@ class Evaluator:
         self.load(weights)
         return self._greedy(self.heldout)["exact"]
 
+    def heldout_outcomes(self, weights: dict[str, torch.Tensor]) -> list[int]:
+        """Greedy correctness (0/1) of every held-out problem: what choices are paired on."""
+        self.load(weights)
+        return [int(x) for x in self._greedy(self.heldout)["exact_per_problem"]]
+
     def test_greedy(self, weights: dict[str, torch.Tensor]) -> tuple[float, float]:
         """(accuracy, mean gold log-prob) on the test split: the accuracy-vs-step curve."""
         result = self._test(weights)
@@ -83,7 +99,11 @@ class Evaluator:
         greedy, logprob = test["exact"], test["logprob"]
         spec = self.spec
         settings = EvalSettings(
-            greedy=False, samples=spec.samples, temperature=spec.temperature, top_p=1.0, max_new_tokens=8
+            greedy=False,
+            samples=spec.samples,
+            temperature=spec.temperature,
+            top_p=1.0,
+            max_new_tokens=completion_length(self.task.name),
         )
         engine = TransformersEngine(self.model, self.tokenizer, batch_size=BATCH, progress=False)
         sampled = evaluate(engine, self.task, self.test[: spec.sampled_problems], settings)

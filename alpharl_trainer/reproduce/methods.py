@@ -14,6 +14,7 @@ import torch
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight
+from alpharl_trainer.trainer.decision import best_over_bar
 
 Weights = dict[str, torch.Tensor]
 
@@ -114,16 +115,23 @@ def oracle_rank1(traj: Trajectory, last: Weights, final: Weights) -> Weights:
 
 
 def choose(
-    candidates: dict[str, Callable[[], Weights]], score: Callable[[Weights], float]
+    candidates: dict[str, Callable[[], Weights]],
+    outcomes: Callable[[Weights], list[int]],
+    current: tuple[str, Weights],
+    margin_se: float,
 ) -> tuple[str, Weights, dict[str, float]]:
-    """The candidate with the highest held-out score (first one on ties): (label, weights, all scores)."""
-    best: tuple[str, Weights] | None = None
-    scores: dict[str, float] = {}
-    for label, build in candidates.items():
-        weights = build()
-        scores[label] = score(weights)
-        if best is None or scores[label] > scores[best[0]]:
-            best = (label, weights)
-    if best is None:
+    """The gate's rule (`trainer.decision.best_over_bar`) on held-out outcomes: the best-scoring candidate
+    that beats the `current` weights by more than `margin_se` paired standard errors, else the current
+    weights. Returns (label, weights, every held-out score, the current one under its label)."""
+    if not candidates:
         raise AlphaRLError("no candidates to choose from")
-    return best[0], best[1], scores
+    keep, kept = current
+    per_problem = {"current": outcomes(kept)}
+    built: dict[str, Weights] = {}
+    for label, build in candidates.items():
+        built[label] = build()
+        per_problem[label] = outcomes(built[label])
+    scores = {k: sum(v) / len(v) for k, v in per_problem.items()}
+    label = best_over_bar(scores, list(candidates), 0.0, per_prompt=per_problem, margin_se=margin_se)
+    scores[keep] = scores.pop("current")
+    return (keep, kept, scores) if label is None else (label, built[label], scores)

@@ -1,10 +1,13 @@
 """The suite's figures, one PNG each, one panel per run: accuracy vs step with every prediction at its
-cost; per-matrix R^2 of the step-linear fit per window; rank-1 share of the update over training; and
-the diagnostic scans (held-out accuracy along the forecast and along the true remaining update)."""
+cost; each method's paired difference to the truncated run with its 95% interval (one panel per cell of
+runs, pooled over its seeds); per-matrix R^2 of the step-linear fit per window; rank-1 share of the update
+over training; and the diagnostic scans (held-out accuracy along the forecast and along the true remaining
+update)."""
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
@@ -121,9 +124,49 @@ def scans(results: list[dict], path: Path) -> None:
     _save(fig, path)
 
 
+def paired_differences(results: list[dict], path: Path) -> None:
+    """Per cell (task, loss, regime), each method's difference to the truncated run at the same cost, pooled
+    over the cell's seeds: mean and 95% stratified bootstrap interval, one colour per window."""
+    from alpharl_trainer.reproduce import stats
+    from alpharl_trainer.reproduce.report import METHODS
+
+    cells = defaultdict(list)
+    for res in results:
+        cells[(res["task"], res["loss"], res["regime"])].append(res)
+    methods = [m for m in METHODS if m not in ("truncated", "truncated@ft")]
+    fig, axes = _grid(len(cells), width=6.0)
+    for ax, ((task, loss, regime), group) in zip(axes, cells.items(), strict=True):
+        ends = sorted({r["window_step"] for r in group[0]["rows"]})
+        for j, end in enumerate(ends):
+            xs, ys, lows, highs = [], [], [], []
+            for i, method in enumerate(methods):
+                reference = "truncated@ft" if method == "default+ft" else "truncated"
+                pairs = [
+                    (res["per_problem"][f"{reference}@{end}"], res["per_problem"][f"{method}@{end}"])
+                    for res in group
+                    if f"{method}@{end}" in res["per_problem"] and f"{reference}@{end}" in res["per_problem"]
+                ]
+                if len(pairs) != len(group):
+                    continue
+                d = stats.pooled(pairs, resamples=1000)
+                xs.append(i + (j - (len(ends) - 1) / 2) * 0.18)
+                ys.append(d.diff)
+                lows.append(d.diff - d.low)
+                highs.append(d.high - d.diff)
+            share = end / group[0]["steps"]
+            ax.errorbar(xs, ys, yerr=[lows, highs], fmt="o", ms=3, capsize=2, label=f"w={share:.0%}")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(range(len(methods)), methods, rotation=60, ha="right", fontsize=6)
+        ax.set_ylabel("acc - truncated (paired)", fontsize=7)
+        ax.set_title(f"{task}/{loss}/{regime}, {len(group)} seed(s)", fontsize=8)
+        ax.legend(fontsize=6)
+    _save(fig, path)
+
+
 def write_all(results: list[dict], folder: Path) -> list[str]:
     files = {
         "accuracy_vs_step.png": accuracy_vs_step,
+        "paired_differences.png": paired_differences,
         "r2_heatmap.png": r2_heatmap,
         "rank1_share.png": rank1_share,
         "scans.png": scans,

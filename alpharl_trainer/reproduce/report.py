@@ -3,8 +3,10 @@
 Measured numbers sit next to the targets of the issue they answer:
 - >= 96% of the full run's gain at <= 40% of the steps, >= 98% at <= 25% (best of default / default+ft
   within that budget);
-- default never below the truncated run on the test split (and no collapse on the off-task split);
+- default never significantly below the truncated run on the test split (and no collapse off-task);
 - default >= every baseline at equal step budget.
+Every comparison is paired (same test problems, per-problem outcomes) with a 95% bootstrap interval, and a
+verdict is stated only where the interval excludes 0.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ COLUMNS = (
     "loss",
     "regime",
     "seed",
+    "T",
     "window",
     "window_step",
     "method",
-    "cost",
+    "cost_steps",
     "speedup",
+    "test_n",
     "greedy",
     "gain_share",
     "diff_vs_truncated",
@@ -79,6 +83,9 @@ def flat_rows(results: list[dict]) -> list[dict]:
                 {
                     **{k: res[k] for k in ("run", "task", "loss", "regime", "seed")},
                     **row,
+                    "T": res["steps"],
+                    "test_n": res["test_problems"],
+                    "cost_steps": row["cost"],
                     "window": row["window_step"] / res["steps"],
                     "speedup": res["steps"] / row["cost"],
                     "gain_share": gain_share(row.get("greedy"), res),
@@ -97,15 +104,26 @@ def _fmt(x, pct: bool = False, digits: int = 3) -> str:
     return f"{100 * x:.0f}%" if pct else f"{x:.{digits}f}"
 
 
-def standard_error(res: dict) -> float:
-    """Binomial SE of a test accuracy near the run's accuracies (paired differences are smaller)."""
-    p = (res["base"]["greedy"] + res["full"]["greedy"]) / 2
-    n = max(1, res["test_problems"])
-    return math.sqrt(max(p * (1 - p), 1e-9) / n)
+def _paired(res: dict, reference: str, method: str) -> stats.Paired | None:
+    """`method - reference` on the test split, paired per problem (keys `method@window_step`)."""
+    outcomes = res.get("per_problem", {})
+    if reference not in outcomes or method not in outcomes:
+        return None
+    return stats.paired(outcomes[reference], outcomes[method], resamples=PAIRED_RESAMPLES)
+
+
+PAIRED_RESAMPLES = 2000
+
+
+def _ci(d: stats.Paired | None) -> str:
+    if d is None:
+        return "-"
+    verdict = "" if d.verdict == "tie" else f" {d.verdict}"
+    return f"{d.diff:+.3f} [{d.low:+.3f}, {d.high:+.3f}]{verdict}"
 
 
 def targets(res: dict, rows: list[dict]) -> dict:
-    """The issue's targets for one run, measured."""
+    """The issue's targets for one run, measured; every difference paired with its 95% interval."""
     steps = res["steps"]
     ours = [r for r in rows if r["method"] in ("default", "default+ft") and r.get("greedy") is not None]
 
@@ -116,20 +134,25 @@ def targets(res: dict, rows: list[dict]) -> dict:
     vs_truncated, vs_off, vs_baselines = [], [], []
     for end in sorted({r["window_step"] for r in rows}):
         default, truncated = _get(rows, end, "default"), _get(rows, end, "truncated")
-        vs_truncated.append(default["greedy"] - truncated["greedy"])
+        if default is None or "greedy" not in default:
+            continue
+        vs_truncated.append(_paired(res, f"truncated@{end}", f"default@{end}"))
         vs_off.append(default["off_task"] - truncated["off_task"])
         others = [_get(rows, end, m) for m in BASELINES]
         best = max((o for o in others if o and "greedy" in o), key=lambda o: o["greedy"])
-        vs_baselines.append((end, default["greedy"] - best["greedy"], best["method"]))
+        d = _paired(res, f"{best['method']}@{end}", f"default@{end}")
+        vs_baselines.append((end, d, best["method"]))
         ft, tft = _get(rows, end, "default+ft"), _get(rows, end, "truncated@ft")
         if ft and tft:
-            vs_baselines.append((end + res["finetune_steps"], ft["greedy"] - tft["greedy"], "truncated@ft"))
+            d = _paired(res, f"truncated@ft@{end}", f"default+ft@{end}")
+            vs_baselines.append((end + res["finetune_steps"], d, "truncated@ft"))
+    known = [d for d in vs_truncated if d is not None]
     return {
         "at40": best_within(0.4),
         "at25": best_within(0.25),
-        "min_vs_truncated": min(vs_truncated),
-        "min_off_task_vs_truncated": min(vs_off),
-        "vs_baselines": vs_baselines,
+        "worst_vs_truncated": min(known, key=lambda d: d.diff, default=None),
+        "min_off_task_vs_truncated": min(vs_off, default=math.nan),
+        "vs_baselines": [x for x in vs_baselines if x[1] is not None],
     }
 
 
@@ -137,22 +160,24 @@ def _targets_section(results: list[dict], by_run: dict[str, list[dict]]) -> list
     lines = [
         "## Targets vs measurements",
         "",
-        "Share = (acc - acc_base) / (acc_full - acc_base), greedy test accuracy. `SE` is the binomial "
-        "standard error of one accuracy; differences within ~2 SE are noise. Best of default / default+ft "
-        "within the step budget.",
+        "Share = (acc - acc_base) / (acc_full - acc_base), greedy test accuracy; best of default / "
+        "default+ft within the step budget. Differences are paired over the test problems: mean [95% "
+        "bootstrap interval], `better`/`worse` only where the interval excludes 0. `gain` is the full run "
+        "(mean of its last 3 checkpoints) minus the base.",
         "",
-        "| run | gain full-base | SE | >=96% at <=40% | >=98% at <=25% "
-        "| default - truncated (min over windows) | off-task: default - truncated (min) "
-        "| default - best baseline, equal budget (min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | gain (paired SE) | >=96% at <=40% | >=98% at <=25% "
+        "| default - truncated (worst window) | off-task: default - truncated (min) "
+        "| default - best baseline, equal budget (worst) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for res in results:
         t = targets(res, by_run[res["run"]])
-        gain, se = res["full"]["greedy"] - res["base"]["greedy"], standard_error(res)
+        adm = res["admission"]
+        gain, measurable = adm["gain"], adm["gain_in_se"] >= 2
         cells = []
         for key, goal in (("at40", 0.96), ("at25", 0.98)):
             row = t[key]
-            if gain <= 2 * se:
+            if not measurable:
                 cells.append("n/a: no measurable gain to share")
             elif row is None:
                 cells.append("-")
@@ -160,21 +185,13 @@ def _targets_section(results: list[dict], by_run: dict[str, list[dict]]) -> list
                 share = gain_share(row["greedy"], res)
                 verdict = "MET" if share >= goal else "missed"
                 cells.append(f"{_fmt(share, pct=True)} ({row['method']}, {row['cost']} steps) {verdict}")
-        worst = min(t["vs_baselines"], key=lambda x: x[1])
+        worst = min(t["vs_baselines"], key=lambda x: x[1].diff, default=None)
+        against = "-" if worst is None else f"{_ci(worst[1])} (vs {worst[2]} at {worst[0]} steps)"
         lines.append(
-            f"| {res['run']} | {gain:+.3f} | {se:.3f} | {cells[0]} | {cells[1]} | "
-            f"{t['min_vs_truncated']:+.3f} {_verdict(t['min_vs_truncated'], se)} | "
-            f"{t['min_off_task_vs_truncated']:+.3f} | {worst[1]:+.3f} (vs {worst[2]} at {worst[0]} steps) "
-            f"{_verdict(worst[1], se)} |"
+            f"| {res['run']} | {gain:+.3f} ({adm['gain_in_se']:.0f}) | {cells[0]} | {cells[1]} | "
+            f"{_ci(t['worst_vs_truncated'])} | {t['min_off_task_vs_truncated']:+.3f} | {against} |"
         )
     return lines
-
-
-def _verdict(margin: float, se: float) -> str:
-    """MET when the margin is >= 0; a shortfall within 2 SE is flagged as such (it may be noise)."""
-    if margin >= 0:
-        return "MET"
-    return "missed (within 2 SE)" if margin > -2 * se else "missed"
 
 
 def _headline_section(results: list[dict]) -> list[str]:
@@ -265,8 +282,9 @@ def _run_section(res: dict, rows: list[dict]) -> list[str]:
         "",
         f"Base {res['base']['greedy']:.3f} (avg@n {res['base']['sampled']:.3f}, off-task "
         f"{res['base']['off_task']:.3f}); full run ({res['steps']} steps) {res['full']['greedy']:.3f} (avg@n "
-        f"{res['full']['sampled']:.3f}, off-task {res['full']['off_task']:.3f}). Cell: greedy (share) / "
-        "avg@n / off-task [choice].",
+        f"{res['full']['sampled']:.3f}, off-task {res['full']['off_task']:.3f}). Cell: greedy test accuracy, "
+        "its paired difference to the truncated run at the same cost [95% bootstrap interval], off-task "
+        "accuracy, [choice]; avg@n in results.csv.",
         "",
         "| method | " + " | ".join(f"w={e} ({e / res['steps']:.0%})" for e in ends) + " |",
         "|---|" + "---|" * len(ends),
@@ -282,11 +300,14 @@ def _run_section(res: dict, rows: list[dict]) -> list[str]:
             else:
                 choice = f" [{row['choice']}]" if row.get("choice") else ""
                 cost = f" @{row['cost']}" if row["cost"] != end else ""
-                cells.append(
-                    f"{row['greedy']:.3f} ({_fmt(row['gain_share'], pct=True)}) / {row['sampled']:.3f} / "
-                    f"{row['off_task']:.3f}{cost}{choice}"
+                diff = (
+                    f"{row['diff_vs_truncated']:+.3f} [{row['diff_ci_low']:+.3f}, {row['diff_ci_high']:+.3f}]"
+                    if "diff_vs_truncated" in row
+                    else "-"
                 )
+                cells.append(f"{row['greedy']:.3f}{cost} {diff} / {row['off_task']:.3f}{choice}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", *_decisions(res)]
     lines += [
         "",
         "Diagnostics (held-out accuracy; scan from W_K along the forecast to T / the true update "
@@ -306,6 +327,33 @@ def _run_section(res: dict, rows: list[dict]) -> list[str]:
     return lines
 
 
+def _decisions(res: dict) -> list[str]:
+    """What the product run's gate saw and did at each window end."""
+    lines = [
+        "The product run's gate (`alpharl train`, greedy on the held-out problems): W_K's held-out score as "
+        "the gate measured it and as the suite did on the full run's checkpoint (equal: one training run), "
+        "the best candidate, its margin over W_K in paired SE, the decision.",
+        "",
+        "| window | W_K (gate / suite) | best candidate | over W_K / paired SE | decision | run time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in res.get("decisions", []):
+        scores = {k: v for k, v in d["scores"].items() if k != "current"}
+        if not scores:
+            continue
+        key = max(scores, key=scores.get)
+        se = d["paired_se"].get(key) or math.nan
+        over = scores[key] - d["gate_current"]
+        chosen = d["chosen_step"]
+        decision = "kept W_K" if chosen is None else f"swapped in the forecast to step {chosen:g}"
+        lines.append(
+            f"| {d['window_step']} | {d['gate_current']:.3f} / {d['suite_current']:.3f} | step {key}: "
+            f"{scores[key]:.3f} | {over:+.3f} / {over / se if se > 0 else math.nan:.1f} | {decision} | "
+            f"{d['seconds']:.0f}s |"
+        )
+    return [*lines, ""]
+
+
 def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
     by_run = defaultdict(list)
     for row in flat_rows(results):
@@ -315,28 +363,32 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
     lines = [
         f"# alpharl reproduce: suite `{suite.name}`",
         "",
-        f"Time: {compute / 60:.1f} min summed over the runs (training + fine-tunes + evaluation), "
+        f"Time: {compute / 60:.1f} min summed over the runs (full runs + product runs + evaluation), "
         f"{seconds / 60:.1f} min wall for the invocation that wrote this report (finished runs are reused); "
-        f"budget {suite.budget_minutes:g} min; CPU, {suite.threads} torch threads, shared 2-core machine. "
+        f"budget {suite.budget_minutes:g} min; CPU, {suite.threads} torch threads. "
         f"T = {suite.steps} RL steps per run, windows "
         f"{', '.join(f'{w:.0%}' for w in suite.windows)}, fine-tune {suite.finetune_steps} steps. "
         f"Test: {spec.test_problems} problems greedy (teacher-forced exact match), {spec.sampled_problems} x "
         f"{spec.samples} samples at T={spec.temperature:g} (avg@{spec.samples}); held-out: "
-        f"{spec.heldout_problems} problems (every choice); off-task: {spec.off_task_problems} problems of "
-        "the other task.",
+        f"{spec.heldout_problems} problems (every choice, the product's gate included); off-task: "
+        f"{spec.off_task_problems} problems of the other task.",
         "",
+        "Every choice below is made on held-out problems by the gate's rule: the best candidate replaces W_K "
+        f"only if it beats W_K by more than {suite.methods.margin_se:g} paired SE (else W_K is kept). "
         "Methods (same window, same evaluation): `truncated` W_K; `alpharl_paper` PLS of s1 u1 on the "
         f"mean training reward, target y* = {suite.methods.paper_target:g} (the paper's text), written "
-        f"`{suite.methods.paper_mode}` (W_K + x_hat v^T, its current scripts); `step_linear` straight line "
-        "in the step to T, W_K + (a_hat - a_K) v^T (RELEX-style, no choice); `expo` W_K + a (W_K - W_0), "
-        "a on held-out (grid incl. T/w - 1); `first_update` W_0 + c (W_1 - W_0), c on held-out "
-        "(costs 1 step); "
-        f"`lawa` mean of the last {suite.methods.lawa_k} window checkpoints; `default` step-linear forecast "
-        f"to a horizon chosen on held-out among {', '.join(f'{h:g}' for h in suite.methods.horizons)} x w, "
-        "rollback when none beats W_K; `default+ft` resumes the window-end trainer state (Adam, RNG, data) "
-        "with the default's weights and trains the fine-tune steps (the in-run callback's path); "
-        "`truncated@ft` the full run at the same budget; `oracle_rank1` (diagnostic) W_K + ((W_T - W_K) v_K) "
-        "v_K^T.",
+        f"`{suite.methods.paper_mode}` (W_K + x_hat v^T, its current scripts); `alpharl_paper_tuned` the "
+        f"same with y* chosen among {', '.join(f'{y:g}' for y in suite.methods.paper_targets)}, written "
+        "`rank1_replace`; `step_linear` straight line in the step to T, W_K + (a_hat - a_K) v^T (no choice); "
+        "`expo` W_K + a (W_K - W_0), a chosen (grid incl. T/w - 1); `relex` rank-1 in time of the flattened "
+        "whole-model deltas, extrapolated linearly to the product's candidate steps; `best_recent` the best "
+        f"of the window's last {suite.methods.recent_k} checkpoints; `first_update` W_0 + c (W_1 - W_0) "
+        f"(costs 1 step); `lawa` mean of the last {suite.methods.lawa_k} window checkpoints; `default` "
+        "`alpharl train` on the suite's recipe with AlphaRL on (a subprocess: its callback snapshots in-run, "
+        "forecasts at the window end to the candidate steps "
+        f"{', '.join(f'{h:g}' for h in suite.methods.horizons)} x w, scores them with its own gate and "
+        "swaps or keeps W_K); `default+ft` the same run after its fine-tune steps; `truncated@ft` the full "
+        "run at the same budget; `oracle_rank1` (diagnostic) W_K + ((W_T - W_K) v_K) v_K^T.",
         "",
         *_targets_section(results, by_run),
         "",
@@ -347,11 +399,15 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
     ]
     for res in results:
         lines += _run_section(res, by_run[res["run"]])
-    lines += ["## Timings (s)", "", "| run | train | fine-tunes | evaluation |", "|---|---|---|---|"]
+    lines += ["## Timings (s)", "", "| run | full run | product runs | evaluation |", "|---|---|---|---|"]
     for res in results:
         t = res["timings"]
-        lines.append(f"| {res['run']} | {t['train']:.0f} | {t['finetune']:.0f} | {t['evaluate']:.0f} |")
-    lines += ["", "Plots: accuracy_vs_step.png, r2_heatmap.png, rank1_share.png, scans.png.", ""]
+        lines.append(f"| {res['run']} | {t['train']:.0f} | {t['product']:.0f} | {t['evaluate']:.0f} |")
+    lines += [
+        "",
+        "Plots: accuracy_vs_step.png, paired_differences.png, r2_heatmap.png, rank1_share.png, scans.png.",
+        "",
+    ]
     return "\n".join(lines)
 
 

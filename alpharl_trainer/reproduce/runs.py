@@ -1,32 +1,39 @@
-"""The RL runs of the suite: one full run per spec (checkpoints + per-step training reward), and short
-fine-tunes that resume a full run's window-end checkpoint with predicted weights swapped in.
+"""The RL runs of the suite, both from the algorithm's tiny recipe (`recipes/tiny/<loss>.yaml`) with the
+suite's regime and budget: one full run per spec (AlphaRL off, checkpoints at the steps the methods read,
+per-step training reward), and per window one product run, `alpharl train` itself on the same recipe with
+AlphaRL on.
 
-A fine-tune resumes the *whole* trainer state of the window-end checkpoint (Adam moments, scheduler,
-RNG, data position) with only the model weights replaced, then trains `finetune_steps` more steps. That
-is exactly what the in-run AlphaRL callback does at its window end (swap, keep the optimizer state,
-train on), so "default + fine-tune" measures the product's path, and the full run's checkpoint at the
-same step is the truncated run at the same budget: the two differ only by the swap.
+The product run is the `default` cell: its callback records the rank-1 trajectory in-run, forecasts at the
+window end, scores W_K and every candidate with its own gate on the suite's held-out problems (greedy, a
+margin in paired standard errors fixed in advance), hot-swaps the winner or keeps W_K, fine-tunes
+`finetune_steps` with the run's own optimizer state and stops. Its data, seed and schedule are the full
+run's, so until the window end it trains the same weights (the report checks it: the gate's score of W_K
+must equal the suite's held-out score of the full run's checkpoint), and the full run's checkpoint at the
+same step is the truncated run at the same budget.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+import yaml
+from safetensors.torch import load_file
 from transformers import PrinterCallback, TrainerCallback
 
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.reproduce.config import RunSpec, Suite
+from alpharl_trainer.reproduce.evaluation import completion_length
 
 RUN_FILE = "run.json"
-COMPLETION_LENGTH = 8  # answers of both tasks are at most 7 characters + EOS
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 
 
@@ -63,24 +70,23 @@ class _SaveAt(TrainerCallback):
             control.should_save = True
 
 
-def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, max_steps: int, callbacks=()):
-    """The algorithm's tiny recipe (`recipes/tiny/<loss>.yaml`: its loss settings) with the suite's regime
-    and budget, AlphaRL off (the suite applies every method offline, from the run's checkpoints). beta 0
-    everywhere: no reference model on CPU (the paper's GRPO/RLOO used a 0.001 KL loss; DAPO none)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from alpharl_trainer import recipe
-    from alpharl_trainer.tasks import get_task, to_dataset
-    from alpharl_trainer.tasks.rewards import task_reward
-
+def recipe_settings(spec: RunSpec, suite: Suite, max_steps: int) -> dict:
+    """What the suite sets on top of the algorithm's tiny recipe (its loss settings): the regime, the budget,
+    the data (the train split of the regime's mix seeded by the run's seed, and the suite's held-out
+    problems), AlphaRL off. beta 0 everywhere: no reference model on CPU (the paper's GRPO/RLOO used a
+    0.001 KL loss; DAPO none)."""
     regime = suite.regimes[spec.regime]
-    script, config = recipe.parse(
-        ["--config", str(RECIPES / f"{spec.loss}.yaml")],
-        output_dir=str(output_dir),
+    return dict(
+        task=spec.task,
+        task_mix=regime.mix,
+        task_seed=spec.seed,
+        train_size=suite.steps * regime.prompts,
+        eval_size=suite.eval.heldout_problems,
+        report_test_size=0,  # the suite scores every model itself
         max_steps=max_steps,
         per_device_train_batch_size=regime.prompts * regime.generations,
         num_generations=regime.generations,
-        max_completion_length=COMPLETION_LENGTH,
+        max_completion_length=completion_length(spec.task),
         temperature=1.0,
         learning_rate=regime.learning_rate,
         lr_scheduler_type="constant",
@@ -92,24 +98,52 @@ def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, ma
         activation_checkpointing=False,
         dataloader_num_workers=0,
         report_to="none",
-        save_strategy="no",  # _SaveAt decides
         logging_steps=1,
         disable_tqdm=True,
         seed=spec.seed,
+        torch_threads=suite.threads,
         alpharl=False,
     )
-    task = get_task(spec.task, mix="rl")
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    tokenizer.padding_side = "left"
-    trainer = recipe.build_trainer(
-        script,
-        config,
-        model=AutoModelForCausalLM.from_pretrained(model_path),
-        tokenizer=tokenizer,
-        data=(to_dataset(task, "train", suite.steps * regime.prompts, seed=spec.seed), None, task),
-        reward_funcs=[task_reward(task)],
-        callbacks=list(callbacks),
+
+
+def product_settings(suite: Suite, end: int, finetune_steps: int) -> dict:
+    """AlphaRL as a user of the recipe would switch it on for a window ending at step `end`: snapshots at
+    the suite's checkpoint interval, the suite's horizons as the gate's candidates, the gate greedy on the
+    suite's held-out problems with the suite's margin, then `finetune_steps` steps and stop."""
+    return dict(
+        alpharl=True,
+        alpharl_interval=suite.checkpoint_every,
+        alpharl_window_end=float(end),
+        alpharl_fit="linear",
+        alpharl_covariate="step",
+        alpharl_horizons=list(suite.methods.horizons),
+        alpharl_mode="rank1_replace",
+        alpharl_scale=1.0,
+        alpharl_acceptance_prompts=suite.eval.heldout_problems,
+        alpharl_acceptance_scoring="greedy",
+        alpharl_acceptance_margin=0.0,
+        alpharl_acceptance_margin_se=suite.methods.margin_se,
+        alpharl_finetune_steps=finetune_steps,
+        alpharl_continue_after_swap=False,
+        alpharl_optimizer_state="keep",
+        save_strategy="steps",
+        save_steps=suite.steps,  # no regular checkpoint: the callback saves at the swap and at the stop
+        save_only_model=False,
     )
+
+
+def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, max_steps: int, callbacks=()):
+    """The full run's trainer: the recipe with `recipe_settings`, built the way `alpharl train` builds it."""
+    from alpharl_trainer import recipe
+
+    script, config = recipe.parse(
+        ["--config", str(RECIPES / f"{spec.loss}.yaml")],
+        **recipe_settings(spec, suite, max_steps),
+        model_name_or_path=str(model_path),
+        output_dir=str(output_dir),
+        save_strategy="no",  # _SaveAt decides
+    )
+    trainer = recipe.build_trainer(script, config, callbacks=list(callbacks))
     trainer.remove_callback(PrinterCallback)  # per-step log dicts would drown the suite's own progress lines
     return trainer
 
@@ -146,22 +180,51 @@ def train_full(spec: RunSpec, suite: Suite, base: Path, folder: Path) -> FullRun
     return FullRun(folder, base, _checkpoints(folder), rewards, seconds)
 
 
-def finetune(
-    spec: RunSpec, suite: Suite, run: FullRun, step: int, weights: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """Resume the full run's checkpoint at `step` with `weights` swapped in; train `suite.finetune_steps`
-    steps; return the resulting weights (same names as `weights`)."""
-    source = run.checkpoints[step]
-    tmp = Path(tempfile.mkdtemp(dir=run.folder, prefix=f".finetune-{step}-"))
-    try:
-        start = tmp / f"checkpoint-{step}"
-        shutil.copytree(source, start)
-        save_file(
-            {k: v.contiguous() for k, v in weights.items()}, start / "model.safetensors", {"format": "pt"}
-        )
-        trainer = _trainer(spec, suite, run.base, tmp, step + suite.finetune_steps)
-        trainer.train(resume_from_checkpoint=str(start))
-        state = trainer.model.state_dict()
-        return {k: state[k].detach().clone() for k in weights}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+@dataclass
+class ProductRun:
+    """What `alpharl train` produced for one window: the weights right after its decision (the swap, or
+    W_K kept), the weights after its fine-tune, and the decision as its summary records it."""
+
+    window: dict[str, torch.Tensor]
+    finetuned: dict[str, torch.Tensor]
+    swap: dict
+    seconds: float
+
+
+def product_run(spec: RunSpec, suite: Suite, run: FullRun, end: int, finetune_steps: int) -> ProductRun:
+    """`alpharl train RECIPE` for the window ending at `end` (a subprocess, exactly the command line), its
+    recipe written beside the run as `product-<end>.yaml`; its log in `product-<end>.log`. The run's folder
+    is temporary: only the two weight sets and the decision are kept (in the suite's results)."""
+    settings = {
+        **yaml.safe_load((RECIPES / f"{spec.loss}.yaml").read_text()),
+        **recipe_settings(spec, suite, suite.steps),
+        **product_settings(suite, end, finetune_steps),
+        "model_name_or_path": str(run.base.resolve()),
+    }
+    recipe_file = run.folder / f"product-{end}.yaml"
+    log_file = run.folder / f"product-{end}.log"
+    with tempfile.TemporaryDirectory(dir=run.folder, prefix=f".product-{end}-") as tmp_out:
+        out = Path(tmp_out)
+        settings["output_dir"] = str(out)
+        with atomic_file(recipe_file) as tmp:
+            tmp.write_text(
+                f"# alpharl train {recipe_file.name}: {spec.name}, window end {end} (written by the suite)\n"
+                + yaml.safe_dump(settings, sort_keys=False)
+            )
+        start = time.perf_counter()
+        with open(log_file, "w") as log:
+            done = subprocess.run(
+                [sys.executable, "-m", "alpharl_trainer", "train", str(recipe_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise AlphaRLError(f"alpharl train {recipe_file} failed (exit {done.returncode}); see {log_file}")
+        summary = json.loads((out / "alpharl" / "summary.json").read_text())
+        window = load_file(str(out / f"checkpoint-{end}" / "model.safetensors"))
+        finetuned = load_file(str(out / "model.safetensors"))
+        if summary.get("steps") != end + finetune_steps or summary.get("swap") is None:
+            raise AlphaRLError(f"{log_file}: no decision at step {end} followed by its fine-tune and a stop")
+    return ProductRun(window, finetuned, summary["swap"], seconds)

@@ -24,7 +24,8 @@ from alpharl_trainer.offline.window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods, stats
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
-from alpharl_trainer.reproduce.runs import FullRun, finetune, train_full
+from alpharl_trainer.reproduce.runs import FullRun, product_run, train_full
+from alpharl_trainer.trainer.config import AlphaRLConfig
 
 
 def log(message: str) -> None:
@@ -41,7 +42,8 @@ class RunEvaluation:
 
     def __init__(self, spec: RunSpec, suite: Suite, run: FullRun):
         self.spec, self.suite, self.run = spec, suite, run
-        self.evaluator = Evaluator(run.base, spec.task, suite.eval)
+        regime = suite.regimes[spec.regime]
+        self.evaluator = Evaluator(run.base, spec.task, suite.eval, mix=regime.mix, heldout_seed=spec.seed)
         steps = suite.snapshot_steps()
         window = open_window(run.base, [run.checkpoints[s] for s in steps], steps=steps)
         self.trajectory, _ = build_trajectory(window, {"reward": run.reward_covariate(steps)}, progress=False)
@@ -50,7 +52,9 @@ class RunEvaluation:
         self.rows: list[dict] = []
         self.scans: list[dict] = []
         self._scored: dict[int, tuple[methods.Weights, dict]] = {}
-        self.finetune_seconds = 0.0
+        self.product_seconds = 0.0
+        self.decisions: list[dict] = []
+        self._heldout_cache: dict[int, tuple[methods.Weights, list[int]]] = {}
 
     def weights(self, step: int) -> methods.Weights:
         return self.base if step == 0 else load_weights(self.run.checkpoints[step])
@@ -83,19 +87,22 @@ class RunEvaluation:
         first = self.weights(1)
         label, weights, scores = methods.choose(
             {
-                f"{c:g}": (lambda c=c: methods.first_update(self.base, first, c))
+                f"c={c:g}": (lambda c=c: methods.first_update(self.base, first, c))
                 for c in self.suite.methods.first_update_factors
             },
-            self.evaluator.heldout_accuracy,
+            self._heldout,
+            ("c=1", first),
+            self.suite.methods.margin_se,
         )
-        self.first_update_row = (weights, {"choice": f"c={label}", "heldout": scores[label]})
+        self.first_update_row = (weights, {"choice": label, "heldout": scores[label]})
 
     def window(self, end: int) -> None:
         suite, spec, ev = self.suite, self.suite.methods, self.evaluator
         traj = self.trajectory.window(end)
         last = self.weights(end)
         total = suite.steps
-        current = ev.heldout_accuracy(last)
+        held = self._heldout(last)
+        current = sum(held) / len(held)
         self.add(end, "truncated", end, last, heldout=current)
 
         try:  # the paper: PLS of x_t on the reward, inverted at y*, written as its scripts do
@@ -108,31 +115,30 @@ class RunEvaluation:
             self.rows.append({"window_step": end, "method": "alpharl_paper", "cost": end, "error": str(err)})
 
         # the paper's method done fairly: y* chosen on held-out, W_K kept if no y* helps, rank1_replace
-        tuned = {"keep W_K": lambda: last}
+        tuned = {}
         for y in spec.paper_targets:
             tuned[f"y*={y:g}"] = lambda y=y: methods.rank1_forecast(
                 traj, self.base, last, y, fit="pls", covariate="reward"
             )
-        self._chosen(end, "alpharl_paper_tuned", tuned)
+        self._chosen(end, "alpharl_paper_tuned", tuned, last)
 
         linear = methods.rank1_forecast(traj, self.base, last, float(total))
         self.add(end, "step_linear", end, linear, choice=f"target={total}")
 
-        factors = sorted({0.0, *spec.expo_factors, total / end - 1})  # a = 0: keep W_K
-        self._chosen(
-            end, "expo", {f"a={a:.3g}": (lambda a=a: methods.expo(self.base, last, a)) for a in factors}
-        )
+        factors = sorted({*spec.expo_factors, total / end - 1})  # a = 0 is W_K, the kept option
+        expo = {f"a={a:.3g}": (lambda a=a: methods.expo(self.base, last, a)) for a in factors}
+        self._chosen(end, "expo", expo, last)
 
         window = [(s, self.weights(s)) for s in traj.steps if s <= end]
-        relex = {"keep W_K": lambda: last}  # the default's horizons, held-out choice and rollback
-        for h in spec.horizons:
-            relex[f"{h:g}x"] = lambda h=h: methods.relex(self.base, window, h * end)
-        self._chosen(end, "relex", relex)
+        relex = {}  # the product's candidate steps, the same choice and the same option to keep W_K
+        for target in AlphaRLConfig(alpharl_horizons=list(spec.horizons)).target_steps(end):
+            relex[f"step {target}"] = lambda t=target: methods.relex(self.base, window, t)
+        self._chosen(end, "relex", relex, last)
 
-        recent = {
-            f"step {s}": (lambda s=s: self.weights(s)) for s in traj.steps[-spec.recent_k :] if s <= end
+        recent = {  # W_K (the window's last checkpoint) is the kept option
+            f"step {s}": (lambda s=s: self.weights(s)) for s in traj.steps[-spec.recent_k :] if s < end
         }
-        self._chosen(end, "best_recent", recent)
+        self._chosen(end, "best_recent", recent, last)
 
         weights, extra = self.first_update_row
         self.add(end, "first_update", 1, weights, **extra)
@@ -140,29 +146,7 @@ class RunEvaluation:
         ckpts = [s for s in traj.steps if s <= end][-spec.lawa_k :]
         self.add(end, "lawa", end, methods.lawa([self.weights(s) for s in ckpts]), choice=f"k={len(ckpts)}")
 
-        candidates = {
-            f"{h:g}x": (lambda h=h: methods.rank1_forecast(traj, self.base, last, h * end))
-            for h in spec.horizons
-        }
-        label, weights, scores = methods.choose(candidates, ev.heldout_accuracy)
-        rolled_back = scores[label] <= current
-        if rolled_back:
-            label, weights = "rollback", last
-        self.add(
-            end, "default", end, weights, choice=label, heldout=current if rolled_back else scores[label]
-        )
-
-        budget = end + suite.finetune_steps
-        if end in suite.finetune_window_steps() and budget <= total:
-            truncated_ft = self.weights(budget)
-            if rolled_back:  # resuming the unchanged checkpoint is the full run itself
-                tuned = truncated_ft
-            else:
-                start = time.perf_counter()
-                tuned = finetune(self.spec, suite, self.run, end, weights)
-                self.finetune_seconds += time.perf_counter() - start
-            self.add(end, "default+ft", budget, tuned, choice=label)
-            self.add(end, "truncated@ft", budget, truncated_ft)
+        self.product(end, last, current)
 
         self.add(end, "oracle_rank1", end, methods.oracle_rank1(traj, last, self.final))
         for direction, target in (("forecast", linear), ("true", self.final)):
@@ -183,10 +167,59 @@ class RunEvaluation:
         result = stats.admission(base, outcomes[at_40], outcomes[at_80], last_three)
         return {**dataclasses.asdict(result), "admitted": result.admitted, "steps": steps}
 
-    def _chosen(self, end: int, method: str, candidates: dict) -> None:
-        """A baseline chosen on held-out among `candidates` (label -> builder) at the window's cost."""
+    def _heldout(self, weights: methods.Weights) -> list[int]:
+        """Held-out outcomes of `weights`, each weights object scored once (W_K is every choice's option)."""
+        key = id(weights)
+        if key not in self._heldout_cache:
+            self._heldout_cache[key] = (weights, self.evaluator.heldout_outcomes(weights))
+        return self._heldout_cache[key][1]
+
+    def product(self, end: int, last: methods.Weights, current: float) -> None:
+        """The `default` cell: `alpharl train` on the suite's recipe with AlphaRL deciding at `end` (its own
+        gate and candidates), and `default+ft` after its fine-tune, paired with the full run at that
+        budget."""
+        suite = self.suite
+        budget = end + suite.finetune_steps
+        finetune = suite.finetune_steps if end in suite.finetune_window_steps() else 0
+        made = product_run(self.spec, suite, self.run, end, finetune)
+        self.product_seconds += made.seconds
+        swap = made.swap
+        chosen = swap["chosen"]
+        label = "keep W_K" if chosen is None else f"step {chosen:g}"
+        gate_current = swap["scores"].get("current")
+        self.decisions.append(
+            {
+                "window_step": end,
+                "chosen_step": chosen,
+                "scores": swap["scores"],
+                "paired_se": swap.get("paired_se", {}),
+                "gate_engine": swap.get("gate_engine"),
+                "scoring": swap.get("scoring"),
+                "margin_se": swap.get("margin_se"),
+                "gate_current": gate_current,
+                "suite_current": current,
+                "seconds": made.seconds,
+            }
+        )
+        if gate_current is not None and abs(gate_current - current) > 0.5 / suite.eval.heldout_problems:
+            log(
+                f"{self.spec.name} window {end}: the product run's gate scored W_K {gate_current:.4f}, the "
+                f"suite {current:.4f}: its window-end weights differ from the full run's checkpoint"
+            )
+        window = last if chosen is None else made.window
+        heldout = gate_current if chosen is None else swap["scores"].get(f"{chosen:g}")
+        self.add(end, "default", end, window, choice=label, heldout=heldout)
+        if finetune:
+            self.add(end, "default+ft", budget, made.finetuned, choice=label)
+            self.add(end, "truncated@ft", budget, self.weights(budget))
+
+    def _chosen(self, end: int, method: str, candidates: dict, last: methods.Weights) -> None:
+        """A baseline chosen on held-out among `candidates` (label -> builder) at the window's cost, by the
+        gate's rule, with the option to keep `last` (W_K)."""
         try:
-            label, weights, scores = methods.choose(candidates, self.evaluator.heldout_accuracy)
+            label, weights, scores = methods.choose(
+                candidates, self._heldout, ("keep W_K", last), self.suite.methods.margin_se
+            )
         except AlphaRLError as err:
             log(f"{self.spec.name} window {end}: {method} failed: {err}")
             self.rows.append({"window_step": end, "method": method, "cost": end, "error": str(err)})
@@ -244,13 +277,14 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         "rows": ev.rows,
         "per_problem": per_problem,
         "admission": admission,
+        "decisions": ev.decisions,
         "scans": ev.scans,
         "r2": r2,
         "rank1_share": share,
         "timings": {
             "train": run.seconds,
-            "finetune": ev.finetune_seconds,
-            "evaluate": time.perf_counter() - start - ev.finetune_seconds,
+            "product": ev.product_seconds,
+            "evaluate": time.perf_counter() - start - ev.product_seconds,
         },
     }
 

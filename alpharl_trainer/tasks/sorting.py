@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from alpharl_trainer.tasks.base import Problem
 from alpharl_trainer.tasks.splits import parse_mix, pick_category, sample_problems
 
-MIN_LEN, MAX_LEN = 3, 7
+MIN_LEN, MAX_LEN = 3, 8
 CATEGORIES = tuple(f"len{k}" for k in range(MIN_LEN, MAX_LEN + 1))
+_EASY = ("len3", "len4", "len5")
 _HARD = ("len6", "len7")
-_EASY = tuple(c for c in CATEGORIES if c not in _HARD)
 HARD_SHARE_IN_SFT = 0.04
 
 MIXES: dict[str, dict[str, float]] = {
@@ -29,6 +29,7 @@ MIXES: dict[str, dict[str, float]] = {
         **{c: HARD_SHARE_IN_SFT / len(_HARD) for c in _HARD},
     },
     "rl": {c: 1.0 for c in _HARD},
+    "long": {"len7": 1.0, "len8": 1.0},
     "all": {c: 1.0 for c in CATEGORIES},
 }
 
@@ -37,7 +38,7 @@ _LETTERS_ONLY = re.compile(r"[a-z]+")
 
 @dataclass
 class SortTask:
-    """Sort 3..7 lowercase letters (repeats allowed) alphabetically."""
+    """Sort 3..8 lowercase letters (repeats allowed) alphabetically."""
 
     mix: str | dict[str, float] = "all"
     name: str = field(default="sort", init=False)

@@ -14,6 +14,31 @@ def paired_se(current: list[float], candidate: list[float]) -> float:
     return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
 
 
+def best_over_bar(
+    scores: dict[str, float],
+    candidates: list[str],
+    margin: float,
+    *,
+    per_prompt: dict[str, list[float]] | None = None,
+    margin_se: float = 0.0,
+) -> str | None:
+    """The gate's rule, for any candidates: the highest-scoring key of `candidates` (the first on a tie) among
+    those that beat `scores["current"]` by more than `margin` plus, with `margin_se`, that many paired
+    standard errors of the per-prompt difference (a bar that scales with the held-out set's noise); None
+    (keep the current weights) when none does. NaN never wins. The reproduction suite chooses every
+    baseline's knob with it too, so the product and the baselines are held to one bar."""
+    current, chosen, best = scores["current"], None, -math.inf
+    if math.isnan(current):
+        return None
+    for key in candidates:
+        bar = current + margin
+        if margin_se > 0:
+            bar += margin_se * paired_se(per_prompt["current"], per_prompt[key])
+        if scores[key] > bar and scores[key] > best:  # False for NaN
+            best, chosen = scores[key], key
+    return chosen
+
+
 def choose(
     scores: dict[str, float],
     targets: list[float],
@@ -22,20 +47,10 @@ def choose(
     per_prompt: dict[str, list[float]] | None = None,
     margin_se: float = 0.0,
 ) -> float | None:
-    """The highest-scoring target (the first on a tie) among those that beat the current weights' score by
-    more than `margin` plus, with `margin_se`, that many paired standard errors of the per-prompt difference
-    (a bar that scales with the held-out set's noise); None (rollback) when none does. NaN never wins."""
-    current, chosen, best = scores["current"], None, -math.inf
-    if math.isnan(current):
-        return None
-    for target in targets:
-        key = f"{target:g}"
-        bar = current + margin
-        if margin_se > 0:
-            bar += margin_se * paired_se(per_prompt["current"], per_prompt[key])
-        if scores[key] > bar and scores[key] > best:  # False for NaN
-            best, chosen = scores[key], target
-    return chosen
+    """The target the gate applies (`best_over_bar` over the forecasts, keyed `f"{target:g}"`), or None."""
+    keys = {f"{target:g}": target for target in targets}
+    key = best_over_bar(scores, list(keys), margin, per_prompt=per_prompt, margin_se=margin_se)
+    return None if key is None else keys[key]
 
 
 def describe_decision(swap: dict) -> str:

@@ -71,22 +71,37 @@ def test_oracle_rank1_recovers_an_update_along_the_window_direction(series, wind
     assert (methods.oracle_rank1(traj, last, moved)[name] - last[name]).norm() < 1e-4
 
 
-def test_choose_takes_the_best_score_and_the_first_on_ties():
+def test_choose_applies_the_gates_bar_and_keeps_w_k_otherwise():
+    """The baselines' choice is the product's gate rule on held-out outcomes: the best candidate (the first
+    on a tie) must beat W_K by more than `margin_se` paired SE, else W_K is kept under its own label."""
+    n = 400
+    current = [1] * 200 + [0] * 200  # W_K solves half
+
+    def outcomes(w):
+        return w["outcomes"]
+
+    def flips(k):  # W_K's outcomes with its first k failures solved
+        return {"outcomes": current[:200] + [1] * k + [0] * (200 - k)}
+
     built = []
 
-    def make(label, score):
+    def make(label, k):
         built.append(label)
-        return {"w": torch.tensor([score]), "label": label}
+        return {**flips(k), "label": label}
 
-    # "b" and "c" tie on the best score: the first one listed wins (a shorter jump before a longer one)
-    candidates = {
-        k: (lambda k=k, x=x: make(k, x)) for k, x in {"a": 1.0, "b": 3.0, "c": 3.0, "d": 2.0}.items()
-    }
-    label, weights, scores = methods.choose(candidates, lambda w: float(w["w"]))
-    assert label == "b" and weights["label"] == "b" and scores == {"a": 1.0, "b": 3.0, "c": 3.0, "d": 2.0}
-    assert built == ["a", "b", "c", "d"]  # each candidate built once, in order
+    # +30 of 400 with a per-problem SE of ~0.013: +0.075 is ~5.6 SE; "b" and "c" tie and "b" is listed first
+    candidates = {k: (lambda k=k, x=x: make(k, x)) for k, x in {"a": 10, "b": 30, "c": 30, "d": 20}.items()}
+    label, weights, scores = methods.choose(candidates, outcomes, ("keep W_K", {"outcomes": current}), 2.0)
+    assert label == "b" and weights["label"] == "b" and built == ["a", "b", "c", "d"]
+    assert scores == {"a": 210 / n, "b": 230 / n, "c": 230 / n, "d": 220 / n, "keep W_K": 0.5}
+    # +3 of 400 is ~1.7 paired SE: under a bar of 2 SE, W_K is kept (it would pass a bar of 1 SE)
+    small = {"a": lambda: flips(3)}
+    kept = {"outcomes": current}
+    assert methods.choose(small, outcomes, ("keep W_K", kept), 2.0)[:2] == ("keep W_K", kept)
+    assert methods.choose(small, outcomes, ("keep W_K", kept), 1.0)[0] == "a"
+    assert methods.choose({"a": lambda: flips(0)}, outcomes, ("keep W_K", kept), 0.0)[0] == "keep W_K"
     with pytest.raises(AlphaRLError):
-        methods.choose({}, lambda w: 0.0)
+        methods.choose({}, outcomes, ("keep W_K", kept), 2.0)
 
 
 def test_relex_extrapolates_a_whole_model_trajectory_that_is_rank1_in_time():

@@ -1,4 +1,4 @@
-"""Report arithmetic on a hand-made result: gain share, speed-up, and the targets' verdicts."""
+"""Report arithmetic on a hand-made result: gain share, speed-up, and the targets' paired verdicts."""
 
 from __future__ import annotations
 
@@ -17,6 +17,16 @@ def _row(end, method, cost, greedy, off=0.5):
         "logprob": -1.0,
         "off_task": off,
     }
+
+
+N = 800
+
+
+def _solved(acc):
+    """Outcomes of N problems with the first round(acc N) solved: any two are nested, so their paired
+    difference is one-signed and its interval excludes 0 whenever the accuracies differ."""
+    k = round(acc * N)
+    return [1] * k + [0] * (N - k)
 
 
 def _result():
@@ -44,6 +54,10 @@ def _result():
         "base": {"greedy": 0.4},
         "full": {"greedy": 0.6},
         "rows": rows,
+        "per_problem": {
+            f"{r['method']}@{r['window_step']}": _solved(r["greedy"]) for r in rows if "greedy" in r
+        },
+        "admission": {"gain": 0.2, "gain_in_se": 20.0},
     }
 
 
@@ -63,19 +77,21 @@ def test_targets_pick_the_best_within_budget_and_the_worst_margins():
     t = targets(res, flat_rows([res]))
     assert t["at40"]["method"] == "default" and t["at40"]["greedy"] == 0.59  # 0.595 @ 20 steps is over 40%
     assert t["at25"]["greedy"] == 0.58
-    assert t["min_vs_truncated"] == pytest.approx(0.04)
+    worst = t["worst_vs_truncated"]  # +0.08 at step 10, +0.04 at step 16: paired, 32 problems apart
+    assert worst.diff == pytest.approx(0.04) and worst.low > 0 and worst.verdict == "better"
     assert t["min_off_task_vs_truncated"] == pytest.approx(-0.05)
-    worst = min(t["vs_baselines"], key=lambda x: x[1])
-    assert worst[2] == "step_linear" and worst[1] == pytest.approx(-0.01)
+    end, diff, name = min(t["vs_baselines"], key=lambda x: x[1].diff)
+    assert (end, name) == (16, "step_linear") and diff.diff == pytest.approx(-0.01) and diff.high < 0
 
 
-def test_markdown_flags_noise_and_runs_without_gain():
+def test_markdown_states_paired_verdicts_and_runs_without_gain():
     from alpharl_trainer.reproduce.report import _targets_section
 
     res = _result()
-    flat = flat_rows([res])
-    text = "\n".join(_targets_section([res], {"r": flat}))
-    assert "missed (within 2 SE)" in text  # default 0.59 vs step_linear 0.60 at 16 steps: 1 point, SE 1.7
-    flat_gain = {**res, "full": {"greedy": 0.41}}
-    text = "\n".join(_targets_section([flat_gain], {"r": flat_rows([flat_gain])}))
+    text = "\n".join(_targets_section([res], {"r": flat_rows([res])}))
+    # default 0.59 vs step_linear 0.60 at 16 steps: 8 problems of 800, all one way: the interval excludes 0
+    assert "-0.010 [" in text and "worse (vs step_linear at 16 steps)" in text
+    assert "+0.040 [" in text and "better" in text
+    no_gain = {**res, "admission": {"gain": 0.001, "gain_in_se": 0.5}}
+    text = "\n".join(_targets_section([no_gain], {"r": flat_rows([no_gain])}))
     assert "n/a: no measurable gain" in text

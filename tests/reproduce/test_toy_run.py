@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from alpharl_trainer.reproduce.config import EvalSpec, MethodSpec, Regime, RunSpec, Suite
 from alpharl_trainer.reproduce.report import METHODS, write_report
-from alpharl_trainer.reproduce.runs import finetune
+from alpharl_trainer.reproduce.runs import product_run, train_full
 from alpharl_trainer.reproduce.suite import load_weights, run_suite
 
 
@@ -82,17 +83,36 @@ def test_every_method_is_paired_with_the_truncated_run_at_the_same_cost(toy):
     assert len(res["base"]["per_problem"]) == 24
 
 
-def test_finetune_from_unchanged_weights_reproduces_the_full_run(toy):
-    """A fine-tune resumes the whole trainer state: from W_K itself it must land on the run's own W_{K+1}
-    (this is why a rolled-back default reuses the full run's checkpoint)."""
-    suite, (res,), base = toy
-    folder = next(suite.work_dir.iterdir())
-    from alpharl_trainer.reproduce.runs import train_full
+def test_default_is_the_product_runs_in_run_decision(toy):
+    """`default` is what `alpharl train` did at the window end: its gate (greedy, the suite's margin in paired
+    SE, the suite's horizons) scored the full run's W_K exactly as the suite scores it (same weights, same
+    held-out problems), and its decision is the row's choice."""
+    suite, (res,), _ = toy
+    (decision,) = res["decisions"]
+    assert decision["window_step"] == 3 and decision["scoring"] == "greedy"
+    assert decision["gate_engine"] == "transformers" and decision["margin_se"] == suite.methods.margin_se
+    assert set(decision["scores"]) == {"current", "5", "6"}  # horizons 1.5x, 2x of step 3, whole steps
+    assert decision["gate_current"] == decision["suite_current"]
+    rows = {r["method"]: r for r in res["rows"]}
+    chosen = decision["chosen_step"]
+    assert rows["default"]["choice"] == ("keep W_K" if chosen is None else f"step {chosen:g}")
+    assert rows["default+ft"]["cost"] == 4 and rows["truncated@ft"]["cost"] == 4
+    assert (Path(suite.work_dir) / next(iter(suite.work_dir.iterdir())).name / "product-3.yaml").is_file()
 
+
+def test_a_product_run_that_keeps_w_k_is_the_full_run(toy):
+    """With a bar no candidate can pass, the product run keeps W_K: its window weights are the full run's
+    checkpoint bit for bit, and its fine-tune (same optimizer state, data and RNG) lands on the full run's
+    next checkpoint: the product run and the full run are one training run until the swap."""
+    suite, _, base = toy
+    folder = next(suite.work_dir.iterdir())
     run = train_full(suite.runs[0], suite, base, folder)  # finished: reloaded, not retrained
-    tuned = finetune(suite.runs[0], suite, run, 3, load_weights(run.checkpoints[3]))
-    expected = load_weights(run.checkpoints[4])
-    assert max((tuned[n] - expected[n]).abs().max().item() for n in expected) < 1e-5
+    strict = dataclasses.replace(suite, methods=dataclasses.replace(suite.methods, margin_se=1e9))
+    made = product_run(suite.runs[0], strict, run, 3, 1)
+    assert made.swap["chosen"] is None
+    window, after = load_weights(run.checkpoints[3]), load_weights(run.checkpoints[4])
+    assert all(torch.equal(made.window[n], window[n]) for n in window)
+    assert max((made.finetuned[n] - after[n]).abs().max().item() for n in after) < 1e-6
 
 
 def test_report_files_and_resume(toy):

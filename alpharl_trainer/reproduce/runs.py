@@ -142,6 +142,7 @@ def _trainer(spec: RunSpec, suite: Suite, model_path: Path, output_dir: Path, ma
         model_name_or_path=str(model_path),
         output_dir=str(output_dir),
         save_strategy="no",  # _SaveAt decides
+        save_only_model=True,  # the methods read weights only; the product run trains its own optimizer
     )
     trainer = recipe.build_trainer(script, config, callbacks=list(callbacks))
     trainer.remove_callback(PrinterCallback)  # per-step log dicts would drown the suite's own progress lines

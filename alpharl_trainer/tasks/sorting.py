@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from alpharl_trainer.tasks.base import Problem
 from alpharl_trainer.tasks.splits import parse_mix, pick_category, sample_problems
 
-MIN_LEN, MAX_LEN = 3, 8
+MIN_LEN, MAX_LEN = 3, 9
 CATEGORIES = tuple(f"len{k}" for k in range(MIN_LEN, MAX_LEN + 1))
 _EASY = ("len3", "len4", "len5")
 _HARD = ("len6", "len7")
@@ -29,7 +29,7 @@ MIXES: dict[str, dict[str, float]] = {
         **{c: HARD_SHARE_IN_SFT / len(_HARD) for c in _HARD},
     },
     "rl": {c: 1.0 for c in _HARD},
-    "long": {"len7": 1.0, "len8": 1.0},
+    "climb": {"len5": 1.0, "len9": 3.0},
     "all": {c: 1.0 for c in CATEGORIES},
 }
 
@@ -38,7 +38,7 @@ _LETTERS_ONLY = re.compile(r"[a-z]+")
 
 @dataclass
 class SortTask:
-    """Sort 3..8 lowercase letters (repeats allowed) alphabetically."""
+    """Sort 3..9 lowercase letters (repeats allowed) alphabetically."""
 
     mix: str | dict[str, float] = "all"
     name: str = field(default="sort", init=False)

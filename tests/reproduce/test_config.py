@@ -15,13 +15,19 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "reproduce"
 
 
 def test_shipped_recipes_cover_the_issue():
+    """Reproduction v2: a climbing headline regime with 3 seeds, a noisy safety case, a test split of >= 5000
+    problems, >= 1000 held-out problems for every choice, the gate's margin fixed in advance, 60 minutes."""
     suite = load_suite(RECIPES / "default.yaml")
-    assert suite.windows == (0.1, 0.25, 0.4, 0.5)
+    assert suite.windows == (0.1, 0.25, 0.4) and suite.budget_minutes <= 60
     assert {r.task for r in suite.runs} == {"arithmetic", "sort"}
-    assert {r.loss for r in suite.runs} == {"grpo", "dapo", "rloo", "ppo"}
-    assert {r.regime for r in suite.runs} == {"paper-like", "noisy"}
+    assert {r.loss for r in suite.runs} == {"grpo", "dapo"}
+    assert {r.regime for r in suite.runs} == {"climbing", "noisy"}
+    assert suite.regimes["climbing"].mix == "climb"
     headline = [r for r in suite.runs if r.headline]
-    assert len({(r.task, r.loss, r.regime) for r in headline}) == 1 and len(headline) == 3
+    assert {(r.task, r.loss, r.regime) for r in headline} == {("sort", "grpo", "climbing")}
+    assert sorted(r.seed for r in headline) == [0, 1, 2]
+    assert suite.eval.test_problems >= 5000 and suite.eval.heldout_problems >= 1000
+    assert suite.methods.margin_se == 2.0 and 0.1 in suite.methods.expo_factors
     quick = load_suite(RECIPES / "quick.yaml")
     assert quick.budget_minutes <= 10 and {r.task for r in quick.runs} == {"arithmetic", "sort"}
 

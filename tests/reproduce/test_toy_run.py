@@ -115,6 +115,32 @@ def test_a_product_run_that_keeps_w_k_is_the_full_run(toy):
     assert max((made.finetuned[n] - after[n]).abs().max().item() for n in after) < 1e-6
 
 
+CHOSEN = ("alpharl_paper_tuned", "expo", "relex", "best_recent", "default")
+
+
+def test_every_chosen_baseline_keeps_w_k_under_the_same_bar(toy):
+    """Symmetric baselines: each method with a knob chooses it on held-out by the gate's rule and may keep
+    W_K. In the toy run a kept W_K is the truncated run's outcomes exactly, a chosen candidate scored above
+    W_K on held-out; under a bar no candidate can pass, every one of them (the product's gate too) keeps W_K."""
+    suite, (res,), base = toy
+    rows = {r["method"]: r for r in res["rows"] if r["window_step"] == 3}
+    truncated = res["per_problem"]["truncated@3"]
+    for method in CHOSEN:
+        if rows[method]["choice"] == "keep W_K":
+            assert res["per_problem"][f"{method}@3"] == truncated, method
+        else:
+            assert rows[method]["heldout"] > rows["truncated"]["heldout"], method
+    from alpharl_trainer.reproduce.suite import RunEvaluation
+
+    strict = dataclasses.replace(suite, methods=dataclasses.replace(suite.methods, margin_se=1e9))
+    folder = next(suite.work_dir.iterdir())
+    ev = RunEvaluation(suite.runs[0], strict, train_full(suite.runs[0], strict, base, folder))
+    ev.first_update()
+    ev.window(3)
+    kept = {r["method"]: r["choice"] for r in ev.rows if r["method"] in CHOSEN}
+    assert kept == dict.fromkeys(CHOSEN, "keep W_K")
+
+
 def test_report_files_and_resume(toy):
     suite, results, base = toy
     again = run_suite(suite, base)  # every run finished: reused, identical

@@ -54,3 +54,16 @@ def test_to_dataset_grpo_columns():
     assert ds.column_names == ["prompt", "answer", "category"]
     assert len(ds) == 12 and all(isinstance(p, str) and p.startswith("sort ") for p in ds["prompt"])
     assert set(ds["category"]) <= {"len6", "len7"}
+
+
+def test_climb_mix_is_five_and_nine_letters_one_to_three_and_sft_is_unchanged():
+    """The suite's climbing regime draws 5- and 9-letter lists (1:3); adding lists of 8 and 9 letters left the
+    SFT mix of the shipped policy as it was (3-5 letters, 4% of 6-7)."""
+    from alpharl_trainer.reproduce.evaluation import completion_length
+    from alpharl_trainer.tasks.sorting import MIXES
+
+    problems = get_task("sort", mix="climb").problems("test", 2000, seed=0)
+    share = sum(p.category == "len9" for p in problems) / len(problems)
+    assert {p.category for p in problems} == {"len5", "len9"} and 0.71 < share < 0.79
+    assert max(len(p.solution) for p in problems) + 1 <= completion_length("sort")  # answer + EOS fits
+    assert MIXES["sft"] == {"len3": 0.32, "len4": 0.32, "len5": 0.32, "len6": 0.02, "len7": 0.02}

@@ -121,7 +121,8 @@ CHOSEN = ("alpharl_paper_tuned", "expo", "relex", "best_recent", "default")
 def test_every_chosen_baseline_keeps_w_k_under_the_same_bar(toy):
     """Symmetric baselines: each method with a knob chooses it on held-out by the gate's rule and may keep
     W_K. In the toy run a kept W_K is the truncated run's outcomes exactly, a chosen candidate scored above
-    W_K on held-out; under a bar no candidate can pass, every one of them (the product's gate too) keeps W_K."""
+    W_K on held-out; under a bar no candidate can pass, every one of them (the product's gate too) keeps
+    W_K."""
     suite, (res,), base = toy
     rows = {r["method"]: r for r in res["rows"] if r["window_step"] == 3}
     truncated = res["per_problem"]["truncated@3"]

@@ -1,0 +1,101 @@
+"""Saturating curves for a run's progress: how far is it worth forecasting?
+
+A straight-line forecast of the rank-1 trajectory to a fixed multiple of the window assumes the run keeps
+moving as fast as it did; a run that is saturating does not (measured on this project's testbed: the
+straight line overshoots wherever accuracy bends). Fitted to a progress signal known at the window end (the
+mean training reward per snapshot, or `||W_t - W_0||`), a saturating curve says where the run is heading and
+when it stops moving:
+
+- `exponential`: `r(t) = r_inf - d exp(-t / tau)` (a run approaching a plateau);
+- `power`: `r(t) = a + b t^c`, `0 < c <= 1` (a run that keeps climbing ever more slowly; `c = 1` is a line).
+
+Each is fitted by least squares, exactly in its two linear coefficients for every value of its shape
+parameter (`tau` or `c`) on a log-spaced grid; the form with the smaller in-window residual is kept.
+`horizon` turns the fit into a forecast target: the first step at which the gain the curve predicts over the
+next `window` steps falls under `threshold` times the gain seen in the window. A saturating run gets a
+short jump, a climbing one a long one. `predict` at the run's last step gives the paper's reward target y*.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from alpharl_trainer.errors import AlphaRLError
+
+FORMS = ("exponential", "power")
+GRID = 200
+MIN_POINTS = 4
+
+
+@dataclass(frozen=True)
+class SaturationFit:
+    form: str
+    """'exponential' or 'power'."""
+    shape: float
+    """`tau` (exponential) or `c` (power), in the steps' units."""
+    coef: tuple[float, float]
+    """(r_inf, d) for the exponential, (a, b) for the power law."""
+    r2: float
+    """In-window coefficient of determination."""
+
+    def predict(self, t: float | torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64)
+        return self.coef[0] + self.coef[1] * _basis(self.form, self.shape, t)
+
+
+def _basis(form: str, shape: float, t: torch.Tensor) -> torch.Tensor:
+    return -torch.exp(-t / shape) if form == "exponential" else t.clamp_min(0) ** shape
+
+
+def _fit_one(form: str, t: torch.Tensor, y: torch.Tensor) -> SaturationFit:
+    span = float(t.max())
+    grid = (
+        torch.logspace(math.log10(0.05 * span), math.log10(100 * span), GRID, dtype=torch.float64)
+        if form == "exponential"
+        else torch.linspace(0.02, 1.0, GRID, dtype=torch.float64)
+    )
+    best = None
+    total = float(((y - y.mean()) ** 2).sum())
+    for shape in grid.tolist():
+        x = torch.stack([torch.ones_like(t), _basis(form, shape, t)], 1)
+        coef = torch.linalg.lstsq(x, y.unsqueeze(1)).solution.squeeze(1)
+        sse = float(((x @ coef - y) ** 2).sum())
+        if best is None or sse < best[0]:
+            best = (sse, shape, (float(coef[0]), float(coef[1])))
+    sse, shape, coef = best
+    return SaturationFit(form, shape, coef, 1.0 - sse / total if total > 0 else 1.0)
+
+
+def fit_saturation(steps: list[float], values: list[float], forms: tuple[str, ...] = FORMS) -> SaturationFit:
+    """The best-fitting saturating curve (of `forms`) through (step, value) points of one window."""
+    t = torch.tensor(steps, dtype=torch.float64)
+    y = torch.tensor(values, dtype=torch.float64)
+    if t.shape != y.shape or t.ndim != 1:
+        raise AlphaRLError(f"saturation fit: {len(steps)} steps and {len(values)} values must pair up")
+    if len(t) < MIN_POINTS:
+        raise AlphaRLError(f"saturation fit: needs >= {MIN_POINTS} points, got {len(t)}")
+    if not (torch.isfinite(t).all() and torch.isfinite(y).all()) or (t <= 0).any():
+        raise AlphaRLError("saturation fit: steps must be positive and values finite")
+    unknown = set(forms) - set(FORMS)
+    if unknown or not forms:
+        raise AlphaRLError(f"saturation fit: forms must be among {FORMS}, got {forms}")
+    fits = [_fit_one(form, t, y) for form in forms]
+    return max(fits, key=lambda f: f.r2)
+
+
+def horizon(fit: SaturationFit, window_end: float, threshold: float, max_multiple: float) -> float:
+    """The first step `h >= window_end` at which the gain `fit` predicts over the next `window_end` steps is
+    under `threshold` times the gain over the window (`fit(window_end) - fit(0)`), capped at `max_multiple`
+    x the window end. A flat or falling window gives `window_end` itself: nothing to forecast."""
+    if not 0 < threshold < 1 or max_multiple <= 1:
+        raise AlphaRLError("horizon: threshold must be in (0, 1) and max_multiple > 1")
+    seen = float(fit.predict(window_end) - fit.predict(0.0))
+    if seen <= 0:
+        return float(window_end)
+    steps = torch.linspace(window_end, max_multiple * window_end, 1000, dtype=torch.float64)
+    ahead = fit.predict(steps + window_end) - fit.predict(steps)
+    below = (ahead < threshold * seen).nonzero()
+    return float(steps[below[0, 0]]) if len(below) else float(max_multiple * window_end)

@@ -20,6 +20,7 @@ resumed run continues its window from there. Data flows one way: trainer -> snap
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ from transformers import TrainerCallback
 from alpharl_trainer.distributed import assign_owners, full_weight, share_factors, write_weights
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
+from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_MIN_POINTS
+from alpharl_trainer.extrapolation.saturation import fit_saturation, horizon
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer, judge
 from alpharl_trainer.trainer.config import AlphaRLConfig
 from alpharl_trainer.trainer.decision import choose, describe_decision, paired_se
@@ -333,6 +336,9 @@ class AlphaRLCallback(TrainerCallback):
         stash = self._stash_owned()
         self._notify("window", None)
         targets = self.config.targets(step)
+        saturation = self._saturation(step) if cfg.alpharl_saturation_threshold > 0 else None
+        if saturation and saturation.get("target") is not None and saturation["target"] not in targets:
+            targets = [*targets, saturation["target"]]
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         scores: dict[str, float] = {}
         chosen, gate_engine, paired = targets[0], None, {}
@@ -372,6 +378,7 @@ class AlphaRLCallback(TrainerCallback):
             "covariate": cfg.alpharl_covariate,
             "gate_engine": gate_engine,
             "chosen": chosen,
+            "saturation": saturation,
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,
         }
@@ -387,6 +394,25 @@ class AlphaRLCallback(TrainerCallback):
         )
         logger.warning("%s", describe_decision(self.swap))
         self._notify("decided", chosen)
+
+    def _saturation(self, step: int) -> dict:
+        """The saturation horizon as a candidate step (`extrapolation/saturation.py`): the fit of the window's
+        reward per snapshot and the step it gives, or why there is none (no reward recorded, too few
+        snapshots, or a window that did not gain)."""
+        cfg = self.config
+        rewards = self.trajectory.covariates.get("reward")
+        if not rewards or len(rewards) < SATURATION_MIN_POINTS:
+            return {"target": None, "why": f"needs the reward at >= {SATURATION_MIN_POINTS} snapshots"}
+        fit = fit_saturation([float(s) for s in self.trajectory.steps], [float(r) for r in rewards])
+        end = horizon(fit, step, cfg.alpharl_saturation_threshold, max(cfg.alpharl_horizons))
+        target = float(math.floor(end + 0.5)) if end >= step + 1 else None
+        return {
+            "target": target,
+            "form": fit.form,
+            "shape": fit.shape,
+            "r2": fit.r2,
+            "why": None if target is not None else "the fitted reward does not rise beyond the window",
+        }
 
     def _notify(self, event: str, target: float | None) -> None:
         for listener in self.listeners:

@@ -361,3 +361,42 @@ def test_reward_covariate_when_rollouts_span_two_steps(tmp_path):
     logged = {e["step"]: e["reward"] for e in trainer.state.log_history if "reward" in e}
     assert sorted(logged) == [1, 3, 5]  # TRL generates (and logs a reward) every other step
     assert trainer.alpharl.trajectory.covariates["reward"] == pytest.approx([logged[1], logged[3], logged[5]])
+
+
+# ---- saturation horizon -------------------------------------------------------------------------------
+def test_saturation_horizon_is_scored_as_one_more_candidate(tmp_path):
+    """With alpharl_saturation_threshold the gate also scores the step where a saturating fit of the window's
+    reward per snapshot stops predicting gain: the swap records the fit, the candidate is among the scored
+    targets, and both follow from the saved trajectory alone."""
+    from alpharl_trainer.extrapolation.saturation import fit_saturation, horizon
+
+    out = tmp_path / "run"
+    trainer, _ = grpo_run(
+        out,
+        alpharl_interval=1,
+        alpharl_saturation_threshold=0.5,
+        alpharl_horizons=[1.5, 3.0],
+        alpharl_acceptance_prompts=8,
+        alpharl_acceptance_scoring="greedy",
+        alpharl_finetune_steps=0,
+        **SAVE_AT_SWAP,
+    )
+    swap = trainer.alpharl.swap
+    traj = Trajectory.load(out / f"checkpoint-{END}" / "alpharl" / "trajectory")
+    rewards = traj.covariates["reward"]
+    assert traj.steps == [1, 2, 3, 4, 5, 6] and len(rewards) == 6
+    fit = fit_saturation([float(s) for s in traj.steps], rewards)
+    end = horizon(fit, END, 0.5, 3.0)
+    saturation = swap["saturation"]
+    assert saturation["form"] == fit.form and saturation["r2"] == pytest.approx(fit.r2)
+    if end >= END + 1:
+        assert saturation["target"] == float(round(end)) and saturation["why"] is None
+        assert f"{saturation['target']:g}" in swap["scores"] and swap["targets"][:2] == [9.0, 18.0]
+    else:
+        assert saturation["target"] is None and "does not rise" in saturation["why"]
+        assert swap["targets"] == [9.0, 18.0]
+
+
+def test_saturation_needs_four_rewarded_snapshots(tmp_path):
+    trainer, _ = grpo_run(tmp_path / "run", alpharl_saturation_threshold=0.5, alpharl_finetune_steps=0)
+    assert trainer.alpharl.swap["saturation"] == {"target": None, "why": "needs the reward at >= 4 snapshots"}

@@ -64,7 +64,7 @@ def _result():
 def test_gain_share_and_speedup():
     res = _result()
     assert gain_share(0.59, res) == pytest.approx(0.95)
-    assert gain_share(0.4, {**res, "full": {"greedy": 0.4}}) is None  # no gain to share
+    assert gain_share(0.4, {**res, "admission": {"gain": 0.0}}) is None  # no gain to share
     flat = {(r["window_step"], r["method"]): r for r in flat_rows([res])}
     assert flat[(10, "default+ft")]["speedup"] == pytest.approx(40 / 14)
     assert flat[(10, "default")]["window"] == pytest.approx(0.25)

@@ -82,6 +82,8 @@ class MethodSpec:
     paper_targets: tuple[float, ...] = (0.5, 0.78, 0.8, 1.0, 1.7)
     """The y* grid of the paper's method done fairly (`alpharl_paper_tuned`): the values its text and scripts
     used, chosen on held-out with the option to keep W_K, and written `rank1_replace`."""
+    fixed_basis_ranks: tuple[int, ...] = (1, 4)
+    """`fixed_basis_*`: the subspace ranks k its candidates try (with the product's candidate steps)."""
     recent_k: int = 4
     """`best_recent`: the best of the window's last `recent_k` checkpoints on held-out."""
     scan_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -209,7 +211,17 @@ def load_suite(path: str | Path) -> Suite:
                 MethodSpec,
                 raw.get("methods"),
                 f"{where}: methods",
-                **{k: tuple for k in ("horizons", "expo_factors", "first_update_factors", "scan_scales")},
+                **{
+                    k: tuple
+                    for k in (
+                        "horizons",
+                        "expo_factors",
+                        "first_update_factors",
+                        "scan_scales",
+                        "paper_targets",
+                        "fixed_basis_ranks",
+                    )
+                },
             ),
         },
         where,

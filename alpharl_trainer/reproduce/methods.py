@@ -14,6 +14,7 @@ import torch
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight
+from alpharl_trainer.extrapolation.fixed_basis import fixed_basis_forecast
 from alpharl_trainer.trainer.decision import best_over_bar
 
 Weights = dict[str, torch.Tensor]
@@ -78,6 +79,26 @@ def relex(base: Weights, window: Sequence[tuple[int, Weights]], target: float) -
             base[name].dtype
         )
         at += size
+    return out
+
+
+def fixed_basis(
+    base: Weights,
+    window: Sequence[tuple[int, Weights]],
+    names: Sequence[str],
+    target: float,
+    k: int,
+    profile: str,
+) -> Weights:
+    """The denoised fixed-basis forecast (`extrapolation.fixed_basis`) of every tracked matrix (`names`) at
+    step `target` from the window's checkpoints; untracked tensors stay at `W_K` (the window's last)."""
+    steps = [float(step) for step, _ in window]
+    out = dict(window[-1][1])
+    for name in names:
+        shape = base[name].shape
+        deltas = [(w[name].double() - base[name].double()).reshape(shape[0], -1) for _, w in window]
+        update = fixed_basis_forecast(steps, deltas, target, k=min(k, *deltas[-1].shape), profile=profile)
+        out[name] = (base[name].double() + update.reshape(shape)).to(base[name].dtype)
     return out
 
 

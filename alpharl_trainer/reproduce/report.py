@@ -29,6 +29,8 @@ METHODS = (
     "step_linear",
     "expo",
     "relex",
+    "fixed_basis_linear",
+    "fixed_basis_saturating",
     "best_recent",
     "first_update",
     "lawa",
@@ -37,7 +39,17 @@ METHODS = (
     "truncated@ft",
     "oracle_rank1",
 )
-BASELINES = ("alpharl_paper", "alpharl_paper_tuned", "step_linear", "expo", "relex", "best_recent", "lawa")
+BASELINES = (
+    "alpharl_paper",
+    "alpharl_paper_tuned",
+    "step_linear",
+    "expo",
+    "relex",
+    "fixed_basis_linear",
+    "fixed_basis_saturating",
+    "best_recent",
+    "lawa",
+)
 """Baselines that spend exactly the window's steps (first_update spends 1; it is reported, not compared)."""
 COLUMNS = (
     "run",

@@ -135,6 +135,15 @@ class RunEvaluation:
             relex[f"step {target}"] = lambda t=target: methods.relex(self.base, window, t)
         self._chosen(end, "relex", relex, last)
 
+        for profile in ("linear", "saturating"):  # forecast v2: fixed basis, shared (denoised) time profile
+            fixed = {}
+            for k in spec.fixed_basis_ranks:
+                for target in AlphaRLConfig(alpharl_horizons=list(spec.horizons)).target_steps(end):
+                    fixed[f"k={k} step {target}"] = lambda k=k, t=target, p=profile: methods.fixed_basis(
+                        self.base, window, traj.names, t, k, p
+                    )
+            self._chosen(end, f"fixed_basis_{profile}", fixed, last)
+
         recent = {  # W_K (the window's last checkpoint) is the kept option
             f"step {s}": (lambda s=s: self.weights(s)) for s in traj.steps[-spec.recent_k :] if s < end
         }

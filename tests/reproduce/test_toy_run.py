@@ -115,7 +115,7 @@ def test_a_product_run_that_keeps_w_k_is_the_full_run(toy):
     assert max((made.finetuned[n] - after[n]).abs().max().item() for n in after) < 1e-6
 
 
-CHOSEN = ("alpharl_paper_tuned", "expo", "relex", "best_recent", "default")
+CHOSEN = ("alpharl_paper_tuned", "expo", "relex", "fixed_basis_linear", "best_recent", "default")
 
 
 def test_every_chosen_baseline_keeps_w_k_under_the_same_bar(toy):

@@ -83,7 +83,8 @@ class MethodSpec:
     """The y* grid of the paper's method done fairly (`alpharl_paper_tuned`): the values its text and scripts
     used, chosen on held-out with the option to keep W_K, and written `rank1_replace`."""
     fixed_basis_ranks: tuple[int, ...] = (1, 4)
-    """`fixed_basis_*`: the subspace ranks k its candidates try (with the product's candidate steps)."""
+    """`fixed_basis_*`: the subspace ranks k its candidates try (with the product's candidate steps).
+    `portfolio` chooses among the rank-1 line, ExPO, RELEX and the saturating fixed-basis candidates."""
     recent_k: int = 4
     """`best_recent`: the best of the window's last `recent_k` checkpoints on held-out."""
     scan_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)

@@ -31,6 +31,7 @@ METHODS = (
     "relex",
     "fixed_basis_linear",
     "fixed_basis_saturating",
+    "portfolio",
     "best_recent",
     "first_update",
     "lawa",
@@ -47,6 +48,7 @@ BASELINES = (
     "relex",
     "fixed_basis_linear",
     "fixed_basis_saturating",
+    "portfolio",
     "best_recent",
     "lawa",
 )

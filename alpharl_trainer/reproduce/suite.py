@@ -24,6 +24,7 @@ from alpharl_trainer.offline.window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods, stats
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
+from alpharl_trainer.reproduce.report import METHODS
 from alpharl_trainer.reproduce.runs import FullRun, product_run, train_full
 from alpharl_trainer.trainer.config import AlphaRLConfig
 
@@ -135,14 +136,26 @@ class RunEvaluation:
             relex[f"step {target}"] = lambda t=target: methods.relex(self.base, window, t)
         self._chosen(end, "relex", relex, last)
 
+        targets = AlphaRLConfig(alpharl_horizons=list(spec.horizons)).target_steps(end)  # the product's
+        fixed = {}
         for profile in ("linear", "saturating"):  # forecast v2: fixed basis, shared (denoised) time profile
-            fixed = {}
+            fixed[profile] = {}
             for k in spec.fixed_basis_ranks:
-                for target in AlphaRLConfig(alpharl_horizons=list(spec.horizons)).target_steps(end):
-                    fixed[f"k={k} step {target}"] = lambda k=k, t=target, p=profile: methods.fixed_basis(
-                        self.base, window, traj.names, t, k, p
+                for target in targets:
+                    fixed[profile][f"k={k} step {target}"] = lambda k=k, t=target, p=profile: (
+                        methods.fixed_basis(self.base, window, traj.names, t, k, p)
                     )
-            self._chosen(end, f"fixed_basis_{profile}", fixed, last)
+            self._chosen(end, f"fixed_basis_{profile}", fixed[profile], last)
+
+        # forecast v2's gated portfolio: one choice, by the same rule, among the rank-1 line at the product's
+        # candidate steps, ExPO, RELEX and the saturating fixed-basis forecast (or W_K)
+        portfolio = {
+            f"rank-1 step {t}": (lambda t=t: methods.rank1_forecast(traj, self.base, last, float(t)))
+            for t in targets
+        }
+        for family, candidates in (("expo", expo), ("relex", relex), ("fixed-basis", fixed["saturating"])):
+            portfolio.update({f"{family} {label}": build for label, build in candidates.items()})
+        self._chosen(end, "portfolio", portfolio, last)
 
         recent = {  # W_K (the window's last checkpoint) is the kept option
             f"step {s}": (lambda s=s: self.weights(s)) for s in traj.steps[-spec.recent_k :] if s < end
@@ -331,8 +344,8 @@ def fingerprint(suite: Suite, spec: RunSpec, base: Path, *, scoring: bool) -> st
         for k in ("steps", "checkpoint_every", "windows", "finetune_steps", "finetune_windows")
     }
     settings["regime"] = suite.regimes[spec.regime]
-    if scoring:
-        settings.update(eval=suite.eval, methods=suite.methods)
+    if scoring:  # the rows a run's results hold: a method added to the harness rescores every run
+        settings.update(eval=suite.eval, methods=suite.methods, rows=METHODS)
     text = json.dumps([settings, spec, str(base)], sort_keys=True, default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 

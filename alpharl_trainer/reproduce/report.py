@@ -434,19 +434,45 @@ def _admission_section(results: list[dict]) -> list[str]:
         "## Admission of each run's regime as a headline",
         "",
         "Rule: full-run gain >= 10 paired SE of the test split, the truncated run at 40% of T holding "
-        "0.6-0.9 of it, the last 20% of T adding >= 10% of it (full run = mean of its last 3 checkpoints).",
+        "0.6-0.9 of it, the last 20% of T adding >= 10% of it (full run = mean of its last 3 checkpoints). "
+        "A regime run with several seeds is also judged pooled (mean gain over its SE, mean shares).",
         "",
         "| run | gain | in paired SE | held at 40% of T | added by the last 20% | admitted |",
         "|---|---|---|---|---|---|",
     ]
+    cells = defaultdict(list)
     for res in results:
         a = res.get("admission")
         if a:
+            cells[(res["task"], res["loss"], res["regime"])].append(a)
             lines.append(
-                f"| {res['run']} | {a['gain']:+.3f} | {a['gain_in_se']:.1f} | {a['held_at_40']:.2f} | "
-                f"{a['added_by_last_20']:.2f} | {'yes' if a['admitted'] else 'no'} |"
+                f"| {res['run']} | {a['gain']:+.3f} | {a['gain_in_se']:.1f} | {a['held_at_40']:.3f} | "
+                f"{a['added_by_last_20']:.3f} | {'yes' if a['admitted'] else 'no'} |"
+            )
+    for (task, loss, regime), group in cells.items():
+        if len(group) > 1:
+            a = pooled_admission(group)
+            lines.append(
+                f"| **{task}-{loss}-{regime}, {len(group)} seeds pooled** | {a.gain:+.3f} | "
+                f"{a.gain_in_se:.1f} | {a.held_at_40:.3f} | {a.added_by_last_20:.3f} | "
+                f"{'yes' if a.admitted else 'no'} |"
             )
     return [*lines, ""]
+
+
+def pooled_admission(group: list[dict]) -> stats.Admission:
+    """A regime's admission numbers over its seeds: the mean gain in units of the SE of that mean (each seed's
+    paired SE combined), and the mean of each seed's held and added shares."""
+    gains = [a["gain"] for a in group]
+    ses = [a["gain"] / a["gain_in_se"] if a["gain_in_se"] else math.inf for a in group]
+    se = math.sqrt(sum(x * x for x in ses)) / len(group)
+    mean = statistics.fmean(gains)
+    return stats.Admission(
+        mean,
+        mean / se if se > 0 else math.inf,
+        statistics.fmean(a["held_at_40"] for a in group),
+        statistics.fmean(a["added_by_last_20"] for a in group),
+    )
 
 
 def render_csv(results: list[dict]) -> str:

@@ -348,8 +348,9 @@ def _decisions(res: dict) -> list[str]:
     """What the product run's gate saw and did at each window end."""
     lines = [
         "The product run's gate (`alpharl train`, greedy on the held-out problems): W_K's held-out score as "
-        "the gate measured it and as the suite did on the full run's checkpoint (equal: one training run), "
-        "the best candidate, its margin over W_K in paired SE, the decision.",
+        "the gate measured it (the recipe's mean reward) and as the suite did on the full run's checkpoint "
+        "(accuracy; equal when the reward is the task's alone: one training run), the best candidate, its "
+        "margin over W_K in paired SE, the decision.",
         "",
         "| window | W_K (gate / suite) | best candidate | over W_K / paired SE | decision | run time |",
         "|---|---|---|---|---|---|",
@@ -363,8 +364,9 @@ def _decisions(res: dict) -> list[str]:
         over = scores[key] - d["gate_current"]
         chosen = d["chosen_step"]
         decision = "kept W_K" if chosen is None else f"swapped in the forecast to step {chosen:g}"
+        note = "" if d.get("gate_reward_is_accuracy", True) else " (reward, not accuracy)"
         lines.append(
-            f"| {d['window_step']} | {d['gate_current']:.3f} / {d['suite_current']:.3f} | step {key}: "
+            f"| {d['window_step']} | {d['gate_current']:.3f} / {d['suite_current']:.3f}{note} | step {key}: "
             f"{scores[key]:.3f} | {over:+.3f} / {over / se if se > 0 else math.nan:.1f} | {decision} | "
             f"{d['seconds']:.0f}s |"
         )

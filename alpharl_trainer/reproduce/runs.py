@@ -76,6 +76,10 @@ def recipe_settings(spec: RunSpec, suite: Suite, max_steps: int) -> dict:
     problems), AlphaRL off. beta 0 everywhere: no reference model on CPU (the paper's GRPO/RLOO used a
     0.001 KL loss; DAPO none)."""
     regime = suite.regimes[spec.regime]
+    recipe = yaml.safe_load((RECIPES / f"{spec.loss}.yaml").read_text())
+    # DAPO's soft overlong penalty ramps over the last `overlong_buffer` tokens: put them after the longest
+    # answer, so a right answer of full length is never punished
+    overlong = recipe.get("overlong_buffer", 0) if "overlong" in recipe.get("rewards", []) else 0
     return dict(
         task=spec.task,
         task_mix=regime.mix,
@@ -86,7 +90,7 @@ def recipe_settings(spec: RunSpec, suite: Suite, max_steps: int) -> dict:
         max_steps=max_steps,
         per_device_train_batch_size=regime.prompts * regime.generations,
         num_generations=regime.generations,
-        max_completion_length=completion_length(spec.task),
+        max_completion_length=completion_length(spec.task) + overlong,
         temperature=1.0,
         learning_rate=regime.learning_rate,
         lr_scheduler_type="constant",
@@ -190,6 +194,8 @@ class ProductRun:
     finetuned: dict[str, torch.Tensor]
     swap: dict
     seconds: float
+    rewards: list[str]
+    """The recipe's reward functions: the gate scores with them (with `task` alone, its score is accuracy)."""
 
 
 def product_run(spec: RunSpec, suite: Suite, run: FullRun, end: int, finetune_steps: int) -> ProductRun:
@@ -228,4 +234,4 @@ def product_run(spec: RunSpec, suite: Suite, run: FullRun, end: int, finetune_st
         finetuned = load_file(str(out / "model.safetensors"))
         if summary.get("steps") != end + finetune_steps or summary.get("swap") is None:
             raise AlphaRLError(f"{log_file}: no decision at step {end} followed by its fine-tune and a stop")
-    return ProductRun(window, finetuned, summary["swap"], seconds)
+    return ProductRun(window, finetuned, summary["swap"], seconds, list(settings["rewards"]))

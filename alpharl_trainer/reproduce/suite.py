@@ -223,7 +223,12 @@ class RunEvaluation:
                 "seconds": made.seconds,
             }
         )
-        if gate_current is not None and abs(gate_current - current) > 0.5 / suite.eval.heldout_problems:
+        accuracy_only = made.rewards == ["task"]  # else the gate's reward is not the suite's accuracy
+        self.decisions[-1]["gate_reward_is_accuracy"] = accuracy_only
+        mismatch = (
+            gate_current is not None and abs(gate_current - current) > 0.5 / suite.eval.heldout_problems
+        )
+        if accuracy_only and mismatch:
             log(
                 f"{self.spec.name} window {end}: the product run's gate scored W_K {gate_current:.4f}, the "
                 f"suite {current:.4f}: its window-end weights differ from the full run's checkpoint"

@@ -25,7 +25,7 @@ from alpharl_trainer.reproduce import methods, stats
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
 from alpharl_trainer.reproduce.report import METHODS
-from alpharl_trainer.reproduce.runs import FullRun, product_run, train_full
+from alpharl_trainer.reproduce.runs import RECIPES, FullRun, product_run, recipe_settings, train_full
 from alpharl_trainer.trainer.config import AlphaRLConfig
 
 
@@ -349,6 +349,9 @@ def fingerprint(suite: Suite, spec: RunSpec, base: Path, *, scoring: bool) -> st
         for k in ("steps", "checkpoint_every", "windows", "finetune_steps", "finetune_windows")
     }
     settings["regime"] = suite.regimes[spec.regime]
+    # what the run trains with: the algorithm's tiny recipe (its text) and everything the suite sets on it
+    settings["recipe"] = recipe_settings(spec, suite, suite.steps)
+    settings["recipe_file"] = hashlib.sha256((RECIPES / f"{spec.loss}.yaml").read_bytes()).hexdigest()
     if scoring:  # the rows a run's results hold: a method added to the harness rescores every run
         settings.update(eval=suite.eval, methods=suite.methods, rows=METHODS)
     text = json.dumps([settings, spec, str(base)], sort_keys=True, default=_plain)

@@ -184,4 +184,28 @@ def test_report_files_and_resume(toy):
             suite, spec, base, scoring=scoring
         )
     assert fingerprint(rescored, spec, base, scoring=False) == fingerprint(suite, spec, base, scoring=False)
+    other_task = dataclasses.replace(spec, task="sort")  # another completion length in the recipe it trains
+    assert fingerprint(suite, other_task, base, scoring=False) != fingerprint(
+        suite, spec, base, scoring=False
+    )
     assert fingerprint(rescored, spec, base, scoring=True) != fingerprint(suite, spec, base, scoring=True)
+
+
+def test_a_changed_training_recipe_retrains(toy, monkeypatch, tmp_path):
+    """A run's folder name covers what it trains with, not only the suite's settings: a setting the harness
+    puts on the recipe (here the completion length) or the recipe file itself changes it."""
+    from alpharl_trainer.reproduce import evaluation, runs
+    from alpharl_trainer.reproduce.suite import fingerprint
+
+    suite, _, base = toy
+    spec = suite.runs[0]
+    before = fingerprint(suite, spec, base, scoring=False)
+    monkeypatch.setitem(evaluation.COMPLETION_TOKENS, "arithmetic", 9)
+    assert fingerprint(suite, spec, base, scoring=False) != before
+    monkeypatch.undo()
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "grpo.yaml").write_text((runs.RECIPES / "grpo.yaml").read_text() + "\n# edited\n")
+    monkeypatch.setattr("alpharl_trainer.reproduce.suite.RECIPES", recipes)
+    monkeypatch.setattr(runs, "RECIPES", recipes)
+    assert fingerprint(suite, spec, base, scoring=False) != before

@@ -82,6 +82,8 @@ def fit_saturation(steps: list[float], values: list[float], forms: tuple[str, ..
     unknown = set(forms) - set(FORMS)
     if unknown or not forms:
         raise AlphaRLError(f"saturation fit: forms must be among {FORMS}, got {forms}")
+    if float(y.max() - y.min()) <= 1e-12 * max(1.0, float(y.abs().max())):  # flat: no shape to fit
+        return SaturationFit(forms[0], float(t.max()), (float(y.mean()), 0.0), 1.0)
     fits = [_fit_one(form, t, y) for form in forms]
     return max(fits, key=lambda f: f.r2)
 
@@ -92,8 +94,9 @@ def horizon(fit: SaturationFit, window_end: float, threshold: float, max_multipl
     x the window end. A flat or falling window gives `window_end` itself: nothing to forecast."""
     if not 0 < threshold < 1 or max_multiple <= 1:
         raise AlphaRLError("horizon: threshold must be in (0, 1) and max_multiple > 1")
-    seen = float(fit.predict(window_end) - fit.predict(0.0))
-    if seen <= 0:
+    level = float(fit.predict(window_end))
+    seen = level - float(fit.predict(0.0))
+    if seen <= 1e-9 * max(1.0, abs(level)):  # flat or falling (up to rounding)
         return float(window_end)
     steps = torch.linspace(window_end, max_multiple * window_end, 1000, dtype=torch.float64)
     ahead = fit.predict(steps + window_end) - fit.predict(steps)

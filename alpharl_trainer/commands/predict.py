@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from alpharl_trainer.commands.numbers import positive_float
+from alpharl_trainer.commands.numbers import positive_float, positive_int
 from alpharl_trainer.commands.window import add_window_arguments, fmt, window_kwargs
 
 # Parsing imports nothing heavy (torch, the library are imported in `run`), so `--help` answers at once;
@@ -43,6 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--covariate", choices=("step", "reward"), default="step", help="what a_t is regressed on"
+    )
+    parser.add_argument(
+        "--forecast",
+        choices=("rank1", "fixed-basis"),
+        default="rank1",
+        help="rank1: the line of a_t = s_t u_t (AlphaRL); fixed-basis: the window's updates projected on the "
+        "last update's top right singular vectors, one shared time profile extrapolated (forecast v2)",
+    )
+    parser.add_argument(
+        "--basis-rank", type=positive_int, default=1, metavar="K", help="fixed-basis: subspace rank k"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("linear", "saturating"),
+        default="linear",
+        help="fixed-basis: the time profile's extrapolation (a line through the origin or a saturating fit)",
     )
     parser.add_argument(
         "--rewards", nargs="+", type=float, metavar="R", help="measured reward of each checkpoint"
@@ -83,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode,
         scale=args.scale,
         dtype=None if args.dtype == "keep" else args.dtype,
+        method=args.forecast,
+        basis_rank=args.basis_rank,
+        profile=args.profile,
         max_shard_bytes=int(args.max_shard_gb * 1024**3),
         **window_kwargs(args),
     )

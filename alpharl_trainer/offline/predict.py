@@ -22,10 +22,12 @@ from alpharl_trainer.checkpoints import (
 )
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.apply import MODES, predict_weight
+from alpharl_trainer.extrapolation.fixed_basis import PROFILES, fixed_basis_forecast
 from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
 from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.offline.window import Window, build_trajectory, check_output, finite_mean, open_window
 
+METHODS = ("rank1", "fixed-basis")
 REPORT_FILE = "alpharl_report.json"
 TRAJECTORY_DIR = "alpharl_trajectory"
 
@@ -43,11 +45,13 @@ def predicted_tensors(
     progress: bool = True,
     jumps: dict[str, float] | None = None,
     dtype: torch.dtype | None = None,
+    fixed_basis: tuple[float, int, str] | None = None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Every tensor of the last checkpoint, in its order: forecast ones predicted, the rest untouched.
 
     `jumps` receives, per forecast tensor, `||W_pred - W_K|| / ||W_K - W_0||`: how far the forecast moves
-    it, in units of the whole window's update. With `dtype`, every floating tensor is written in it."""
+    it, in units of the whole window's update. With `dtype`, every floating tensor is written in it. With
+    `fixed_basis` = (target step, k, profile), forecast tensors are the fixed-basis forecast instead."""
     for name in tqdm(window.last.names(), desc="writing", unit="tensor", disable=None if progress else True):
         w_last = window.last.get(name)
         if dtype is not None and w_last.is_floating_point():  # the forecast is computed and written in it
@@ -61,7 +65,10 @@ def predicted_tensors(
             yield name, w_last
             continue
         w_base = window.base.get(name)
-        w_pred = predict_weight(w_last, w_base, forecasts[name], mode=mode, scale=scale)
+        if fixed_basis is None:
+            w_pred = predict_weight(w_last, w_base, forecasts[name], mode=mode, scale=scale)
+        else:
+            w_pred = fixed_basis_weight(window, name, w_base, *fixed_basis).to(w_last.dtype)
         if not torch.isfinite(w_pred).all():
             raise AlphaRLError(f"the forecast of tensor {name} has NaN or inf values")
         window_update = float((w_last.float() - w_base.float()).norm())
@@ -74,6 +81,17 @@ def predicted_tensors(
         if jumps is not None:
             jumps[name] = jump
         yield name, w_pred
+
+
+def fixed_basis_weight(window: Window, name: str, w_base: torch.Tensor, target: float, k: int, profile: str):
+    """`W_0 + dW_hat` of tensor `name` by the fixed-basis forecast (`extrapolation/fixed_basis.py`), from its
+    update at every checkpoint of the window (read one checkpoint at a time)."""
+    base = w_base.to(torch.float64)
+    rows = base.shape[0]
+    deltas = [(c.get(name).to(torch.float64) - base).reshape(rows, -1) for c in window.checkpoints]
+    k = min(k, *deltas[-1].shape)
+    update = fixed_basis_forecast([float(s) for s in window.steps], deltas, target, k=k, profile=profile)
+    return base + update.reshape(base.shape)
 
 
 def _set_config_dtype(path: Path, dtype: str) -> None:
@@ -105,11 +123,16 @@ def predict(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     progress: bool = True,
     dtype: str | None = None,
+    method: str = "rank1",
+    basis_rank: int = 1,
+    profile: str = "linear",
 ) -> dict:
     """Write the forecast checkpoint to `out` (with its report and trajectory); return the report.
 
     `dtype` ('float32', 'bfloat16', 'float16'): write every floating tensor in it, and say so in the copied
-    config.json; None keeps the last checkpoint's."""
+    config.json; None keeps the last checkpoint's. `method` 'fixed-basis' writes the denoised fixed-basis
+    forecast (rank `basis_rank` subspace, `profile` 'linear' or 'saturating') of every tracked matrix instead
+    of the rank-1 line (step covariate only; the report's rank-1 statistics still describe the window)."""
     started = time.perf_counter()
     out = Path(out)
     check_output(out, [base, *checkpoints])
@@ -117,6 +140,15 @@ def predict(
         raise AlphaRLError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
     if mode not in MODES:
         raise AlphaRLError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if method not in METHODS:
+        raise AlphaRLError(f"unknown forecast {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "fixed-basis" and (covariate != "step" or scale != 1.0 or mode != "rank1_replace"):
+        raise AlphaRLError(
+            "--forecast fixed-basis forecasts in the step (--covariate step) and writes W_K plus the moved "
+            "subspace: --mode and --scale are for the rank-1 forecast"
+        )
+    if method == "fixed-basis" and (basis_rank < 1 or profile not in PROFILES):
+        raise AlphaRLError(f"--basis-rank must be >= 1 and --profile one of {', '.join(PROFILES)}")
     if rewards is not None and len(rewards) != len(checkpoints):
         raise AlphaRLError(f"--rewards has {len(rewards)} values for {len(checkpoints)} checkpoints")
     if covariate == "reward":
@@ -149,7 +181,8 @@ def predict(
         t0 = time.perf_counter()
         jumps: dict[str, float] = {}
         torch_dtype = getattr(torch, dtype) if dtype is not None else None
-        tensors = predicted_tensors(window, forecasts, mode, scale, progress, jumps, torch_dtype)
+        fixed = (target, basis_rank, profile) if method == "fixed-basis" else None
+        tensors = predicted_tensors(window, forecasts, mode, scale, progress, jumps, torch_dtype, fixed)
         write_shards(tmp, tensors, max_shard_bytes)
         copy_model_files(window.last.folder, tmp)
         if dtype is not None:
@@ -178,6 +211,10 @@ def predict(
             "steps": window.steps,
             "covariates": traj.covariates,
             "target": {"covariate": covariate, "value": target, "step": target_step},
+            "forecast": {
+                "method": method,
+                **({"basis_rank": basis_rank, "profile": profile} if fixed else {}),
+            },
             "fit": fit,
             "mode": mode,
             "scale": scale,

@@ -390,3 +390,34 @@ def test_dtype_float32_keeps_the_forecast_exact_on_bf16_checkpoints(tmp_path):
     assert torch.allclose(written[Q].to(torch.bfloat16), load_file(kept / "model.safetensors")[Q], atol=1e-2)
     last = CheckpointReader(series.checkpoints[-1]).get(Q).float()
     assert not torch.equal(written[Q], last)  # the forecast moved it
+
+
+def test_fixed_basis_forecast_writes_the_planted_future(series, tmp_path, capsys):
+    """`--forecast fixed-basis`: the series plants `W_t = W_0 + t a v^T` (+ noise) on every projection, so the
+    forecast at step 60 is that line (within the noise), untracked tensors are the last checkpoint's, and
+    the report says which forecast wrote the weights. With --covariate reward it is refused."""
+    out = tmp_path / "fixed"
+    args = _args(series, out, "--target-step", "60", "--forecast", "fixed-basis", "--basis-rank", "2")
+    assert main(args) == 0
+    report = json.loads((out / "alpharl_report.json").read_text())
+    assert report["forecast"] == {"method": "fixed-basis", "basis_rank": 2, "profile": "linear"}
+    written = load_file(out / "model.safetensors")
+    last = load_file(series.checkpoints[-1] / "model.safetensors")
+    a, v = series.slopes[Q]
+    planted = series.base_state[Q] + 60 * torch.outer(a, v)
+    assert float((written[Q] - planted).norm() / (60 * torch.outer(a, v)).norm()) < 1e-2
+    assert float((last[Q] - planted).norm() / (60 * torch.outer(a, v)).norm()) > 0.2  # the jump is real
+    norm = "model.norm.weight"
+    assert torch.equal(written[norm], last[norm])
+    from alpharl_trainer.extrapolation.fixed_basis import fixed_basis_forecast
+
+    base = series.base_state[Q].double()
+    deltas = [load_file(c / "model.safetensors")[Q].double() - base for c in series.checkpoints]
+    expected = base + fixed_basis_forecast([float(s) for s in series.steps], deltas, 60.0, k=2)
+    torch.testing.assert_close(written[Q], expected.float())  # this forecast, not the rank-1 line's
+    assert main(_args(series, tmp_path / "rank1", "--target-step", "60")) == 0
+    assert not torch.equal(load_file(tmp_path / "rank1" / "model.safetensors")[Q], written[Q])
+    capsys.readouterr()
+    refused = _args(series, tmp_path / "r", "--forecast", "fixed-basis", "--covariate", "reward")
+    assert main([*refused, "--rewards", "0.1", "0.2", "0.3", "0.4", "--target-reward", "0.5"]) == 2
+    assert "--forecast fixed-basis forecasts in the step" in capsys.readouterr().err

@@ -16,7 +16,7 @@ snapshot; pushed several windows ahead, that amplifies noise and misses the dire
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -71,3 +71,19 @@ def fixed_basis_forecast(
     if not torch.isfinite(out).all():
         raise AlphaRLError("fixed-basis forecast: the forecast has NaN or inf values")
     return out.to(dtype)
+
+
+def fixed_basis_weight(
+    steps: Sequence[float],
+    base: torch.Tensor,
+    weights: Iterable[torch.Tensor],
+    target: float,
+    k: int = 1,
+    profile: str = "linear",
+) -> torch.Tensor:
+    """`W_0 + dW_hat` of one tensor of any shape (rows x the rest flattened), from its weights at `steps`
+    (`weights` may be a generator: one read at a time); `k` capped at the update's rank bound; float64."""
+    w0 = base.to(torch.float64)
+    deltas = [(w.to(torch.float64) - w0).reshape(w0.shape[0], -1) for w in weights]
+    update = fixed_basis_forecast(steps, deltas, target, k=min(k, *deltas[-1].shape), profile=profile)
+    return w0 + update.reshape(w0.shape)

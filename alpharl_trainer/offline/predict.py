@@ -22,7 +22,7 @@ from alpharl_trainer.checkpoints import (
 )
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.apply import MODES, predict_weight
-from alpharl_trainer.extrapolation.fixed_basis import PROFILES, fixed_basis_forecast
+from alpharl_trainer.extrapolation.fixed_basis import PROFILES, fixed_basis_weight
 from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
 from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.offline.window import Window, build_trajectory, check_output, finite_mean, open_window
@@ -68,7 +68,9 @@ def predicted_tensors(
         if fixed_basis is None:
             w_pred = predict_weight(w_last, w_base, forecasts[name], mode=mode, scale=scale)
         else:
-            w_pred = fixed_basis_weight(window, name, w_base, *fixed_basis).to(w_last.dtype)
+            steps, readers = [float(s) for s in window.steps], window.checkpoints
+            weights = (c.get(name) for c in readers)  # one checkpoint's tensor in memory at a time
+            w_pred = fixed_basis_weight(steps, w_base, weights, *fixed_basis).to(w_last.dtype)
         if not torch.isfinite(w_pred).all():
             raise AlphaRLError(f"the forecast of tensor {name} has NaN or inf values")
         window_update = float((w_last.float() - w_base.float()).norm())
@@ -81,17 +83,6 @@ def predicted_tensors(
         if jumps is not None:
             jumps[name] = jump
         yield name, w_pred
-
-
-def fixed_basis_weight(window: Window, name: str, w_base: torch.Tensor, target: float, k: int, profile: str):
-    """`W_0 + dW_hat` of tensor `name` by the fixed-basis forecast (`extrapolation/fixed_basis.py`), from its
-    update at every checkpoint of the window (read one checkpoint at a time)."""
-    base = w_base.to(torch.float64)
-    rows = base.shape[0]
-    deltas = [(c.get(name).to(torch.float64) - base).reshape(rows, -1) for c in window.checkpoints]
-    k = min(k, *deltas[-1].shape)
-    update = fixed_basis_forecast([float(s) for s in window.steps], deltas, target, k=k, profile=profile)
-    return base + update.reshape(base.shape)
 
 
 def _set_config_dtype(path: Path, dtype: str) -> None:

@@ -14,7 +14,7 @@ import torch
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight
-from alpharl_trainer.extrapolation.fixed_basis import fixed_basis_forecast
+from alpharl_trainer.extrapolation.fixed_basis import fixed_basis_weight
 from alpharl_trainer.trainer.decision import best_over_bar
 
 Weights = dict[str, torch.Tensor]
@@ -95,10 +95,8 @@ def fixed_basis(
     steps = [float(step) for step, _ in window]
     out = dict(window[-1][1])
     for name in names:
-        shape = base[name].shape
-        deltas = [(w[name].double() - base[name].double()).reshape(shape[0], -1) for _, w in window]
-        update = fixed_basis_forecast(steps, deltas, target, k=min(k, *deltas[-1].shape), profile=profile)
-        out[name] = (base[name].double() + update.reshape(shape)).to(base[name].dtype)
+        weights = [w[name] for _, w in window]
+        out[name] = fixed_basis_weight(steps, base[name], weights, target, k, profile).to(base[name].dtype)
     return out
 
 

@@ -131,12 +131,12 @@ class RunEvaluation:
         self._chosen(end, "expo", expo, last)
 
         window = [(s, self.weights(s)) for s in traj.steps if s <= end]
+        targets = AlphaRLConfig(alpharl_horizons=list(spec.horizons)).target_steps(end)  # the product's
         relex = {}  # the product's candidate steps, the same choice and the same option to keep W_K
-        for target in AlphaRLConfig(alpharl_horizons=list(spec.horizons)).target_steps(end):
+        for target in targets:
             relex[f"step {target}"] = lambda t=target: methods.relex(self.base, window, t)
         self._chosen(end, "relex", relex, last)
 
-        targets = AlphaRLConfig(alpharl_horizons=list(spec.horizons)).target_steps(end)  # the product's
         fixed = {}
         for profile in ("linear", "saturating"):  # forecast v2: fixed basis, shared (denoised) time profile
             fixed[profile] = {}

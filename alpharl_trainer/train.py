@@ -20,6 +20,7 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.recipe import ScriptArguments
 from alpharl_trainer.resume import resume_point
 from alpharl_trainer.run_report import print_summary, write_summary
+from alpharl_trainer.trainer.candidates import describe
 
 
 def test_score(model, tokenizer, task, script: ScriptArguments) -> dict | None:
@@ -112,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         window = "window end (truncated run)"
         unit = "step" if trainer.alpharl.config.alpharl_covariate == "step" else "reward"
 
-        def at_window_end(event: str, target: float | None) -> None:
+        def at_window_end(event: str, label: str | None) -> None:
             step = trainer.state.global_step
             if event == "window":
                 score(window, step, whole_model(trainer), "base policy")
             elif event == "candidate":
-                score(f"forecast to {unit} {target:g}", step, whole_model(trainer), window)
-            elif target is not None:  # decided: the applied forecast (already scored if the gate ran)
-                name = f"forecast to {unit} {target:g}"
+                score(describe(label, unit).removeprefix("the "), step, whole_model(trainer), window)
+            elif label is not None:  # decided: the applied candidate (already scored if the gate ran)
+                name = describe(label, unit).removeprefix("the ")
                 scored = [s for s in stages if s.name == name]
                 if scored:
                     scored[0].name = f"{name} (applied)"

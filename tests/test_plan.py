@@ -89,7 +89,8 @@ def test_every_paper_recipe_prices_its_gate_under_five_percent(recipe):
     gate, values = result.alpharl["gate"], result.values
     assert gate["engine"] == "vllm" and values["use_vllm"]
     prompts, samples = values["alpharl_acceptance_prompts"], values["alpharl_acceptance_samples"]
-    assert gate["completions"] == prompts * samples * (1 + len(result.alpharl["targets"]))
+    samples = 1 if values["alpharl_acceptance_scoring"] == "greedy" else samples
+    assert gate["completions"] == prompts * samples * (1 + len(result.alpharl["candidates"]))
     steps = result.alpharl["stop_step"] or values["max_steps"]
     rollouts = -(-steps // result.batch["optimizer_steps_per_generation"])  # ceil
     run_tokens = rollouts * result.batch["generation_completions"] * values["max_completion_length"]

@@ -83,6 +83,7 @@ def batch_plan(values: dict, launch: Launch, plan: Plan) -> None:
 
 # AlphaRL schedule --------------------------------------------------------------------------------------
 def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: float | None = None) -> None:
+    from alpharl_trainer.trainer.candidates import WINDOW_FAMILIES, build_candidates
     from alpharl_trainer.trainer.config import AlphaRLConfig
 
     if not values.get("alpharl"):
@@ -95,13 +96,18 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
         plan.errors.append(f"AlphaRL: {err}")
         return
     end = config.window_end_step(max_steps)
-    targets = config.targets(end)
-    acceptance = config.alpharl_acceptance_prompts * config.alpharl_acceptance_samples * (1 + len(targets))
+    targets, snapshots = config.targets(end), config.snapshot_steps(max_steps)
+    built = build_candidates(config, targets, end, max_steps, len(snapshots))
+    candidates = [c.label for c in built]
+    samples = 1 if config.alpharl_acceptance_scoring == "greedy" else config.alpharl_acceptance_samples
+    acceptance = config.alpharl_acceptance_prompts * samples * (1 + len(candidates))
     plan.alpharl = {
-        "snapshot_steps": config.snapshot_steps(max_steps),
+        "snapshot_steps": snapshots,
         "window_end": end,
         "window_share": end / max_steps if max_steps > 0 else None,
         "targets": targets,
+        "candidates": candidates,
+        "window_store_snapshots": len(snapshots) if any(c.family in WINDOW_FAMILIES for c in built) else 0,
         "covariate": config.alpharl_covariate,
         "stop_step": None if config.alpharl_continue_after_swap else end + config.alpharl_finetune_steps,
         "acceptance_completions": acceptance,
@@ -211,6 +217,9 @@ def memory_plan(values: dict, launch: Launch, model: ModelSize, gpu_gb: float, p
             )
     if model.config and plan.alpharl is not None:
         plan.memory["cpu_per_node_at_swap"] = _swap_cpu(p, model.config, load_bytes, launch) / GIB
+        kept = plan.alpharl["window_store_snapshots"]
+        if kept:  # candidates.WINDOW_FAMILIES: every snapshot's tracked weights, shared out over the ranks
+            plan.memory["disk_window_store"] = kept * _tracked(p, model.config) * load_bytes / GIB
 
 
 def precision(values: dict, launch: Launch) -> str:
@@ -232,10 +241,15 @@ def _activations(values: dict, arch: dict) -> dict[str, float]:
     return {"activations (rough)": hidden, "logits (rough)": logits}
 
 
+def _tracked(p: int, arch: dict) -> int:
+    """Parameters AlphaRL tracks by default: all but the embeddings and an untied lm_head."""
+    embeddings = arch["vocab_size"] * arch["hidden_size"] * (1 if arch["tie_word_embeddings"] else 2)
+    return max(p - embeddings, 0)
+
+
 def _swap_cpu(p: int, arch: dict, load_bytes: int, launch: Launch) -> float:
     """The callback keeps W_0 of owned matrices per rank and, at the swap, W_K + one candidate of every
     tracked matrix on every rank (callback._swap_at): CPU bytes on one node at that moment."""
-    embeddings = arch["vocab_size"] * arch["hidden_size"] * (1 if arch["tie_word_embeddings"] else 2)
-    tracked = max(p - embeddings, 0)
+    tracked = _tracked(p, arch)
     per_node = launch.processes // launch.machines
     return per_node * (tracked * load_bytes / launch.processes + 2 * tracked * load_bytes)

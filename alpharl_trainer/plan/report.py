@@ -48,8 +48,9 @@ def format_plan(plan: Plan) -> str:
         lines += [
             f"AlphaRL    {len(steps)} snapshots at steps {', '.join(map(str, steps))}; "
             f"window ends at step {a['window_end']}{share}",
-            f"           candidate {unit} {', '.join(f'{t:g}' for t in a['targets'])}; acceptance samples "
-            f"{a['acceptance_completions']} completions; {stop}",
+            f"           forecast {unit} {', '.join(f'{t:g}' for t in a['targets'])}; "
+            f"{len(a['candidates'])} candidates ({', '.join(_families(a['candidates']))}); acceptance "
+            f"samples {a['acceptance_completions']} completions; {stop}",
         ]
         gate = a.get("gate")
         if gate:
@@ -61,13 +62,19 @@ def format_plan(plan: Plan) -> str:
                 f"per process{share}"
             )
     if plan.memory:
-        items = {k: g for k, g in plan.memory.items() if k not in ("total", "cpu_per_node_at_swap")}
+        off_gpu = ("total", "cpu_per_node_at_swap", "disk_window_store")
+        items = {k: g for k, g in plan.memory.items() if k not in off_gpu}
         parts = " + ".join(f"{k} {g:.1f}" for k, g in items.items())
         lines.append(f"memory/GPU {plan.memory['total']:.1f} GiB estimated = {parts}")
     if "cpu_per_node_at_swap" in plan.memory:
         lines.append(
             f"CPU/node   {plan.memory['cpu_per_node_at_swap']:.1f} GiB at the AlphaRL swap (W_0 shares + W_K "
             "and one candidate of the tracked matrices on every rank)"
+        )
+    if "disk_window_store" in plan.memory:
+        lines.append(
+            f"disk       {plan.memory['disk_window_store']:.1f} GiB under output_dir/alpharl/window/: the "
+            "tracked weights of every snapshot, read by the fixed-basis and averaging candidates"
         )
     lines += [f"note       {n}" for n in plan.notes]
     lines += [f"WARNING    {w}" for w in plan.warnings]
@@ -90,3 +97,12 @@ def _duration(hours: float) -> str:
         if hours * 60 >= 1
         else f"{hours * 3600:.0f} s"
     )
+
+
+def _families(labels: list[str]) -> list[str]:
+    """'9 rank-1, 6 fixed-basis, 6 expo, 1 average' from the candidates' labels."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        family = "rank-1" if label[:1].isdigit() else label.split(" ")[0]
+        counts[family] = counts.get(family, 0) + 1
+    return [f"{n} {family}" for family, n in counts.items()]

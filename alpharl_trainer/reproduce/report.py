@@ -21,6 +21,7 @@ from pathlib import Path
 from alpharl_trainer.checkpoints import atomic_output_dir
 from alpharl_trainer.reproduce import plots, stats
 from alpharl_trainer.reproduce.config import Suite
+from alpharl_trainer.trainer.candidates import describe
 
 METHODS = (
     "truncated",
@@ -355,11 +356,12 @@ def _decisions(res: dict) -> list[str]:
         key = max(scores, key=scores.get)
         se = d["paired_se"].get(key) or math.nan
         over = scores[key] - d["gate_current"]
-        chosen = d["chosen_step"]
-        decision = "kept W_K" if chosen is None else f"swapped in the forecast to step {chosen:g}"
+        chosen = d["chosen"]
+        decision = "kept W_K" if chosen is None else f"swapped in {describe(chosen)}"
         note = "" if d.get("gate_reward_is_accuracy", True) else " (reward, not accuracy)"
         lines.append(
-            f"| {d['window_step']} | {d['gate_current']:.3f} / {d['suite_current']:.3f}{note} | step {key}: "
+            f"| {d['window_step']} | {d['gate_current']:.3f} / {d['suite_current']:.3f}{note} | "
+            f"{describe(key).removeprefix('the forecast to ')}: "
             f"{scores[key]:.3f} | {over:+.3f} / {over / se if se > 0 else math.nan:.1f} | {decision} | "
             f"{d['seconds']:.0f}s |"
         )

@@ -26,6 +26,7 @@ from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
 from alpharl_trainer.reproduce.report import METHODS
 from alpharl_trainer.reproduce.runs import RECIPES, FullRun, product_run, recipe_settings, train_full
+from alpharl_trainer.trainer.candidates import describe
 from alpharl_trainer.trainer.config import AlphaRLConfig
 
 
@@ -207,12 +208,12 @@ class RunEvaluation:
         self.product_seconds += made.seconds
         swap = made.swap
         chosen = swap["chosen"]
-        label = "keep W_K" if chosen is None else f"step {chosen:g}"
+        label = "keep W_K" if chosen is None else describe(chosen).removeprefix("the forecast to ")
         gate_current = swap["scores"].get("current")
         self.decisions.append(
             {
                 "window_step": end,
-                "chosen_step": chosen,
+                "chosen": chosen,
                 "scores": swap["scores"],
                 "paired_se": swap.get("paired_se", {}),
                 "gate_engine": swap.get("gate_engine"),
@@ -234,7 +235,7 @@ class RunEvaluation:
                 f"suite {current:.4f}: its window-end weights differ from the full run's checkpoint"
             )
         window = last if chosen is None else made.window
-        heldout = gate_current if chosen is None else swap["scores"].get(f"{chosen:g}")
+        heldout = gate_current if chosen is None else swap["scores"].get(chosen)
         self.add(end, "default", end, window, choice=label, heldout=heldout)
         if finetune:
             self.add(end, "default+ft", budget, made.finetuned, choice=label)

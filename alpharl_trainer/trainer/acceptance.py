@@ -228,18 +228,18 @@ def _until_eos(ids: list[int], eos: int | list[int] | None) -> list[int]:
 
 def judge(
     scorer: AcceptanceScorer,
-    targets: list[float],
-    write: Callable[[float], None],
-    scored: Callable[[float], None] = lambda target: None,
+    labels: list[str],
+    write: Callable[[str], None],
+    scored: Callable[[str], None] = lambda label: None,
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Score the weights now in the policy (`current`), then each target once `write(target)` has put its
-    candidate in the policy (`scored(target)` follows each): the mean rewards and the per-prompt rewards,
-    keyed `current` and `f"{target:g}"`."""
+    """Score the weights now in the policy (`current`), then each candidate once `write(label)` has put it
+    in the policy (`scored(label)` follows each): the mean rewards and the per-prompt rewards, keyed
+    `current` and the candidates' labels."""
     result = scorer.evaluate()
     scores, per_prompt = {"current": result.mean}, {"current": result.per_prompt}
-    for target in targets:
-        write(target)
+    for label in labels:
+        write(label)
         result = scorer.evaluate()
-        scores[f"{target:g}"], per_prompt[f"{target:g}"] = result.mean, result.per_prompt
-        scored(target)
+        scores[label], per_prompt[label] = result.mean, result.per_prompt
+        scored(label)
     return scores, per_prompt

@@ -5,11 +5,13 @@ The whole method, as the trainer sees it:
 1. train start: keep `W_0` of the tracked matrices this rank owns (CPU, their own dtype) and save it once
    under `output_dir/alpharl/base/` so a resumed run has it;
 2. every `alpharl_interval` steps until the window end: rank-1 snapshot of each owned `W_t - W_0`
-   (warm-started), exchange the small factors, append to the trajectory with the interval's mean reward;
-3. window end: forecast every candidate horizon, score the current weights and each candidate on held-out
-   prompts (`acceptance.py`), hot-swap the best one on every rank (optimizer fp32 master included), or keep
-   the current weights when no candidate beats them; drop buffered rollouts and force a vLLM weight resync
-   so the next generation uses the swapped weights;
+   (warm-started), exchange the small factors, append to the trajectory with the interval's mean reward
+   (and, for the fixed-basis and averaging candidates, save the owned weights to disk);
+3. window end: build the candidates (`candidates.py`: rank-1 forecasts at every horizon, and the other
+   families of `alpharl_candidates`), score the current weights and each candidate on held-out prompts
+   (`acceptance.py`), hot-swap the best one on every rank (optimizer fp32 master included), or keep the
+   current weights when none beats them by the bar (`decision.py`); drop buffered rollouts and force a vLLM
+   weight resync so the next generation uses the swapped weights;
 4. then fine-tune `alpharl_finetune_steps` and stop, or continue to `max_steps`.
 
 The trajectory and the callback's state are saved into every `checkpoint-N/alpharl/` (`state.py`), and a
@@ -35,10 +37,18 @@ from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, 
 from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_MIN_POINTS
 from alpharl_trainer.extrapolation.saturation import fit_saturation, horizon
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer, judge
+from alpharl_trainer.trainer.candidates import WINDOW_FAMILIES, Candidate, build_candidates
 from alpharl_trainer.trainer.config import AlphaRLConfig
-from alpharl_trainer.trainer.decision import choose, describe_decision, paired_se
+from alpharl_trainer.trainer.decision import best_over_bar, describe_decision, paired_se
 from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_rank1
-from alpharl_trainer.trainer.state import load_base, load_state, save_base, save_state
+from alpharl_trainer.trainer.state import (
+    WindowReader,
+    load_base,
+    load_state,
+    save_base,
+    save_state,
+    save_window,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +82,12 @@ class AlphaRLCallback(TrainerCallback):
         self.swap: dict | None = None
         """What happened at the window end: step, candidates, scores, chosen target (None before)."""
         self.pending_logs: dict[str, float] = {}
-        self.listeners: list[Callable[[str, float | None], None]] = []
-        """Called on every rank at the window end as `listener(event, target)`, with the weights in question
+        self.window: WindowReader | None = None
+        """The tracked weights saved at each snapshot, for the candidate families that need them."""
+        self.listeners: list[Callable[[str, str | None], None]] = []
+        """Called on every rank at the window end as `listener(event, label)`, with the weights in question
         in the model: 'window' (W_K, before any candidate is written), 'candidate' (each scored candidate, its
-        target), 'decided' (the chosen weights in place; target None after a rollback). `alpharl train` uses
+        label), 'decided' (the chosen weights in place; label None after a rollback). `alpharl train` uses
         it to score every stage on the test split; listeners must not change the weights."""
 
     # ---- wiring -------------------------------------------------------------------------------------
@@ -95,6 +107,11 @@ class AlphaRLCallback(TrainerCallback):
     @property
     def window_end(self) -> int:
         return self.config.window_end_step(self.trainer.args.max_steps)
+
+    @property
+    def _keeps_window(self) -> bool:
+        """Whether each snapshot's weights are saved: a family the run offers reads them."""
+        return self.window is not None
 
     @property
     def _zero3(self) -> bool:
@@ -118,6 +135,14 @@ class AlphaRLCallback(TrainerCallback):
             raise AlphaRLError("no parameter matches the AlphaRL selector: nothing to extrapolate")
         if self.lora and self.config.alpharl_mode == "rank1_only":
             raise AlphaRLError("alpharl_mode rank1_only rebuilds weights from W_0: not available for LoRA")
+        snapshots = len(self.config.snapshot_steps(args.max_steps))
+        left_out = self.config.left_out(snapshots, lora=bool(self.lora))
+        if set(left_out) == set(self.config.alpharl_candidates):
+            raise AlphaRLError(f"no family of alpharl_candidates can be offered in this run: {left_out}")
+        for family, why in left_out.items():
+            logger.warning("AlphaRL: the gate's portfolio leaves out %s: %s", family, why)
+        offered = set(self.config.alpharl_candidates) - set(left_out)
+        self.window = WindowReader(args.output_dir) if offered & set(WINDOW_FAMILIES) else None
         rank, world = _rank_world()
         self.owners = assign_owners({n: int(torch.Size(shapes[n]).numel()) for n in self.names}, world)
         if not self.config.alpharl_continue_after_swap:
@@ -193,6 +218,12 @@ class AlphaRLCallback(TrainerCallback):
             save_base(args.output_dir, rank, _rank_world()[1], self.base)
         taken = [s for s in self.config.snapshot_steps(args.max_steps) if s <= step]
         meta, self.trajectory = load_state(checkpoint, step, taken)
+        if self._keeps_window and checkpoint.parent.resolve() != Path(args.output_dir).resolve():
+            source, names = WindowReader(checkpoint.parent), [n for n in self.names if self.owners[n] == rank]
+            for at in taken:  # this rank's share of every snapshot's weights, into the new run folder
+                save_window(
+                    args.output_dir, at, rank, _rank_world()[1], {n: source.read(at, n) for n in names}
+                )
         self.step_rewards = [(int(at), float(reward)) for at, reward in meta["step_rewards"]]
         self.swap = meta["swap"]
 
@@ -220,9 +251,9 @@ class AlphaRLCallback(TrainerCallback):
 
     def _snapshot(self, step: int) -> None:
         start = time.perf_counter()
-        rank, _ = _rank_world()
+        rank, world = _rank_world()
         zero3, params = self._zero3, self._params()
-        local = {}
+        local, kept = {}, {}
         for name in self.names:
             if name in self.lora:
                 self._snapshot_lora(name, params, zero3, rank, local)
@@ -233,6 +264,10 @@ class AlphaRLCallback(TrainerCallback):
                 delta = w.float() - self.base[name].to(w.device).float()
                 warm = self.trajectory.last_v(name) if len(self.trajectory) else None
                 local[name] = top_singular(delta, warm, name=name)
+                if self._keeps_window:
+                    kept[name] = w.detach().to("cpu", copy=True)
+        if self._keeps_window:
+            save_window(self.trainer.args.output_dir, step, rank, world, kept)
         factors = share_factors(local, self.owners)
         # Every snapshot must carry the same covariates: the first one decides whether rewards are
         # recorded; an interval without a logged reward repeats the last one.
@@ -289,31 +324,33 @@ class AlphaRLCallback(TrainerCallback):
         dist.broadcast(buf, src=self.owners[name])
         return buf
 
-    def _apply(self, target: float | None, stash: dict[str, torch.Tensor], reset: bool = False) -> float:
-        """Write the candidate forecast at `target` (or W_K itself when None) into the live model on every
-        rank, one matrix at a time (peak extra memory: one matrix). Returns `||W_new - W_K||` over all."""
+    def _apply(
+        self, candidate: Candidate | None, stash: dict[str, torch.Tensor], reset: bool = False
+    ) -> float:
+        """Write `candidate` (or W_K itself when None) into the live model on every rank, one matrix at a
+        time (peak extra memory: one matrix). Returns `||W_new - W_K||` over all matrices."""
         cfg, trainer = self.config, self.trainer
         rank, world = _rank_world()
         fcs = None
-        if target is not None:
-            fcs = forecast(self.trajectory, target, fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
+        if candidate is not None and candidate.family == "rank1":
+            fcs = forecast(
+                self.trajectory, candidate.value, fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate
+            )
         engine = trainer.deepspeed if getattr(trainer, "is_deepspeed_enabled", False) else None
         moved = torch.zeros((), dtype=torch.float64)
         for name in self.names:
             owned = self.owners[name] == rank
-            if fcs is not None and cfg.alpharl_mode == "rank1_only":  # needs W_0: only the owner has it
-                local = None
-                if owned:
-                    local = predict_weight(
-                        stash[name], self.base[name], fcs[name], "rank1_only", cfg.alpharl_scale
-                    )
-                value = self._from_owner(name, local)
-            else:  # W_K, or an additive rank-1 correction of it computed identically on every rank
+            if candidate is None or (fcs is not None and cfg.alpharl_mode != "rank1_only"):
+                # W_K, or an additive rank-1 correction of it computed identically on every rank
                 w_k = self._from_owner(name, stash.get(name))
                 value = (
                     w_k
                     if fcs is None
                     else predict_weight(w_k, w_k, fcs[name], cfg.alpharl_mode, cfg.alpharl_scale)
+                )
+            else:  # needs W_0 or the window's weights: only the owner has them
+                value = self._from_owner(
+                    name, self._owner_weight(candidate, fcs, name, stash) if owned else None
                 )
             if owned:
                 moved += float((value.float().cpu() - stash[name].float()).norm()) ** 2
@@ -329,6 +366,24 @@ class AlphaRLCallback(TrainerCallback):
             dist.all_reduce(moved)
         return float(moved) ** 0.5
 
+    def _owner_weight(
+        self, candidate: Candidate, fcs, name: str, stash: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The candidate's weight of a matrix this rank owns. A fixed-basis forecast that cannot be made for
+        one matrix (e.g. a degenerate profile) keeps that matrix at W_K, with a warning: the gate scores what
+        was written, and an error here would leave the other ranks waiting."""
+        w_k, w0 = stash[name], self.base[name]
+        if fcs is not None:  # rank1_only: rebuilt from W_0
+            return predict_weight(w_k, w0, fcs[name], "rank1_only", self.config.alpharl_scale)
+        steps = self.trajectory.steps
+        try:
+            return candidate.weight(
+                w_k, w0, steps, lambda at: self.window.read(at, name), self.config.alpharl_basis_profile
+            )
+        except AlphaRLError as err:
+            logger.warning("AlphaRL candidate %s keeps %s at W_K: %s", candidate.label, name, err)
+            return w_k
+
     def _swap_at(self, step: int) -> None:
         """Forecast, score, and write the winner (or keep the current weights)."""
         start = time.perf_counter()
@@ -340,8 +395,12 @@ class AlphaRLCallback(TrainerCallback):
         if saturation and saturation.get("target") is not None and saturation["target"] not in targets:
             targets = [*targets, saturation["target"]]
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
+        max_steps = trainer.args.max_steps
+        built = build_candidates(cfg, targets, step, max_steps, len(self.trajectory), lora=bool(self.lora))
+        candidates = {c.label: c for c in built}
+        labels = list(candidates)
         scores: dict[str, float] = {}
-        chosen, gate_engine, paired = targets[0], None, {}
+        chosen, gate_engine, paired = labels[0], None, {}
         if cfg.alpharl_acceptance_prompts > 0:
             held_out = trainer.eval_dataset
             rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
@@ -353,16 +412,17 @@ class AlphaRLCallback(TrainerCallback):
                 greedy=cfg.alpharl_acceptance_scoring == "greedy",
             )
             gate_engine = scorer.engine
-            write, scored = (lambda t: self._apply(t, stash)), (lambda t: self._notify("candidate", t))
-            scores, per_prompt = judge(scorer, targets, write, scored)
+            write = lambda label: self._apply(candidates[label], stash)  # noqa: E731
+            scored = lambda label: self._notify("candidate", label)  # noqa: E731
+            scores, per_prompt = judge(scorer, labels, write, scored)
             margin, margin_se = cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se
-            chosen = choose(scores, targets, margin, per_prompt=per_prompt, margin_se=margin_se)
+            chosen = best_over_bar(scores, labels, margin, per_prompt=per_prompt, margin_se=margin_se)
             paired = {k: paired_se(per_prompt["current"], v) for k, v in per_prompt.items() if k != "current"}
         if chosen is None:
             self._apply(None, stash)
             moved = 0.0
         else:
-            moved = self._apply(chosen, stash, reset=cfg.alpharl_optimizer_state == "reset")
+            moved = self._apply(candidates[chosen], stash, reset=cfg.alpharl_optimizer_state == "reset")
             self._invalidate_rollouts()
         if gate_engine == "vllm":  # vLLM holds the last candidate scored: push the decided weights
             trainer.vllm_generation.sync_weights()
@@ -370,6 +430,7 @@ class AlphaRLCallback(TrainerCallback):
         self.swap = {
             "step": step,
             "targets": targets,
+            "candidates": labels,
             "scores": scores,
             "margin": cfg.alpharl_acceptance_margin,
             "margin_se": cfg.alpharl_acceptance_margin_se,
@@ -382,11 +443,12 @@ class AlphaRLCallback(TrainerCallback):
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,
         }
+        rank1 = chosen is not None and candidates[chosen].family == "rank1"
         self.pending_logs.update(
             {
                 "alpharl/swap_time": time.perf_counter() - start,
                 "alpharl/mean_fit_r2": self.swap["mean_fit_r2"],
-                "alpharl/chosen_target": float("nan") if chosen is None else float(chosen),
+                "alpharl/chosen_target": float(candidates[chosen].value) if rank1 else float("nan"),
                 "alpharl/rolled_back": float(chosen is None),
                 "alpharl/swap_delta_norm": moved,
                 **{f"alpharl/score/{k}": v for k, v in scores.items()},

@@ -15,9 +15,13 @@ from trl import GRPOConfig, RLOOConfig
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import FITS, MODES, ParamSelector
+from alpharl_trainer.extrapolation.fixed_basis import PROFILES
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS as MIN_SNAPSHOTS
+from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_POINTS
 
 OPTIMIZER_STATES = ("keep", "reset")
+FAMILIES = ("rank1", "fixed_basis", "expo", "average")
+"""The gate's candidate families (`alpharl_candidates`; built in `trainer/candidates.py`)."""
 
 
 @dataclass
@@ -45,6 +49,10 @@ class AlphaRLConfig:
         alpharl_target_rewards (`list[float]`): candidate reward levels (reward covariate).
         alpharl_mode (`Literal["rank1_replace", "rank1_only", "reference"]`): how a forecast becomes weights.
         alpharl_scale (`float`, defaults to `1.0`): shrinkage of the extrapolated step.
+        alpharl_candidates (`list[str]`): the gate's portfolio, by family: the rank-1 forecast, the
+            fixed-basis forecast, ExPO, the average of the last snapshots (`trainer/candidates.py`).
+        alpharl_basis_ranks (`list[int]`), alpharl_basis_profile (`str`), alpharl_expo_factors
+            (`list[float]`), alpharl_average_snapshots (`int`): each family's knobs.
 
         > The acceptance gate
 
@@ -131,6 +139,42 @@ class AlphaRLConfig:
         default=1.0,
         metadata={"help": "Shrinkage of the extrapolated step (1 = the straight-line forecast itself)."},
     )
+    alpharl_candidates: list[str] = field(
+        default_factory=lambda: list(FAMILIES),
+        metadata={
+            "help": "The families of candidates the gate chooses from (with the option to keep the current "
+            "weights): 'rank1' (the rank-1 forecast at each target), 'fixed_basis' (the denoised fixed-basis "
+            "forecast at each target step, extrapolation/fixed_basis.py), 'expo' (W_K + a (W_K - W_0)) "
+            "and 'average' (the mean of the last alpharl_average_snapshots snapshots' weights). "
+            "'fixed_basis' and 'average' keep each snapshot's tracked weights on disk under "
+            "output_dir/alpharl/window/ (one copy of the tracked weights per snapshot)."
+        },
+    )
+    alpharl_basis_ranks: list[int] = field(
+        default_factory=lambda: [1, 4],
+        metadata={
+            "help": "'fixed_basis': the ranks k of the right singular subspace the window's updates are "
+            "projected on; one candidate per rank and target step."
+        },
+    )
+    alpharl_basis_profile: Literal["linear", "saturating"] = field(
+        default="saturating",
+        metadata={
+            "help": "'fixed_basis': how the shared time profile is extrapolated: a line through the origin "
+            "or a saturating curve (exponential or power law, whichever fits the window better)."
+        },
+    )
+    alpharl_expo_factors: list[float] = field(
+        default_factory=lambda: [0.1, 0.25, 0.5, 1.0, 2.0],
+        metadata={
+            "help": "'expo': the factors a of W_K + a (W_K - W_0), plus the straight line to max_steps "
+            "(a = max_steps / window end - 1)."
+        },
+    )
+    alpharl_average_snapshots: int = field(
+        default=4,
+        metadata={"help": "'average': how many of the window's last snapshots are averaged (W_K included)."},
+    )
     alpharl_acceptance_prompts: int = field(
         default=64,
         metadata={
@@ -207,6 +251,7 @@ class AlphaRLConfig:
             "alpharl_scale": [self.alpharl_scale],
             "alpharl_acceptance_margin": [self.alpharl_acceptance_margin],
             "alpharl_acceptance_margin_se": [self.alpharl_acceptance_margin_se],
+            "alpharl_expo_factors": self.alpharl_expo_factors,
         }
         for name, values in numbers.items():
             if any(not math.isfinite(v) for v in values):
@@ -255,6 +300,7 @@ class AlphaRLConfig:
             raise AlphaRLError(f"alpharl_optimizer_state must be one of {OPTIMIZER_STATES}")
         if not (self.alpharl_horizons if self.alpharl_covariate == "step" else self.alpharl_target_rewards):
             raise AlphaRLError("no forecast candidates: set alpharl_horizons / alpharl_target_rewards")
+        self._validate_candidates()
         if self.alpharl_covariate == "step" and min(self.alpharl_horizons) <= 1.0:
             raise AlphaRLError("alpharl_horizons are multiples of the window end and must all be > 1")
         end = self.window_end_step(max_steps)
@@ -270,6 +316,46 @@ class AlphaRLConfig:
                 f"{self.alpharl_interval} (steps {snapshots}); a line fit needs {MIN_SNAPSHOTS}: lower the "
                 "interval or widen the window"
             )
+        left_out = self.left_out(len(snapshots))
+        if set(left_out) == set(self.alpharl_candidates):
+            reasons = "; ".join(f"{family}: {why}" for family, why in left_out.items())
+            raise AlphaRLError(f"no candidate family of alpharl_candidates can be offered ({reasons})")
+
+    def _validate_candidates(self) -> None:
+        families = list(self.alpharl_candidates)
+        unknown = sorted(set(families) - set(FAMILIES))
+        if unknown or not families:
+            raise AlphaRLError(f"alpharl_candidates must be a non-empty subset of {FAMILIES}, got {families}")
+        if "fixed_basis" in families:
+            if not self.alpharl_basis_ranks or min(self.alpharl_basis_ranks) < 1:
+                raise AlphaRLError(f"alpharl_basis_ranks must be >= 1, got {self.alpharl_basis_ranks}")
+            if self.alpharl_basis_profile not in PROFILES:
+                raise AlphaRLError(f"alpharl_basis_profile must be one of {PROFILES}")
+        if "expo" in families and (not self.alpharl_expo_factors or min(self.alpharl_expo_factors) <= 0):
+            raise AlphaRLError(f"alpharl_expo_factors must all be > 0, got {self.alpharl_expo_factors}")
+        if "average" in families and self.alpharl_average_snapshots < 2:
+            raise AlphaRLError(
+                "alpharl_average_snapshots must be >= 2 (1 is W_K itself), got "
+                f"{self.alpharl_average_snapshots}"
+            )
+
+    def left_out(self, snapshots: int, lora: bool = False) -> dict[str, str]:
+        """The families of `alpharl_candidates` a run with `snapshots` snapshots cannot offer, and why. The
+        portfolio leaves them out (the callback warns); a run that can offer none of its families is
+        refused."""
+        out = {}
+        saturating = self.alpharl_basis_profile == "saturating"
+        for family in self.alpharl_candidates:
+            if lora and family != "rank1":
+                out[family] = "a LoRA run's candidates are rank-1 forecasts of its merged update"
+            elif family == "fixed_basis" and self.alpharl_covariate != "step":
+                out[family] = "it forecasts to steps: it needs alpharl_covariate step"
+            elif family == "fixed_basis" and saturating and snapshots < SATURATION_POINTS:
+                out[family] = (
+                    f"a saturating profile needs {SATURATION_POINTS} snapshots, the window holds {snapshots} "
+                    "(lower alpharl_interval)"
+                )
+        return out
 
     def window_end_step(self, max_steps: int) -> int:
         """The step at which the window closes: `alpharl_window_end` resolved to a whole step."""

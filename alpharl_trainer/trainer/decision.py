@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from alpharl_trainer.trainer.candidates import describe
+
 
 def paired_se(current: list[float], candidate: list[float]) -> float:
     """Standard error of the mean per-prompt difference `candidate - current` (prompts both scored)."""
@@ -39,41 +41,30 @@ def best_over_bar(
     return chosen
 
 
-def choose(
-    scores: dict[str, float],
-    targets: list[float],
-    margin: float,
-    *,
-    per_prompt: dict[str, list[float]] | None = None,
-    margin_se: float = 0.0,
-) -> float | None:
-    """The target the gate applies (`best_over_bar` over the forecasts, keyed `f"{target:g}"`), or None."""
-    keys = {f"{target:g}": target for target in targets}
-    key = best_over_bar(scores, list(keys), margin, per_prompt=per_prompt, margin_se=margin_se)
-    return None if key is None else keys[key]
-
-
 def describe_decision(swap: dict) -> str:
     """The gate's decision in one line, e.g. 'AlphaRL at step 60: applied the forecast to step 150 (held-out
-    reward 0.361 vs 0.344 for the current weights, margin 0.01; others: 75 0.350, ...)'. Targets are steps,
-    or reward levels with the reward covariate."""
+    reward 0.361 vs 0.344 for the current weights, margin 0.01; others: 75 0.350, ...)'. Candidates are
+    labelled (`candidates.py`): a rank-1 candidate by its target, a step or a reward level with the reward
+    covariate."""
     scores = dict(swap["scores"])
     current = scores.pop("current", None)
     unit = "step" if swap.get("covariate", "step") == "step" else "reward"
-    others = ", ".join(f"{unit} {k} {v:.3f}" for k, v in scores.items())
+    others = ", ".join(
+        f"{describe(k, unit).removeprefix('the forecast to ')} {v:.3f}" for k, v in scores.items()
+    )
     head = f"AlphaRL at step {swap['step']}: "
+    chosen = swap["chosen"]
     if current is None:
-        return head + f"applied the forecast to {unit} {swap['chosen']:g} unscored (acceptance gate off)"
+        return head + f"applied {describe(chosen, unit)} unscored (acceptance gate off)"
     bar = f"the margin {swap['margin']:g}"
     if swap.get("margin_se"):
         bar += f" + {swap['margin_se']:g} paired SE"
-    if swap["chosen"] is None:
+    if chosen is None:
         return head + (
             f"rollback: kept the current weights (held-out reward {current:.3f}); no candidate beat them "
             f"by more than {bar} (candidates: {others})"
         )
-    won = scores[f"{swap['chosen']:g}"]
     return head + (
-        f"applied the forecast to {unit} {swap['chosen']:g} (held-out reward {won:.3f} vs {current:.3f} for "
+        f"applied {describe(chosen, unit)} (held-out reward {scores[chosen]:.3f} vs {current:.3f} for "
         f"the current weights, {bar}; candidates: {others})"
     )

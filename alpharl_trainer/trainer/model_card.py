@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from alpharl_trainer.atomic import atomic_file
+from alpharl_trainer.trainer.candidates import describe
 
 BEGIN = "<!-- alpharl:begin -->"
 END = "<!-- alpharl:end -->"
@@ -43,7 +44,8 @@ def alpharl_section(swap: dict | None, config, snapshots: list[int], base_model:
         f"| window (snapshot steps) | {', '.join(map(str, snapshots)) or 'none'} |",
         f"| fit | {config.alpharl_fit} of a_t = s_t u_t against the {unit} |",
         f"| apply mode | {config.alpharl_mode}, scale {config.alpharl_scale:g} |",
-        f"| candidate {unit}s | {', '.join(f'{t:g}' for t in swap['targets'])} |",
+        f"| forecast {unit}s | {', '.join(f'{t:g}' for t in swap['targets'])} |",
+        f"| candidates | {', '.join(map(str, swap.get('candidates') or swap['targets']))} |",
         f"| mean R² of the rank-1 state's line fits | {swap['mean_fit_r2']:.3f} |",
     ]
     scores = swap.get("scores") or {}
@@ -55,7 +57,7 @@ def alpharl_section(swap: dict | None, config, snapshots: list[int], base_model:
     else:
         delta = swap.get("delta_norm")
         size = f" (weight change norm {delta:.4g})" if delta is not None else ""
-        lines.append(f"| outcome | **forecast applied**: {unit} {chosen:g}{size} |")
+        lines.append(f"| outcome | **applied**: {describe(chosen, unit)}{size} |")
     after = "trained on to max_steps" if config.alpharl_continue_after_swap else "then stopped"
     lines.append(f"| after the swap | {config.alpharl_finetune_steps} ordinary RL step(s), {after} |")
     lines += [

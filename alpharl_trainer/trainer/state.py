@@ -1,6 +1,7 @@
 """What AlphaRL keeps on disk, so a killed or requeued run continues its window exactly.
 
     output_dir/alpharl/base/rankRRRRR-of-WWWWW.safetensors   W_0 of the matrices each rank owns (once)
+    output_dir/alpharl/window/step-SSSSSS/rankR...safetensors W_t at each snapshot (portfolio families only)
     output_dir/checkpoint-N/alpharl/state.json              per-step rewards, the swap record, tracked names
     output_dir/checkpoint-N/alpharl/trajectory/             the rank-1 trajectory so far
 
@@ -53,6 +54,41 @@ def load_base(output_dir: str | Path, step: int, keys: list[str]) -> dict[str, t
     if missing:
         raise AlphaRLError(f"AlphaRL base weights in {folder} lack {missing[:3]} (tracked set changed?)")
     return base
+
+
+def window_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / STATE_DIR / "window"
+
+
+def save_window(output_dir: str | Path, step: int, rank: int, world: int, tensors: dict[str, torch.Tensor]):
+    """This rank's share of the tracked weights at the snapshot of `step` (read back by `WindowReader`)."""
+    folder = window_dir(output_dir) / f"step-{step:06d}"
+    with atomic_file(folder / f"rank{rank:05d}-of-{world:05d}.safetensors") as tmp:
+        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp))
+
+
+class WindowReader:
+    """The tracked weights saved at each snapshot (`save_window`), one matrix at a time, from the shares of
+    any world size."""
+
+    def __init__(self, output_dir: str | Path):
+        self.folder = window_dir(output_dir)
+        self._where: dict[int, dict[str, Path]] = {}
+
+    def read(self, step: int, name: str) -> torch.Tensor:
+        if step not in self._where:
+            where = {}
+            for path in sorted((self.folder / f"step-{step:06d}").glob("rank*-of-*.safetensors")):
+                with safe_open(str(path), framework="pt") as f:
+                    where.update({key: path for key in f.keys()})  # noqa: SIM118 (not a dict)
+            self._where[step] = where
+        path = self._where[step].get(name)
+        if path is None:
+            raise AlphaRLError(
+                f"the weights of {name} at the snapshot of step {step} are missing in {self.folder}"
+            )
+        with safe_open(str(path), framework="pt") as f:
+            return f.get_tensor(name)
 
 
 def save_state(checkpoint: str | Path, trajectory: Trajectory, meta: dict) -> None:

@@ -1,7 +1,8 @@
 """Launched by tests/trainer/test_distributed_swap.py under `accelerate launch` (DDP, ZeRO-2, ZeRO-3).
 
 A real tiny GRPO run with AlphaRL on every rank. Checks on every rank, then rank 0 writes a JSON verdict:
-- right after the swap the weights equal the forecast recomputed from the trajectory (tensor by tensor);
+- right after the swap the weights equal the forecast recomputed from the trajectory (tensor by tensor), or,
+  with the portfolio's families (third argument), the chosen candidate recomputed from the window's weights;
 - all ranks hold identical weights after the swap (checksums all-gathered);
 - one optimizer step later the weights are the swapped ones plus one small update, not the pre-swap ones
   (under DeepSpeed this proves the fp32 master copy received the swap too).
@@ -15,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from alpharl_trainer.trainer import AlphaRLGRPOTrainer
+from alpharl_trainer.trainer.candidates import build_candidates
 from tests.trainer.harness import (
     Recorder,
     checksum,
@@ -25,12 +27,15 @@ from tests.trainer.harness import (
     sevens_reward,
     test_model_dir,
 )
-from tests.trainer.test_callback import expected_weights
+from tests.trainer.test_callback import expected_weights, window_weights
 
 
-def main(out_path: str, output_dir: str) -> None:
+def main(out_path: str, output_dir: str, families: str = "rank1") -> None:
     model, tok = load(test_model_dir())
     train, heldout = datasets()
+    portfolio = {}
+    if families != "rank1":  # the families computed by each matrix's owner and sent to every rank
+        portfolio = dict(alpharl_candidates=families.split(","), alpharl_interval=1, alpharl_basis_ranks=[2])
     args = grpo_args(
         output_dir,
         per_device_train_batch_size=8,  # x 2 processes = 16 completions = 4 prompts x 4 generations
@@ -40,6 +45,7 @@ def main(out_path: str, output_dir: str) -> None:
         alpharl_acceptance_margin=-1e9,  # ...but always apply the best candidate
         alpharl_finetune_steps=1,
         save_strategy="no",
+        **portfolio,
     )
     trainer = AlphaRLGRPOTrainer(
         model=model,
@@ -51,10 +57,21 @@ def main(out_path: str, output_dir: str) -> None:
     )
     rec = Recorder(trainer, trainer.alpharl.window_end)
     trainer.add_callback(rec)
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+    trainer.add_callback(window_weights(seen)(trainer))
     trainer.train()
 
     swap = trainer.alpharl.swap
-    expected = expected_weights(trainer, rec.w_k, swap["chosen"])
+    if families == "rank1":
+        expected = expected_weights(trainer, rec.w_k, float(swap["chosen"]))
+    else:  # the chosen candidate recomputed on this rank from the weights every rank saw
+        cfg, steps = trainer.alpharl.config, trainer.alpharl.trajectory.steps
+        candidate = {c.label: c for c in build_candidates(cfg, swap["targets"], swap["step"], 10, len(steps))}
+        chosen = candidate[swap["chosen"]]
+        expected = {
+            n: chosen.weight(w, seen[0][n], steps, lambda s, n=n: seen[s][n], cfg.alpharl_basis_profile)
+            for n, w in rec.w_k.items()
+        }
     exact = all(torch.equal(rec.after_swap[n], expected[n].float()) for n in expected)
     sums = [None] * dist.get_world_size()
     dist.all_gather_object(sums, checksum(rec.after_swap))
@@ -76,4 +93,4 @@ def main(out_path: str, output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

@@ -134,6 +134,9 @@ TINY_RUN = dict(
 """Settings every tiny test run shares (GRPO, RLOO, PPO): CPU, fast, seeded, no saving or log backends."""
 
 ALPHARL_RUN = dict(
+    alpharl_candidates=[
+        "rank1"
+    ],  # the swap's mechanics on the rank-1 forecast; the portfolio has its own tests
     alpharl_interval=2,
     alpharl_window_end=6,
     alpharl_horizons=[1.5, 2.0],

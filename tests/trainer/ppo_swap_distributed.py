@@ -48,7 +48,7 @@ def main(out_path: str, output_dir: str, value_model: str) -> None:
 
     swap = trainer.alpharl.swap
     policy = {n: w for n, w in rec.w_k.items() if not n.startswith("value_model.")}
-    expected = expected_weights(trainer, policy, swap["chosen"])
+    expected = expected_weights(trainer, policy, float(swap["chosen"]))
     exact = all(torch.equal(rec.after_swap[n], expected[n].float()) for n in expected)
     critic_kept = all(torch.equal(rec.after_swap[n], w) for n, w in rec.w_k.items() if n not in policy)
     final = {n: p.detach() for n, p in trainer.model.named_parameters()}

@@ -10,6 +10,7 @@ import torch
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import forecast, predict_weight
 from alpharl_trainer.trainer import AlphaRLGRPOTrainer
+from alpharl_trainer.trainer.candidates import Candidate
 from tests.trainer.harness import (
     Recorder,
     WeightsAtReward,
@@ -51,9 +52,9 @@ def expected_weights(trainer, w_k: dict[str, torch.Tensor], target: float) -> di
 def test_swap_writes_the_forecast_and_next_rollouts_use_it(tmp_path, model_dir):
     trainer, rec, watched = run_grpo(tmp_path, model_dir)
     swap = trainer.alpharl.swap
-    assert swap["step"] == 6 and swap["chosen"] == pytest.approx(9.0)  # first horizon, applied unscored
+    assert swap["step"] == 6 and swap["chosen"] == "9"  # first horizon, applied unscored
     assert trainer.alpharl.trajectory.steps == [2, 4, 6]
-    expected = expected_weights(trainer, rec.w_k, swap["chosen"])
+    expected = expected_weights(trainer, rec.w_k, float(swap["chosen"]))
     moved = 0.0
     for name, w in rec.after_swap.items():
         torch.testing.assert_close(w, expected[name].float(), rtol=0, atol=0)
@@ -132,7 +133,7 @@ def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
     )
     swap = trainer.alpharl.swap
     assert swap["scores"]["current"] == 0.0
-    assert swap["chosen"] == pytest.approx(18.0)  # 3.0 x window end: the largest jump
+    assert swap["chosen"] == "18"  # 3.0 x window end: the largest jump
     assert swap["scores"]["18"] > swap["scores"]["12"] > swap["scores"]["9"] > 0
 
 
@@ -171,6 +172,96 @@ def test_resume_mid_window_gives_the_same_forecast(tmp_path, model_dir):
         tmp_path / "b", model_dir, resume=True, save_strategy="steps", save_steps=2
     )
     assert resumed.alpharl.trajectory.steps == full.alpharl.trajectory.steps == [2, 4, 6]
+    for name, w in full_rec.after_swap.items():
+        torch.testing.assert_close(res_rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
+
+
+def window_weights(store: dict):
+    """A callback class recording the tracked weights at train begin (W_0) and after every optimizer step."""
+    from transformers import TrainerCallback
+
+    from tests.trainer.harness import snapshot
+
+    class WindowWeights(TrainerCallback):
+        def __init__(self, trainer):
+            self.trainer = trainer
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            store[state.global_step] = snapshot(self.trainer.model)
+
+        def on_optimizer_step(self, args, state, control, **kwargs):  # before global_step += 1
+            store[state.global_step + 1] = snapshot(self.trainer.model)
+
+    return WindowWeights
+
+
+@pytest.mark.parametrize(
+    ("family", "label"),
+    [("expo", "expo a=0.1"), ("average", "average of 4"), ("fixed_basis", "fixed-basis k=2 step 9")],
+)
+def test_each_portfolio_family_writes_what_its_math_says(tmp_path, model_dir, family, label):
+    """Unscored, the first candidate of the family is applied: W_K + 0.1 (W_K - W_0), the mean of the last
+    four snapshots, or the rank-2 saturating fixed-basis forecast to step 9, from the snapshots on disk."""
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+    trainer, rec, _ = run_grpo(
+        tmp_path,
+        model_dir,
+        extra_callbacks=[window_weights(seen)],
+        alpharl_candidates=[family],
+        alpharl_interval=1,
+        alpharl_basis_ranks=[2],
+    )
+    swap = trainer.alpharl.swap
+    assert swap["chosen"] == label == swap["candidates"][0]
+    steps = [1, 2, 3, 4, 5, 6]
+    window = tmp_path / "run/alpharl/window"  # only the families that read past snapshots keep them
+    stored = sorted(p.name for p in window.iterdir()) if window.exists() else []
+    assert stored == ([f"step-{s:06d}" for s in steps] if family != "expo" else [])
+    candidate = Candidate(family, {"expo": 0.1, "average": 4.0, "fixed_basis": 9.0}[family], rank=2)
+    for name, w in rec.after_swap.items():
+        expected = candidate.weight(seen[6][name], seen[0][name], steps, lambda s, n=name: seen[s][n])
+        torch.testing.assert_close(w, expected, rtol=1e-6, atol=1e-7)
+    assert sum(float((w - rec.w_k[n]).norm()) for n, w in rec.after_swap.items()) > 0
+
+
+def test_the_gate_scores_every_family_and_applies_the_best(tmp_path, model_dir):
+    reward, capture = distance_from_wk_reward(+1.0)
+    trainer, rec, _ = run_grpo(
+        tmp_path,
+        model_dir,
+        reward=reward,
+        extra_callbacks=[capture],
+        alpharl_candidates=["rank1", "fixed_basis", "expo", "average"],
+        alpharl_interval=1,
+        alpharl_acceptance_prompts=4,
+        alpharl_acceptance_samples=1,
+    )
+    swap = trainer.alpharl.swap
+    families = {label.split(" ")[0] for label in swap["candidates"]}
+    assert families == {"9", "12", "fixed-basis", "expo", "average"}
+    assert set(swap["scores"]) == {"current", *swap["candidates"]}
+    best = max(swap["candidates"], key=swap["scores"].get)
+    assert swap["chosen"] == best and swap["scores"][best] > 0
+    moved = sum(float((w - rec.w_k[n]).norm()) for n, w in rec.after_swap.items())
+    assert moved == pytest.approx(swap["scores"][best], rel=1e-4)  # the reward was the distance from W_K
+
+
+@pytest.mark.parametrize("elsewhere", [False, True])
+def test_resume_keeps_the_window_weights_for_the_portfolio(tmp_path, model_dir, elsewhere):
+    """Killed after checkpoint-4 and resumed (in place, or into another output_dir): the snapshots taken
+    before the kill are read back from disk and the fixed-basis forecast is the uninterrupted run's."""
+    settings = dict(
+        alpharl_candidates=["fixed_basis"], alpharl_interval=1, save_strategy="steps", save_steps=2
+    )
+    _, full_rec, _ = run_grpo(tmp_path / "a", model_dir, **settings)
+    with pytest.raises(KeyboardInterrupt):
+        run_grpo(tmp_path / "b", model_dir, extra_callbacks=[crash_after_save(4)], **settings)
+    into, resume = (
+        (tmp_path / "c", str(tmp_path / "b/run/checkpoint-4")) if elsewhere else (tmp_path / "b", True)
+    )
+    resumed, res_rec, _ = run_grpo(into, model_dir, resume=resume, **settings)
+    assert resumed.alpharl.swap["chosen"] == "fixed-basis k=1 step 9"
+    assert len(list((into / "run/alpharl/window").iterdir())) == 6
     for name, w in full_rec.after_swap.items():
         torch.testing.assert_close(res_rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
 

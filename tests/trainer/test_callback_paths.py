@@ -163,10 +163,10 @@ def test_reward_covariate_is_the_mean_logged_reward_since_the_previous_snapshot(
 def test_reward_covariate_swap_is_the_forecast_from_the_saved_trajectory(reward_run):
     trainer, probe, out = reward_run
     swap = trainer.alpharl.swap
-    assert swap["step"] == END and swap["targets"] == [0.5] and swap["chosen"] == 0.5
+    assert swap["step"] == END and swap["targets"] == [0.5] and swap["chosen"] == "0.5"
     expected = forecast_from_disk(out, probe.w_k, 0.5, fit="pls", covariate="reward", mode="rank1_replace")
     assert_swapped_to(probe, expected)
-    assert probe.events == [("window", None), ("decided", 0.5)]  # one forecast, applied unscored
+    assert probe.events == [("window", None), ("decided", "0.5")]  # one forecast, applied unscored
 
 
 # ---- 2. rank1_only -------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def test_rank1_only_swap_rebuilds_the_forecast_on_the_saved_base(rank1_only_run)
     assert base.keys() == probe.w0.keys()  # W_0 of exactly the tracked matrices, as they were at step 0
     for name, w in probe.w0.items():
         torch.testing.assert_close(base[name].float(), w, rtol=0, atol=0)
-    assert trainer.alpharl.swap["chosen"] == 9  # 1.5 x 6
+    assert trainer.alpharl.swap["chosen"] == "9"  # 1.5 x 6
     assert_swapped_to(probe, forecast_from_disk(out, probe.w_k, 9, mode="rank1_only"))
 
 
@@ -316,7 +316,7 @@ def test_auto_resume_skips_checkpoints_without_alpharl_state_and_resumes_mid_int
     assert resume_point(script, explicit) == str(out / "checkpoint-6")  # an explicit choice wins
 
     trainer, probe = grpo_run(out, resume=resume_point(script, config), **REWARD_RUN)
-    assert probe.events == [("window", None), ("decided", 0.5)]
+    assert probe.events == [("window", None), ("decided", "0.5")]
     traj = trainer.alpharl.trajectory
     assert traj.steps == [2, 4, END]
     assert traj.covariates["reward"] == pytest.approx(first.alpharl.trajectory.covariates["reward"], rel=1e-5)
@@ -343,7 +343,7 @@ def test_rloo_swap_is_the_forecast_from_the_saved_trajectory(tmp_path):
     probe = Probe(trainer, callback)
     trainer.add_callback(probe)
     trainer.train()
-    assert callback.swap["chosen"] == 8  # 1.25 x 6 = 7.5: whole steps, half up
+    assert callback.swap["chosen"] == "8"  # 1.25 x 6 = 7.5: whole steps, half up
     assert_swapped_to(probe, forecast_from_disk(out, probe.w_k, 8, mode="rank1_replace", scale=0.5))
     assert trainer.state.global_step == END
 

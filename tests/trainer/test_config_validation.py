@@ -153,3 +153,24 @@ def test_the_choice_fields_are_typed_with_the_engine_s_choices():
     assert typing.get_args(hints["alpharl_optimizer_state"]) == OPTIMIZER_STATES
     assert typing.get_args(hints["alpharl_covariate"]) == ("step", "reward")
     assert typing.get_args(hints["alpharl_acceptance_scoring"]) == ("sampled", "greedy")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"alpharl_candidates": ["rank1", "lawa"]}, "subset of"),
+        ({"alpharl_candidates": []}, "non-empty"),
+        ({"alpharl_candidates": ["fixed_basis"], "alpharl_covariate": "reward"}, "covariate step"),
+        ({"alpharl_candidates": ["fixed_basis"], "alpharl_basis_ranks": [0]}, "basis_ranks"),
+        (
+            {"alpharl_candidates": ["fixed_basis"], "alpharl_interval": 20},
+            "a saturating profile needs 4 snapshots",
+        ),
+        ({"alpharl_candidates": ["expo"], "alpharl_expo_factors": [-0.5]}, "expo_factors"),
+        ({"alpharl_candidates": ["average"], "alpharl_average_snapshots": 1}, "average_snapshots"),
+    ],
+)
+def test_candidate_families_that_cannot_work_are_refused(settings, message):
+    config = AlphaRLConfig(**{"alpharl_window_end": 60, "alpharl_interval": 10, **settings})
+    with pytest.raises(AlphaRLError, match=message):
+        config.validate_alpharl(150)

@@ -8,9 +8,14 @@ import pytest
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.trainer.config import AlphaRLConfig
-from alpharl_trainer.trainer.decision import choose, describe_decision, paired_se
+from alpharl_trainer.trainer.decision import best_over_bar, describe_decision, paired_se
 
 TARGETS = [75.0, 90.0, 150.0]
+LABELS = [f"{t:g}" for t in TARGETS]
+
+
+def choose(scores: dict[str, float], labels: list[str], margin: float, **bar) -> str | None:
+    return best_over_bar(scores, labels, margin, **bar)
 
 
 def scores(current: float, *values: float) -> dict[str, float]:
@@ -18,31 +23,35 @@ def scores(current: float, *values: float) -> dict[str, float]:
 
 
 def test_a_candidate_must_beat_the_current_weights_by_more_than_the_margin():
-    assert choose(scores(0.500, 0.505, 0.520, 0.515), TARGETS, 0.01) == 90.0
-    assert choose(scores(0.500, 0.505, 0.510, 0.502), TARGETS, 0.01) is None  # +0.010 is not > 0.010
+    assert choose(scores(0.500, 0.505, 0.520, 0.515), LABELS, 0.01) == "90"
+    assert choose(scores(0.500, 0.505, 0.510, 0.502), LABELS, 0.01) is None  # +0.010 is not > 0.010
     one_completion = 1 / 512  # the win that applied a forecast in the first-run report
-    assert choose(scores(0.5, 0.5 + one_completion, 0.5, 0.5), TARGETS, 0.01) is None
-    assert choose(scores(0.5, 0.5 + one_completion, 0.5, 0.5), TARGETS, 0.0) == 75.0
+    assert choose(scores(0.5, 0.5 + one_completion, 0.5, 0.5), LABELS, 0.01) is None
+    assert choose(scores(0.5, 0.5 + one_completion, 0.5, 0.5), LABELS, 0.0) == "75"
 
 
 def test_ties_and_nan_roll_back():
-    assert choose(scores(0.5, 0.5, 0.5, 0.5), TARGETS, 0.0) is None  # a tie keeps the current weights
-    assert choose(scores(0.5, 0.6, 0.6, 0.55), TARGETS, 0.0) == 75.0  # equal best: the first (shortest jump)
-    assert choose(scores(0.5, math.nan, 0.7, math.nan), TARGETS, 0.0) == 90.0
-    assert choose(scores(0.5, math.nan, math.nan, math.nan), TARGETS, 0.0) is None
-    assert choose(scores(math.nan, 0.9, 0.9, 0.9), TARGETS, 0.0) is None  # nothing to compare with
+    assert choose(scores(0.5, 0.5, 0.5, 0.5), LABELS, 0.0) is None  # a tie keeps the current weights
+    assert choose(scores(0.5, 0.6, 0.6, 0.55), LABELS, 0.0) == "75"  # equal best: the first (shortest jump)
+    assert choose(scores(0.5, math.nan, 0.7, math.nan), LABELS, 0.0) == "90"
+    assert choose(scores(0.5, math.nan, math.nan, math.nan), LABELS, 0.0) is None
+    assert choose(scores(math.nan, 0.9, 0.9, 0.9), LABELS, 0.0) is None  # nothing to compare with
 
 
 def test_the_decision_reads_as_one_line():
-    swap = {"step": 60, "scores": scores(0.322, 0.328, 0.334, 0.338), "margin": 0.01, "chosen": 150.0}
+    swap = {"step": 60, "scores": scores(0.322, 0.328, 0.334, 0.338), "margin": 0.01, "chosen": "150"}
     line = describe_decision(swap)
     assert "\n" not in line and line.startswith("AlphaRL at step 60: applied the forecast to step 150")
     assert "0.338 vs 0.322" in line and "margin 0.01" in line and "step 90 0.334" in line
     rolled = describe_decision({**swap, "chosen": None})
     assert "rollback: kept the current weights" in rolled and "applied" not in rolled
-    unscored = describe_decision({**swap, "scores": {}, "chosen": 75.0})
+    unscored = describe_decision({**swap, "scores": {}, "chosen": "75"})
     assert "unscored" in unscored
-    by_reward = describe_decision({**swap, "covariate": "reward", "scores": {}, "chosen": 1.0})
+    expo = describe_decision(
+        {**swap, "scores": {**swap["scores"], "expo a=0.5": 0.35}, "chosen": "expo a=0.5"}
+    )
+    assert "applied expo a=0.5 (held-out reward 0.350 vs 0.322" in expo and "step 150 0.338" in expo
+    by_reward = describe_decision({**swap, "covariate": "reward", "scores": {}, "chosen": "1"})
     assert "applied the forecast to reward 1 unscored" in by_reward  # a reward level, not "step 1"
 
 
@@ -93,11 +102,11 @@ def test_a_margin_in_paired_standard_errors_scales_with_the_noise():
     noisy = [1.0] * 5 + [0.0] * (n - 5)  # +0.05 from 5 prompts: SE ~0.022
     per_prompt = {"current": current, "75": quiet, "90": noisy, "150": noisy}
     s = scores(0.0, 0.05, 0.05, 0.05)
-    assert choose(s, TARGETS, 0.0, per_prompt=per_prompt, margin_se=2.0) == 75.0  # only the quiet one clears
+    assert choose(s, LABELS, 0.0, per_prompt=per_prompt, margin_se=2.0) == "75"  # only the quiet one clears
     per_prompt["75"] = noisy
     se = paired_se(current, noisy)
     assert 0.05 > 2 * se and 0.05 < 3 * se
-    assert choose(s, TARGETS, 0.0, per_prompt=per_prompt, margin_se=2.0) == 75.0  # 2 SE: the win counts
-    assert choose(s, TARGETS, 0.0, per_prompt=per_prompt, margin_se=3.0) is None  # 3 SE: within the noise
+    assert choose(s, LABELS, 0.0, per_prompt=per_prompt, margin_se=2.0) == "75"  # 2 SE: the win counts
+    assert choose(s, LABELS, 0.0, per_prompt=per_prompt, margin_se=3.0) is None  # 3 SE: within the noise
     swap = {"step": 60, "scores": s, "margin": 0.0, "margin_se": 3.0, "chosen": None}
     assert "more than the margin 0 + 3 paired SE" in describe_decision(swap)

@@ -20,14 +20,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(config: str, tmp_path: Path) -> dict:
+def launch(config: str, tmp_path: Path, families: str = "rank1") -> dict:
     test_model_dir()  # a corrupt policy is one clear error here, not one per process
     out = tmp_path / "verdict.json"
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--config_file", str(REPO / "configs" / config),
         "--main_process_port", str(_free_port()),
-        "-m", "tests.trainer.grpo_swap_distributed", str(out), str(tmp_path / "run"),
+        "-m", "tests.trainer.grpo_swap_distributed", str(out), str(tmp_path / "run"), families,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
@@ -35,11 +35,14 @@ def launch(config: str, tmp_path: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def check(verdict: dict, deepspeed: bool) -> None:
+def check(verdict: dict, deepspeed: bool, portfolio: bool = False) -> None:
     assert verdict["world"] == 2 and verdict["deepspeed"] is deepspeed
     assert verdict["chosen"] is not None
     assert verdict["swap_equals_forecast_all_ranks"]
     assert verdict["ranks_identical"]
+    if portfolio:  # the winner may be a small move (an average): the next step starts from it, not from W_K
+        assert verdict["update_after_swap"] < verdict["distance_next_to_pre_swap"]
+        return
     # one more step: the swapped weights plus one small update, not the pre-swap weights plus one
     assert verdict["update_after_swap"] < 0.2 * verdict["swap_size"]
     assert verdict["distance_next_to_pre_swap"] > 0.8 * verdict["swap_size"]
@@ -57,6 +60,19 @@ def test_swap_deepspeed_zero2(tmp_path):
 @pytest.mark.deepspeed
 def test_swap_deepspeed_zero3(tmp_path):
     check(launch("zero3.yaml", tmp_path), deepspeed=True)
+
+
+PORTFOLIO = "fixed_basis,expo,average"
+
+
+def test_portfolio_swap_ddp_two_processes(tmp_path):
+    """Candidates only a matrix's owner can compute (W_0, the window's weights on its disk share)."""
+    check(launch("ddp.yaml", tmp_path, PORTFOLIO), deepspeed=False, portfolio=True)
+
+
+@pytest.mark.deepspeed
+def test_portfolio_swap_deepspeed_zero3(tmp_path):
+    check(launch("zero3.yaml", tmp_path, PORTFOLIO), deepspeed=True, portfolio=True)
 
 
 @pytest.mark.deepspeed

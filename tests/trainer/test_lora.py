@@ -64,7 +64,7 @@ def test_lora_policy_is_extrapolated_on_its_merged_update(tmp_path):
         n.endswith(("q_proj.weight", "v_proj.weight", "up_proj.weight", "down_proj.weight"))
         for n in callback.names
     )
-    fcs = forecast(callback.trajectory, callback.swap["chosen"])
+    fcs = forecast(callback.trajectory, float(callback.swap["chosen"]))
     for name, (b, a, base) in capture.before.items():
         site = callback.lora[name]
         merged = site.scaling * (b @ a)  # B_0 = 0: the merged update is scaling * B_K A_K

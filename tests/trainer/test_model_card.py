@@ -16,7 +16,7 @@ SWAP = {
     "step": 60,
     "targets": [75.0, 90.0, 120.0],
     "scores": {"current": 0.5, "75": 0.52, "90": 0.55, "120": 0.49},
-    "chosen": 90.0,
+    "chosen": "90",
     "mean_fit_r2": 0.913,
     "delta_norm": 0.0123,
 }
@@ -28,14 +28,14 @@ def test_section_says_what_was_forecast_from_which_window():
     )
     assert text.startswith(BEGIN) and text.rstrip().endswith(END)
     assert "10, 20, 30, 40, 50, 60" in text and "At step 60" in text
-    assert "**forecast applied**: step 90" in text and "0.0123" in text
+    assert "**applied**: the forecast to step 90" in text and "0.0123" in text
     assert "current: 0.5000" in text and "90: 0.5500" in text and "0.913" in text
     assert "linear" in text and "rank1_replace" in text and "10 ordinary RL step(s), then stopped" in text
 
 
 def test_section_for_rollback_and_for_no_swap():
     rolled = alpharl_section({**SWAP, "chosen": None}, AlphaRLConfig(), [10, 20, 30], "base", 150)
-    assert "**rolled back**" in rolled and "forecast applied" not in rolled
+    assert "**rolled back**" in rolled and "**applied**" not in rolled
     none = alpharl_section(None, AlphaRLConfig(alpharl_window_end=0.4), [10], "base", 150)
     assert "window end: step 60" in none and "nothing was forecast" in none
 

@@ -16,6 +16,7 @@ import yaml
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS
 from alpharl_trainer.tasks import TASKS, get_task
+from alpharl_trainer.trainer.config import FAMILIES
 
 LOSSES = ("grpo", "dapo", "rloo", "ppo")
 
@@ -85,6 +86,9 @@ class MethodSpec:
     fixed_basis_ranks: tuple[int, ...] = (1, 4)
     """`fixed_basis_*`: the subspace ranks k its candidates try (with the product's candidate steps).
     `portfolio` chooses among the rank-1 line, ExPO, RELEX and the saturating fixed-basis candidates."""
+    candidates: tuple[str, ...] = ("rank1", "fixed_basis", "expo", "average")
+    """The product's gate's candidate families (`alpharl_candidates`), with `horizons`, `fixed_basis_ranks`,
+    `expo_factors` and `lawa_k` as their knobs: the `default` cell runs them."""
     recent_k: int = 4
     """`best_recent`: the best of the window's last `recent_k` checkpoints on held-out."""
     scan_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -221,6 +225,7 @@ def load_suite(path: str | Path) -> Suite:
                         "scan_scales",
                         "paper_targets",
                         "fixed_basis_ranks",
+                        "candidates",
                     )
                 },
             ),
@@ -256,3 +261,5 @@ def _validate(suite: Suite, where: str) -> None:
         raise AlphaRLError(f"{where}: horizons are multiples of the window end and must be > 1")
     if suite.methods.lawa_k < 1:
         raise AlphaRLError(f"{where}: lawa_k must be >= 1")
+    if not suite.methods.candidates or not set(suite.methods.candidates) <= set(FAMILIES):
+        raise AlphaRLError(f"{where}: methods.candidates must be families among {FAMILIES}")

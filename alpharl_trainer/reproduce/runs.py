@@ -112,8 +112,9 @@ def recipe_settings(spec: RunSpec, suite: Suite, max_steps: int) -> dict:
 
 def product_settings(suite: Suite, end: int, finetune_steps: int) -> dict:
     """AlphaRL as a user of the recipe would switch it on for a window ending at step `end`: snapshots at
-    the suite's checkpoint interval, the suite's horizons as the gate's candidates, the gate greedy on the
-    suite's held-out problems with the suite's margin, then `finetune_steps` steps and stop."""
+    the suite's checkpoint interval, the suite's horizons and candidate families as the gate's portfolio, the
+    gate greedy on the suite's held-out problems with the suite's margin, then `finetune_steps` steps and
+    stop."""
     return dict(
         alpharl=True,
         alpharl_interval=suite.checkpoint_every,
@@ -123,6 +124,11 @@ def product_settings(suite: Suite, end: int, finetune_steps: int) -> dict:
         alpharl_horizons=list(suite.methods.horizons),
         alpharl_mode="rank1_replace",
         alpharl_scale=1.0,
+        alpharl_candidates=list(suite.methods.candidates),
+        alpharl_basis_ranks=list(suite.methods.fixed_basis_ranks),
+        alpharl_basis_profile="saturating",
+        alpharl_expo_factors=list(suite.methods.expo_factors),
+        alpharl_average_snapshots=suite.methods.lawa_k,
         alpharl_acceptance_prompts=suite.eval.heldout_problems,
         alpharl_acceptance_scoring="greedy",
         alpharl_acceptance_margin=0.0,

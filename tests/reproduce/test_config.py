@@ -25,9 +25,16 @@ def test_shipped_recipes_cover_the_issue():
     assert suite.regimes["climbing"].mix == "climb"
     headline = [r for r in suite.runs if r.headline]
     assert {(r.task, r.loss, r.regime) for r in headline} == {("sort", "grpo", "climbing")}
-    assert sorted(r.seed for r in headline) == [0, 1, 2]
+    assert len(headline) == 3
     assert suite.eval.test_problems >= 5000 and suite.eval.heldout_problems >= 1000
     assert suite.methods.margin_se == 2.0 and 0.1 in suite.methods.expo_factors
+    # forecast v2: the default chosen on the development seeds is confirmed on seeds it never saw
+    development = load_suite(RECIPES / "development.yaml")
+    seen = {(r.name) for r in development.runs}
+    assert sorted(r.seed for r in development.runs if r.headline) == [0, 1, 2]
+    assert not seen & {r.name for r in suite.runs}
+    assert development.methods.candidates == ("rank1",)
+    assert set(suite.methods.candidates) == {"rank1", "fixed_basis", "expo", "average"}
     quick = load_suite(RECIPES / "quick.yaml")
     assert quick.budget_minutes <= 10 and {r.task for r in quick.runs} == {"arithmetic", "sort"}
 

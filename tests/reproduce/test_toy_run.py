@@ -14,6 +14,7 @@ from alpharl_trainer.reproduce.config import EvalSpec, MethodSpec, Regime, RunSp
 from alpharl_trainer.reproduce.report import METHODS, write_report
 from alpharl_trainer.reproduce.runs import product_run, train_full
 from alpharl_trainer.reproduce.suite import load_weights, run_suite
+from alpharl_trainer.trainer.candidates import describe
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +92,16 @@ def test_default_is_the_product_runs_in_run_decision(toy):
     (decision,) = res["decisions"]
     assert decision["window_step"] == 3 and decision["scoring"] == "greedy"
     assert decision["gate_engine"] == "transformers" and decision["margin_se"] == suite.methods.margin_se
-    assert set(decision["scores"]) == {"current", "5", "6"}  # horizons 1.5x, 2x of step 3, whole steps
+    # the suite's portfolio: rank-1 to the horizons 1.5x, 2x of step 3 (whole steps), ExPO with the suite's
+    # factors and the line to T = 4, the average of the window's 3 checkpoints (fixed basis: needs 4)
+    scores = set(decision["scores"])
+    assert {"current", "5", "6", "average of 3", "expo a=0.5", "expo a=0.333"} <= scores
+    assert not any(label.startswith("fixed-basis") for label in scores)
     assert decision["gate_current"] == decision["suite_current"]
     rows = {r["method"]: r for r in res["rows"]}
-    chosen = decision["chosen_step"]
-    assert rows["default"]["choice"] == ("keep W_K" if chosen is None else f"step {chosen:g}")
+    chosen = decision["chosen"]
+    expected = "keep W_K" if chosen is None else describe(chosen).removeprefix("the forecast to ")
+    assert rows["default"]["choice"] == expected
     assert rows["default+ft"]["cost"] == 4 and rows["truncated@ft"]["cost"] == 4
     assert (Path(suite.work_dir) / next(iter(suite.work_dir.iterdir())).name / "product-3.yaml").is_file()
 

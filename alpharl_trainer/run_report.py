@@ -98,6 +98,8 @@ def write_summary(script, config, trainer, stages: list[Stage]) -> dict:
     summary: dict = {"output_dir": str(out), "steps": trainer.state.global_step, "finished": True}
     if trainer.alpharl is not None:
         summary.update(swap=trainer.alpharl.swap, snapshots=trainer.alpharl.trajectory.steps)
+        if trainer.alpharl.config.alpharl_jumps > 1:  # every jump's decision; `swap` is the last one
+            summary["swaps"] = trainer.alpharl.swaps
     if stages:
         summary["test"] = {
             "problems": script.report_test_size,
@@ -121,7 +123,10 @@ def print_summary(summary: dict) -> None:
     lines = ["", f"== run finished at step {summary['steps']} =="]
     swap = summary.get("swap")
     if "swap" in summary:
-        lines.append(describe_decision(swap) if swap else "AlphaRL: the run stopped before the window closed")
+        decisions = summary.get("swaps") or ([swap] if swap else [])
+        lines += [describe_decision(s) for s in decisions] or [
+            "AlphaRL: the run stopped before the window closed"
+        ]
     test = summary.get("test")
     if test:
         lines.append(f"test accuracy on {test['problems']} problems: {test['scoring']};")

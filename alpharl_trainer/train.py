@@ -109,18 +109,26 @@ def main(argv: list[str] | None = None) -> int:
     trainer = recipe.build_trainer(
         script, config, model=model, tokenizer=tokenizer, data=(train, heldout, task)
     )
+    jumps = trainer.alpharl.config.alpharl_jumps if trainer.alpharl is not None else 1
+
+    def window_name() -> str:
+        """The stage of the weights at the current window's end (after the first jump: not the truncated
+        run, and every later jump's stages carry its number)."""
+        j = len(trainer.alpharl.swaps) + 1
+        return "window end (truncated run)" if j == 1 else f"window end before jump {j}"
+
     if scoring and trainer.alpharl is not None:
-        window = "window end (truncated run)"
         unit = "step" if trainer.alpharl.config.alpharl_covariate == "step" else "reward"
 
         def at_window_end(event: str, label: str | None) -> None:
-            step = trainer.state.global_step
+            step, window = trainer.state.global_step, window_name()
+            tag = "" if jumps == 1 else f" (jump {len(trainer.alpharl.swaps) + 1})"
             if event == "window":
                 score(window, step, whole_model(trainer), "base policy")
             elif event == "candidate":
-                score(describe(label, unit).removeprefix("the "), step, whole_model(trainer), window)
+                score(describe(label, unit).removeprefix("the ") + tag, step, whole_model(trainer), window)
             elif label is not None:  # decided: the applied candidate (already scored if the gate ran)
-                name = describe(label, unit).removeprefix("the ")
+                name = describe(label, unit).removeprefix("the ") + tag
                 scored = [s for s in stages if s.name == name]
                 if scored:
                     scored[0].name = f"{name} (applied)"
@@ -135,12 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     if scoring:  # on every rank: under ZeRO-3 scoring gathers the model collectively
         reference = None
         single = trainer.accelerator.num_processes == 1
-        if swap is not None and script.report_truncated and single and step > swap["step"]:
+        after_window = swap is not None and (step > swap["step"] or jumps > 1)  # W_K is not the truncated run
+        if after_window and script.report_truncated and single:
             print(f"training the truncated run to step {step} (same recipe, no AlphaRL) for the report")
             reference = "truncated run"
             truncated = train_truncated(argv, step, train, heldout, task)
             score(reference, step, gathered_model(truncated), "base policy")
-        elif swap is not None and step == swap["step"]:
+        elif swap is not None and not after_window:
             reference = "window end (truncated run)"
         elif swap is not None and main_process:
             why = "report_truncated is off" if single else "it is trained in single-process runs only"

@@ -111,6 +111,29 @@ def test_main_job_report_pairs_the_final_model_with_a_truncated_run(tmp_path, ca
     assert "holds a finished run" in capsys.readouterr().err
 
 
+def test_repeated_jumps_are_each_reported(tmp_path, capsys):
+    """Two jumps (steps 3 and 6): each decision is printed and saved, the stages of the second jump carry its
+    number, and the final model is paired with the truncated run trained to the same step."""
+    out = tmp_path / "run"
+    jumps = ["--alpharl_window_end", "3", "--alpharl_interval", "1", "--alpharl_jumps", "2"]
+    args = [
+        "train",
+        str(REPO / "recipes" / "tiny" / "grpo.yaml"),
+        "--model_name_or_path",
+        str(test_model_dir()),
+    ]
+    assert cli([*args, "--output_dir", str(out), *SHORT, *jumps]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "alpharl" / "summary.json").read_text())
+    assert [s["step"] for s in summary["swaps"]] == [3, 6] and summary["swap"] == summary["swaps"][-1]
+    assert "AlphaRL at step 3: " in printed and "AlphaRL at step 6: " in printed
+    stages = {row["stage"]: row for row in summary["test"]["stages"]}
+    assert stages["window end (truncated run)"]["step"] == 3
+    assert stages["window end before jump 2"]["step"] == 6
+    assert stages["forecast to step 8 (jump 2)"]["vs"] == "window end before jump 2"
+    assert stages["final"]["vs"] == "truncated run" and stages["truncated run"]["step"] == 6
+
+
 README_TRAIN = [
     line.strip().split(" ", 2)[2]
     for line in (REPO / "README.md").read_text().splitlines()

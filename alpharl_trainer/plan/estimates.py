@@ -109,7 +109,10 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
         "candidates": candidates,
         "window_store_snapshots": len(snapshots) if any(c.family in WINDOW_FAMILIES for c in built) else 0,
         "covariate": config.alpharl_covariate,
-        "stop_step": None if config.alpharl_continue_after_swap else end + config.alpharl_finetune_steps,
+        "jumps": config.alpharl_jumps,
+        "stop_step": None
+        if config.alpharl_continue_after_swap
+        else config.alpharl_jumps * end + config.alpharl_finetune_steps,
         "acceptance_completions": acceptance,
     }
     if acceptance:
@@ -119,6 +122,12 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
                 f"AlphaRL's gate generates {gate['share']:.0%} of the run's tokens (over "
                 f"{GATE_SHARE_LIMIT:.0%}): lower alpharl_acceptance_prompts/_samples or the horizons"
             )
+    if config.alpharl_jumps > 1:
+        plan.notes.append(
+            f"AlphaRL jumps {config.alpharl_jumps} times (steps "
+            f"{', '.join(str(j * end) for j in range(1, config.alpharl_jumps + 1))}): the gate's cost per "
+            "swap below is paid at each"
+        )
     if config.alpharl_covariate == "step" and max_steps > 0 and max(targets) > max_steps:
         plan.notes.append(
             f"AlphaRL: candidate targets reach step {max(targets):g}, beyond max_steps {max_steps}"

@@ -3,7 +3,8 @@
 The whole method, as the trainer sees it:
 
 1. train start: keep `W_0` of the tracked matrices this rank owns (CPU, their own dtype) and save it once
-   under `output_dir/alpharl/base/` so a resumed run has it;
+   under `output_dir/alpharl/base/` so a resumed run has it (with `alpharl_jumps` > 1, each later window's
+   `W_0` is the weights right after the previous jump, saved the same way);
 2. every `alpharl_interval` steps until the window end: rank-1 snapshot of each owned `W_t - W_0`
    (warm-started), exchange the small factors, append to the trajectory with the interval's mean reward
    (and, for the fixed-basis and averaging candidates, save the owned weights to disk);
@@ -12,7 +13,8 @@ The whole method, as the trainer sees it:
    (`acceptance.py`), hot-swap the best one on every rank (optimizer fp32 master included), or keep the
    current weights when none beats them by the bar (`decision.py`); drop buffered rollouts and force a vLLM
    weight resync so the next generation uses the swapped weights;
-4. then fine-tune `alpharl_finetune_steps` and stop, or continue to `max_steps`.
+4. with `alpharl_jumps` > 1, train on and repeat 2-3 on the next window (snapshots since the jump); after the
+   last jump fine-tune `alpharl_finetune_steps` and stop, or continue to `max_steps`.
 
 The trajectory and the callback's state are saved into every `checkpoint-N/alpharl/` (`state.py`), and a
 resumed run continues its window from there. Data flows one way: trainer -> snapshot -> forecast -> apply
@@ -44,6 +46,7 @@ from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_ran
 from alpharl_trainer.trainer.state import (
     WindowReader,
     load_base,
+    load_meta,
     load_state,
     save_base,
     save_state,
@@ -80,7 +83,11 @@ class AlphaRLCallback(TrainerCallback):
         self.resume_checkpoint: str | None = None
         """The checkpoint the trainer resumes from (the AlphaRL trainers set it in `train`)."""
         self.swap: dict | None = None
-        """What happened at the window end: step, candidates, scores, chosen target (None before)."""
+        """What happened at the last window end: step, candidates, scores, chosen label (None before)."""
+        self.swaps: list[dict] = []
+        """Every jump's decision, in order (`alpharl_jumps` of them once the run is through)."""
+        self.start = 0
+        """The step the current window started at: 0, or the step of the previous jump."""
         self.pending_logs: dict[str, float] = {}
         self.window: WindowReader | None = None
         """The tracked weights saved at each snapshot, for the candidate families that need them."""
@@ -105,8 +112,22 @@ class AlphaRLCallback(TrainerCallback):
         return self
 
     @property
-    def window_end(self) -> int:
+    def length(self) -> int:
+        """Steps per window: the window end of the first window."""
         return self.config.window_end_step(self.trainer.args.max_steps)
+
+    @property
+    def window_end(self) -> int:
+        """The step the current window closes at."""
+        return self.start + self.length
+
+    @property
+    def _jumps_left(self) -> bool:
+        return len(self.swaps) < self.config.alpharl_jumps
+
+    def _snapshot_steps(self) -> list[int]:
+        """The current window's snapshot steps: the first window's, shifted to its start."""
+        return [self.start + s for s in self.config.snapshot_steps(self.trainer.args.max_steps)]
 
     @property
     def _keeps_window(self) -> bool:
@@ -146,11 +167,12 @@ class AlphaRLCallback(TrainerCallback):
         rank, world = _rank_world()
         self.owners = assign_owners({n: int(torch.Size(shapes[n]).numel()) for n in self.names}, world)
         if not self.config.alpharl_continue_after_swap:
-            # The run stops after the swap and its fine-tune: say so to the progress bar and the ETA (this
-            # callback runs first). The learning-rate schedule was built from args.max_steps and is untouched.
-            state.max_steps = min(state.max_steps, self.window_end + self.config.alpharl_finetune_steps)
+            # The run stops after the last jump and its fine-tune: say so to the progress bar and the ETA
+            # (this callback runs first). The learning-rate schedule was built from args.max_steps: untouched.
+            last = self.config.alpharl_jumps * self.length
+            state.max_steps = min(state.max_steps, last + self.config.alpharl_finetune_steps)
         if state.global_step == 0:
-            self._keep_base(rank, world)
+            self._keep_base(rank, world, start=0)
         else:
             self._resume(state.global_step, rank)
 
@@ -158,14 +180,18 @@ class AlphaRLCallback(TrainerCallback):
         self._record_reward(state.global_step)
         step = state.global_step
         saving = args.save_strategy != "no"  # checkpoints at the swap and the stop, unless saving is off
-        if self.swap is None:
+        if self._jumps_left:
             end = self.window_end
-            if step <= end and (step % self.config.alpharl_interval == 0 or step == end):
+            if step in self._snapshot_steps():
                 self._snapshot(step)
             if step == end:
                 self._swap_at(step)
+                self.swaps.append(self.swap)
+                if self._jumps_left:  # the next window starts from the weights just decided
+                    self.start, self.trajectory = step, Trajectory()
+                    self._keep_base(*_rank_world(), start=step)
                 control.should_save |= saving  # a checkpoint holding the swap (and the swap decision)
-        if self.swap is not None and not self.config.alpharl_continue_after_swap:
+        if not self._jumps_left and not self.config.alpharl_continue_after_swap:
             if step >= self.swap["step"] + self.config.alpharl_finetune_steps:
                 control.should_training_stop = True
                 control.should_save |= saving
@@ -180,7 +206,13 @@ class AlphaRLCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         if args.should_save:
-            meta = {"step_rewards": self.step_rewards, "swap": self.swap, "names": self.names}
+            meta = {
+                "step_rewards": self.step_rewards,
+                "swap": self.swap,
+                "swaps": self.swaps,
+                "start": self.start,
+                "names": self.names,
+            }
             save_state(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.trajectory, meta)
 
     # ---- train start / resume -----------------------------------------------------------------------
@@ -195,15 +227,16 @@ class AlphaRLCallback(TrainerCallback):
         """The parameter a swap writes for `name`: the weight itself, or a LoRA layer's frozen base weight."""
         return self.lora[name].base if name in self.lora else name
 
-    def _keep_base(self, rank: int, world: int) -> None:
-        """Copy W_0 of owned matrices to CPU and save this rank's share (a resumed run reloads it)."""
+    def _keep_base(self, rank: int, world: int, start: int) -> None:
+        """Copy W_0 of owned matrices (the weights now: at the run's start, or right after a jump) to CPU
+        and save this rank's share (a resumed run reloads it)."""
         zero3, params = self._zero3, self._params()
         for name in self.names:  # all ranks, same order: under ZeRO-3 each gather is collective
             for key, param in self._start_tensors(name):
                 with full_weight(params[param], zero3=zero3) as w:
                     if self.owners[name] == rank:
                         self.base[key] = w.detach().to("cpu", copy=True)
-        save_base(self.trainer.args.output_dir, rank, world, self.base)
+        save_base(self.trainer.args.output_dir, rank, world, self.base, start)
 
     def _resume(self, step: int, rank: int) -> None:
         """Reload W_0 (any world size) and the trajectory/state saved with the checkpoint of `step`: the one
@@ -212,11 +245,12 @@ class AlphaRLCallback(TrainerCallback):
         wrote the checkpoint; resuming into another output_dir copies this rank's share there."""
         args = self.trainer.args
         checkpoint = Path(self.resume_checkpoint or Path(args.output_dir) / f"checkpoint-{step}")
+        self.start = int(load_meta(checkpoint, step).get("start", 0))
         owned = [key for n in self.names if self.owners[n] == rank for key, _ in self._start_tensors(n)]
-        self.base = load_base(checkpoint.parent, step, owned)
+        self.base = load_base(checkpoint.parent, step, owned, self.start)
         if checkpoint.parent.resolve() != Path(args.output_dir).resolve():
-            save_base(args.output_dir, rank, _rank_world()[1], self.base)
-        taken = [s for s in self.config.snapshot_steps(args.max_steps) if s <= step]
+            save_base(args.output_dir, rank, _rank_world()[1], self.base, self.start)
+        taken = [s for s in self._snapshot_steps() if s <= step]
         meta, self.trajectory = load_state(checkpoint, step, taken)
         if self._keeps_window and checkpoint.parent.resolve() != Path(args.output_dir).resolve():
             source, names = WindowReader(checkpoint.parent), [n for n in self.names if self.owners[n] == rank]
@@ -226,6 +260,7 @@ class AlphaRLCallback(TrainerCallback):
                 )
         self.step_rewards = [(int(at), float(reward)) for at, reward in meta["step_rewards"]]
         self.swap = meta["swap"]
+        self.swaps = meta.get("swaps", [self.swap] if self.swap else [])
 
     # ---- snapshots ------------------------------------------------------------------------------------
     def _record_reward(self, step: int) -> None:
@@ -245,7 +280,7 @@ class AlphaRLCallback(TrainerCallback):
 
     def _interval_reward(self, step: int) -> float | None:
         """Mean reward of the rollouts generated after the previous snapshot, up to `step`."""
-        since = self.trajectory.steps[-1] if len(self.trajectory) else 0
+        since = self.trajectory.steps[-1] if len(self.trajectory) else self.start
         recent = [reward for at, reward in self.step_rewards if since < at <= step]
         return sum(recent) / len(recent) if recent else None
 
@@ -377,9 +412,8 @@ class AlphaRLCallback(TrainerCallback):
             return predict_weight(w_k, w0, fcs[name], "rank1_only", self.config.alpharl_scale)
         steps = self.trajectory.steps
         try:
-            return candidate.weight(
-                w_k, w0, steps, lambda at: self.window.read(at, name), self.config.alpharl_basis_profile
-            )
+            read = lambda at: self.window.read(at, name)  # noqa: E731
+            return candidate.weight(w_k, w0, steps, read, self.config.alpharl_basis_profile, self.start)
         except AlphaRLError as err:
             logger.warning("AlphaRL candidate %s keeps %s at W_K: %s", candidate.label, name, err)
             return w_k
@@ -390,13 +424,14 @@ class AlphaRLCallback(TrainerCallback):
         cfg, trainer = self.config, self.trainer
         stash = self._stash_owned()
         self._notify("window", None)
-        targets = self.config.targets(step)
+        targets = self.config.targets(step, self.start)
         saturation = self._saturation(step) if cfg.alpharl_saturation_threshold > 0 else None
         if saturation and saturation.get("target") is not None and saturation["target"] not in targets:
             targets = [*targets, saturation["target"]]
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         max_steps = trainer.args.max_steps
-        built = build_candidates(cfg, targets, step, max_steps, len(self.trajectory), lora=bool(self.lora))
+        snapshots, lora = len(self.trajectory), bool(self.lora)
+        built = build_candidates(cfg, targets, step, max_steps, snapshots, lora=lora, start=self.start)
         candidates = {c.label: c for c in built}
         labels = list(candidates)
         scores: dict[str, float] = {}
@@ -465,8 +500,11 @@ class AlphaRLCallback(TrainerCallback):
         rewards = self.trajectory.covariates.get("reward")
         if not rewards or len(rewards) < SATURATION_MIN_POINTS:
             return {"target": None, "why": f"needs the reward at >= {SATURATION_MIN_POINTS} snapshots"}
-        fit = fit_saturation([float(s) for s in self.trajectory.steps], [float(r) for r in rewards])
-        end = horizon(fit, step, cfg.alpharl_saturation_threshold, max(cfg.alpharl_horizons))
+        times = [float(s - self.start) for s in self.trajectory.steps]  # since the window's W_0
+        fit = fit_saturation(times, [float(r) for r in rewards])
+        end = self.start + horizon(
+            fit, step - self.start, cfg.alpharl_saturation_threshold, max(cfg.alpharl_horizons)
+        )
         target = float(math.floor(end + 0.5)) if end >= step + 1 else None
         return {
             "target": target,

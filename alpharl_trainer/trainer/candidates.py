@@ -51,9 +51,11 @@ class Candidate:
         steps: Sequence[int],
         read: Callable[[int], torch.Tensor],
         profile: str = "saturating",
+        origin: int = 0,
     ) -> torch.Tensor:
         """This candidate's weight for one matrix (not rank1: the callback writes those from the trajectory),
-        from `W_K`, `W_0` and `read(step)`, the matrix's weight at each snapshot `steps` (the last is W_K)."""
+        from `W_K`, `W_0` (the weights at step `origin`: the run's start or the previous jump) and
+        `read(step)`, the matrix's weight at each snapshot `steps` (the last is W_K)."""
         if self.family == "expo":
             return expo_weight(w_k, w0, self.value)
         if self.family == "average":
@@ -63,13 +65,20 @@ class Candidate:
             if not bool((w_k != w0).any()):  # an untouched matrix: nothing to forecast
                 return w_k
             weights = (w_k if s == steps[-1] else read(s) for s in steps)
-            out = fixed_basis_weight([float(s) for s in steps], w0, weights, self.value, self.rank, profile)
+            times = [float(s - origin) for s in steps]  # the fit runs through W_0 at time 0
+            out = fixed_basis_weight(times, w0, weights, self.value - origin, self.rank, profile)
             return out.to(w_k.dtype)
         raise ValueError(f"no per-matrix weight for family {self.family!r}")
 
 
 def build_candidates(
-    config, targets: Sequence[float], window_end: int, max_steps: int, snapshots: int, lora: bool = False
+    config,
+    targets: Sequence[float],
+    window_end: int,
+    max_steps: int,
+    snapshots: int,
+    lora: bool = False,
+    start: int = 0,
 ) -> list[Candidate]:
     """The gate's candidates for a window ending at `window_end` with `snapshots` snapshots, in the order
     they are scored: every family of `config.alpharl_candidates` in that order (a saturating fixed-basis
@@ -90,7 +99,7 @@ def build_candidates(
         elif family == "expo":
             factors = [*config.alpharl_expo_factors]
             if max_steps > window_end:
-                factors.append(max_steps / window_end - 1)  # the straight line to the end of the run
+                factors.append((max_steps - window_end) / (window_end - start))  # the line to the run's end
             out += [Candidate("expo", float(a)) for a in sorted(set(factors))]
         elif family == "average":
             out.append(Candidate("average", float(min(config.alpharl_average_snapshots, snapshots))))

@@ -38,6 +38,8 @@ class AlphaRLConfig:
         alpharl_interval (`int`, defaults to `10`): steps between rank-1 snapshots of `W_t - W_0`.
         alpharl_window_end (`float`, defaults to `0.4`): the window's last step (>= 1) or share of
             `max_steps` (< 1); the forecast is made and applied there.
+        alpharl_jumps (`int`, defaults to `1`): gated jumps, one per window of that length, each fitted on the
+            snapshots since the previous one.
 
         > The forecast
 
@@ -90,6 +92,15 @@ class AlphaRLConfig:
             "help": "Step at which the window closes and the forecast is applied: a step number if >= 1, "
             "else a fraction of max_steps (the paper: 0.4), rounded to the nearest step. Snapshots are taken "
             "every alpharl_interval steps and at the window end itself."
+        },
+    )
+    alpharl_jumps: int = field(
+        default=1,
+        metadata={
+            "help": "How many gated jumps the run makes (1: the paper's single jump). The window repeats: "
+            "jump j is decided at step j x the window end, from the snapshots taken since the previous jump, "
+            "with the weights right after that jump as W_0; the steps in between are ordinary training. The "
+            "fine-tune, stop or continuation follows the last jump."
         },
     )
     alpharl_fit: Literal["linear", "pls"] = field(
@@ -309,6 +320,13 @@ class AlphaRLConfig:
                 f"the AlphaRL window ends at step {end}, after max_steps {max_steps}: the forecast would "
                 "never run; lower alpharl_window_end or raise max_steps"
             )
+        if self.alpharl_jumps < 1:
+            raise AlphaRLError(f"alpharl_jumps must be >= 1, got {self.alpharl_jumps}")
+        if max_steps > 0 and self.alpharl_jumps * end > max_steps:
+            raise AlphaRLError(
+                f"alpharl_jumps {self.alpharl_jumps} windows of {end} steps end at step "
+                f"{self.alpharl_jumps * end}, after max_steps {max_steps}: lower one of them"
+            )
         snapshots = self.snapshot_steps(max_steps)
         if len(snapshots) < MIN_SNAPSHOTS:
             raise AlphaRLError(
@@ -372,18 +390,20 @@ class AlphaRLConfig:
         steps = list(range(self.alpharl_interval, end + 1, self.alpharl_interval))
         return steps if steps and steps[-1] == end else [*steps, end]
 
-    def target_steps(self, window_end: int) -> list[int]:
-        """Candidate forecast steps (covariate 'step'): the horizons times the window end, as whole steps
-        beyond it, in the order given, without repeats."""
-        steps = [max(window_end + 1, math.floor(h * window_end + 0.5)) for h in self.alpharl_horizons]
+    def target_steps(self, window_end: int, start: int = 0) -> list[int]:
+        """Candidate forecast steps (covariate 'step') of a window from `start` (the previous jump) to
+        `window_end`: the horizons times the window's length beyond its start, as whole steps beyond its
+        end, in the order given, without repeats."""
+        length = window_end - start
+        steps = [max(window_end + 1, start + math.floor(h * length + 0.5)) for h in self.alpharl_horizons]
         return list(dict.fromkeys(steps))
 
-    def targets(self, window_end: int) -> list[float]:
-        """The candidate forecast targets of a window ending at step `window_end`, in the covariate's units:
+    def targets(self, window_end: int, start: int = 0) -> list[float]:
+        """The candidate forecast targets of a window from `start` to `window_end`, in the covariate's units:
         whole steps (`target_steps`) or the reward levels. The callback forecasts these and the planner
         prices them."""
         if self.alpharl_covariate == "step":
-            return [float(t) for t in self.target_steps(window_end)]
+            return [float(t) for t in self.target_steps(window_end, start)]
         return [float(r) for r in self.alpharl_target_rewards]
 
     def selector(self) -> ParamSelector:

@@ -21,8 +21,16 @@ END = "<!-- alpharl:end -->"
 PAPER = "[AlphaRL](https://arxiv.org/abs/2510.00553) (Cai et al., 2025)"
 
 
-def alpharl_section(swap: dict | None, config, snapshots: list[int], base_model: str, max_steps: int) -> str:
-    """Markdown describing the forecast; `config` is the run's AlphaRLConfig (or has its fields)."""
+def alpharl_section(
+    swap: dict | None,
+    config,
+    snapshots: list[int],
+    base_model: str,
+    max_steps: int,
+    swaps: list[dict] | None = None,
+) -> str:
+    """Markdown describing the forecast (the last jump's, with every jump listed when there were several);
+    `config` is the run's AlphaRLConfig (or has its fields)."""
     lines = [BEGIN, "## AlphaRL weight extrapolation", ""]
     if swap is None:
         lines += [
@@ -58,6 +66,12 @@ def alpharl_section(swap: dict | None, config, snapshots: list[int], base_model:
         delta = swap.get("delta_norm")
         size = f" (weight change norm {delta:.4g})" if delta is not None else ""
         lines.append(f"| outcome | **applied**: {describe(chosen, unit)}{size} |")
+    if swaps and len(swaps) > 1:
+        each = [
+            f"step {s['step']}: {'kept W_K' if s['chosen'] is None else describe(s['chosen'], unit)}"
+            for s in swaps
+        ]
+        lines.append(f"| jumps (each from the snapshots since the previous one) | {'; '.join(each)} |")
     after = "trained on to max_steps" if config.alpharl_continue_after_swap else "then stopped"
     lines.append(f"| after the swap | {config.alpharl_finetune_steps} ordinary RL step(s), {after} |")
     lines += [
@@ -111,6 +125,7 @@ def model_card(name: str, callback, base_model: str, trainer_name: str, test: di
             list(callback.trajectory.steps),
             base_model,
             callback.trainer.args.max_steps,
+            callback.swaps,
         )
     )
     body += [

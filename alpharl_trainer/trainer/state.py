@@ -1,6 +1,7 @@
 """What AlphaRL keeps on disk, so a killed or requeued run continues its window exactly.
 
     output_dir/alpharl/base/rankRRRRR-of-WWWWW.safetensors   W_0 of the matrices each rank owns (once)
+    output_dir/alpharl/base-SSSSSS/...                      W_0 of the window after the jump at step S
     output_dir/alpharl/window/step-SSSSSS/rankR...safetensors W_t at each snapshot (portfolio families only)
     output_dir/checkpoint-N/alpharl/state.json              per-step rewards, the swap record, tracked names
     output_dir/checkpoint-N/alpharl/trajectory/             the rank-1 trajectory so far
@@ -27,20 +28,23 @@ STATE_DIR = "alpharl"
 """Sub-folder of the output dir (base weights) and of each checkpoint (trajectory + state)."""
 
 
-def base_dir(output_dir: str | Path) -> Path:
-    return Path(output_dir) / STATE_DIR / "base"
+def base_dir(output_dir: str | Path, start: int = 0) -> Path:
+    """W_0 of the window starting at step `start` (0: the run's start; else the jump at that step)."""
+    return Path(output_dir) / STATE_DIR / ("base" if start == 0 else f"base-{start:06d}")
 
 
-def save_base(output_dir: str | Path, rank: int, world: int, tensors: dict[str, torch.Tensor]) -> None:
-    """This rank's share of W_0."""
-    folder = base_dir(output_dir)
+def save_base(
+    output_dir: str | Path, rank: int, world: int, tensors: dict[str, torch.Tensor], start: int = 0
+) -> None:
+    """This rank's share of W_0 of the window starting at `start`."""
+    folder = base_dir(output_dir, start)
     with atomic_file(folder / f"rank{rank:05d}-of-{world:05d}.safetensors") as tmp:
         save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp))
 
 
-def load_base(output_dir: str | Path, step: int, keys: list[str]) -> dict[str, torch.Tensor]:
-    """The W_0 tensors named `keys`, from the shares of any world size."""
-    folder = base_dir(output_dir)
+def load_base(output_dir: str | Path, step: int, keys: list[str], start: int = 0) -> dict[str, torch.Tensor]:
+    """The W_0 tensors named `keys` of the window starting at `start`, from the shares of any world size."""
+    folder = base_dir(output_dir, start)
     files = sorted(folder.glob("rank*-of-*.safetensors")) if folder.is_dir() else []
     if not files:
         raise AlphaRLError(f"resuming at step {step}, but the AlphaRL base weights are missing in {folder}")
@@ -99,12 +103,18 @@ def save_state(checkpoint: str | Path, trajectory: Trajectory, meta: dict) -> No
         (tmp / "state.json").write_text(json.dumps(meta, indent=1))
 
 
-def load_state(checkpoint: str | Path, step: int, taken: list[int]) -> tuple[dict, Trajectory]:
-    """(meta, trajectory) saved with `checkpoint`, whose run has taken snapshots at steps `taken`."""
+def load_meta(checkpoint: str | Path, step: int) -> dict:
+    """The callback's state (JSON) saved with `checkpoint`."""
     folder = Path(checkpoint) / STATE_DIR
     if not (folder / "state.json").is_file():
         raise AlphaRLError(f"resuming at step {step}, but {folder}/state.json is missing")
-    meta = json.loads((folder / "state.json").read_text())
+    return json.loads((folder / "state.json").read_text())
+
+
+def load_state(checkpoint: str | Path, step: int, taken: list[int]) -> tuple[dict, Trajectory]:
+    """(meta, trajectory) saved with `checkpoint`, whose window has taken snapshots at steps `taken`."""
+    folder = Path(checkpoint) / STATE_DIR
+    meta = load_meta(checkpoint, step)
     if not taken:
         return meta, Trajectory()
     if not (folder / "trajectory").exists():  # started over, it would forecast from later snapshots alone

@@ -266,6 +266,73 @@ def test_resume_keeps_the_window_weights_for_the_portfolio(tmp_path, model_dir, 
         torch.testing.assert_close(res_rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
 
 
+JUMPS = dict(
+    alpharl_jumps=2,
+    alpharl_window_end=4,
+    alpharl_interval=1,
+    alpharl_horizons=[1.5, 2.0],
+    max_steps=12,
+    save_strategy="steps",
+    save_steps=2,
+)
+"""Two jumps of 4 steps: at step 4 (snapshots 1-4), at step 8 (snapshots 5-8, W_0 = the weights right
+after the first jump); the first candidate applied unscored (step 10 = 4 + 1.5 x 4); 2 fine-tune steps."""
+
+
+@pytest.mark.parametrize(("family", "label"), [("rank1", "10"), ("fixed_basis", "fixed-basis k=1 step 10")])
+def test_repeated_jumps_fit_each_window_from_the_previous_jump(tmp_path, model_dir, family, label):
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+    second: list[Recorder] = []
+
+    def at_eight(trainer):
+        second.append(Recorder(trainer, 8))
+        return second[0]
+
+    trainer, first, _ = run_grpo(
+        tmp_path,
+        model_dir,
+        extra_callbacks=[window_weights(seen), at_eight],
+        alpharl_candidates=[family],
+        **JUMPS,
+    )
+    callback, rec = trainer.alpharl, second[0]
+    assert [s["step"] for s in callback.swaps] == [4, 8] and callback.swap is callback.swaps[-1]
+    assert callback.swaps[0]["chosen"] == ("6" if family == "rank1" else "fixed-basis k=1 step 6")
+    assert callback.swap["chosen"] == label and callback.start == 4
+    assert callback.trajectory.steps == [5, 6, 7, 8]
+    for name, w in first.after_swap.items():  # the second window starts from the first jump's weights
+        torch.testing.assert_close(callback.base[name].float(), w, rtol=0, atol=0)
+    assert (tmp_path / "run/alpharl/base-000004").is_dir()
+    if family == "rank1":
+        expected = expected_weights(trainer, rec.w_k, 10.0)
+    else:
+        candidate = Candidate("fixed_basis", 10.0, rank=1)
+        read = lambda s, n: seen[s][n]  # noqa: E731
+        expected = {
+            n: candidate.weight(w, first.after_swap[n], [5, 6, 7, 8], lambda s, n=n: read(s, n), origin=4)
+            for n, w in rec.w_k.items()
+        }
+    for name, w in rec.after_swap.items():
+        torch.testing.assert_close(w, expected[name].float(), rtol=1e-6, atol=1e-7)
+    assert trainer.state.global_step == 10  # the last jump's 2 fine-tune steps, then stop
+
+
+@pytest.mark.parametrize("killed_after", [4, 6])
+def test_repeated_jumps_resume_exactly(tmp_path, model_dir, killed_after):
+    """Killed right after the first jump's checkpoint, or mid-way through the second window: the resumed
+    run reloads the second window's W_0 and snapshots and makes the uninterrupted run's second jump."""
+    settings = dict(alpharl_candidates=["fixed_basis"], **JUMPS)
+    full, _, _ = run_grpo(tmp_path / "a", model_dir, **settings)
+    with pytest.raises(KeyboardInterrupt):
+        run_grpo(tmp_path / "b", model_dir, extra_callbacks=[crash_after_save(killed_after)], **settings)
+    resumed, _, _ = run_grpo(tmp_path / "b", model_dir, resume=True, **settings)
+    assert [s["step"] for s in resumed.alpharl.swaps] == [4, 8]
+    assert [s["chosen"] for s in resumed.alpharl.swaps] == [s["chosen"] for s in full.alpharl.swaps]
+    final = {n: p.detach() for n, p in full.model.named_parameters()}
+    for name, p in resumed.model.named_parameters():
+        torch.testing.assert_close(p.detach(), final[name], rtol=1e-5, atol=1e-6)
+
+
 def test_bad_settings_are_refused_before_training(tmp_path, model_dir):
     model, tok = load(model_dir)
     train, _ = datasets()

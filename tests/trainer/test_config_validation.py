@@ -168,9 +168,11 @@ def test_the_choice_fields_are_typed_with_the_engine_s_choices():
         ),
         ({"alpharl_candidates": ["expo"], "alpharl_expo_factors": [-0.5]}, "expo_factors"),
         ({"alpharl_candidates": ["average"], "alpharl_average_snapshots": 1}, "average_snapshots"),
+        ({"alpharl_jumps": 0}, "alpharl_jumps must be >= 1"),
+        ({"alpharl_jumps": 3}, "3 windows of 60 steps end at step 180, after max_steps 150"),
     ],
 )
-def test_candidate_families_that_cannot_work_are_refused(settings, message):
+def test_portfolios_and_jumps_that_cannot_work_are_refused(settings, message):
     config = AlphaRLConfig(**{"alpharl_window_end": 60, "alpharl_interval": 10, **settings})
     with pytest.raises(AlphaRLError, match=message):
         config.validate_alpharl(150)

@@ -33,6 +33,12 @@ def test_section_says_what_was_forecast_from_which_window():
     assert "linear" in text and "rank1_replace" in text and "10 ordinary RL step(s), then stopped" in text
 
 
+def test_section_lists_every_jump():
+    swaps = [{**SWAP, "step": 60, "chosen": "expo a=0.5"}, {**SWAP, "step": 120, "chosen": None}]
+    text = alpharl_section(swaps[-1], AlphaRLConfig(alpharl_jumps=2), [70, 80], "base", 150, swaps)
+    assert "step 60: expo a=0.5; step 120: kept W_K" in text
+
+
 def test_section_for_rollback_and_for_no_swap():
     rolled = alpharl_section({**SWAP, "chosen": None}, AlphaRLConfig(), [10, 20, 30], "base", 150)
     assert "**rolled back**" in rolled and "**applied**" not in rolled
@@ -61,6 +67,7 @@ TEST = {
 def _callback(**swap):
     return SimpleNamespace(
         swap={**SWAP, **swap},
+        swaps=[{**SWAP, **swap}],
         config=AlphaRLConfig(),
         trajectory=SimpleNamespace(steps=[20, 40, 60]),
         trainer=SimpleNamespace(_name="AlphaRL-GRPO", args=SimpleNamespace(max_steps=150)),

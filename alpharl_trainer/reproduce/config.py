@@ -89,6 +89,12 @@ class MethodSpec:
     candidates: tuple[str, ...] = ("rank1", "fixed_basis", "expo", "average")
     """The product's gate's candidate families (`alpharl_candidates`), with `horizons`, `fixed_basis_ranks`,
     `expo_factors` and `lawa_k` as their knobs: the `default` cell runs them."""
+    jumps: int = 0
+    """`default+jumps`: the product with `alpharl_jumps` = this many jumps, one per window of the window
+    end's length, at the windows `jumps_windows`; paired with the truncated run at the last jump
+    (`truncated@jumps`). 0 or 1: off."""
+    jumps_windows: tuple[float, ...] = ()
+    """Windows (among the suite's) where `default+jumps` runs; `jumps` of them must fit in T."""
     recent_k: int = 4
     """`best_recent`: the best of the window's last `recent_k` checkpoints on held-out."""
     scan_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -140,6 +146,12 @@ class Suite:
         last = sorted({max(1, self.steps - k * self.checkpoint_every) for k in range(3)})
         return {"at_40": [round(0.4 * self.steps)], "at_80": [round(0.8 * self.steps)], "last_three": last}
 
+    def jumps_window_steps(self) -> list[int]:
+        """Window ends at which `default+jumps` runs."""
+        if self.methods.jumps < 2:
+            return []
+        return [round(f * self.steps) for f in self.methods.jumps_windows]
+
     def save_steps(self) -> list[int]:
         """Every checkpoint a full run keeps: the regular ones, step 1 (first-update baseline), each
         window end, each window end + fine-tune steps (truncated run at the fine-tune's budget), the
@@ -147,6 +159,7 @@ class Suite:
         steps = set(self.snapshot_steps()) | {1, self.steps}
         steps |= {s for group in self.admission_steps().values() for s in group}
         steps |= {e + self.finetune_steps for e in self.finetune_window_steps()}
+        steps |= {self.methods.jumps * e for e in self.jumps_window_steps()}
         return sorted(steps)
 
 
@@ -226,6 +239,7 @@ def load_suite(path: str | Path) -> Suite:
                         "paper_targets",
                         "fixed_basis_ranks",
                         "candidates",
+                        "jumps_windows",
                     )
                 },
             ),
@@ -261,5 +275,11 @@ def _validate(suite: Suite, where: str) -> None:
         raise AlphaRLError(f"{where}: horizons are multiples of the window end and must be > 1")
     if suite.methods.lawa_k < 1:
         raise AlphaRLError(f"{where}: lawa_k must be >= 1")
+    if not set(suite.methods.jumps_windows) <= set(suite.windows):
+        raise AlphaRLError(
+            f"{where}: methods.jumps_windows {suite.methods.jumps_windows} must be among windows"
+        )
+    if any(suite.methods.jumps * end > suite.steps for end in suite.jumps_window_steps()):
+        raise AlphaRLError(f"{where}: methods.jumps windows of a jumps_windows length must fit in steps")
     if not suite.methods.candidates or not set(suite.methods.candidates) <= set(FAMILIES):
         raise AlphaRLError(f"{where}: methods.candidates must be families among {FAMILIES}")

@@ -23,6 +23,7 @@ MARKERS = {
     "lawa": ("tab:gray", "P"),
     "default": ("tab:green", "o"),
     "default+ft": ("tab:olive", "*"),
+    "default+jumps": ("tab:pink", "h"),
     "oracle_rank1": ("tab:cyan", "x"),
 }
 
@@ -128,19 +129,19 @@ def paired_differences(results: list[dict], path: Path) -> None:
     """Per cell (task, loss, regime), each method's difference to the truncated run at the same cost, pooled
     over the cell's seeds: mean and 95% stratified bootstrap interval, one colour per window."""
     from alpharl_trainer.reproduce import stats
-    from alpharl_trainer.reproduce.report import METHODS
+    from alpharl_trainer.reproduce.report import METHODS, PAIRED_AT
 
     cells = defaultdict(list)
     for res in results:
         cells[(res["task"], res["loss"], res["regime"])].append(res)
-    methods = [m for m in METHODS if m not in ("truncated", "truncated@ft")]
+    methods = [m for m in METHODS if m != "truncated" and PAIRED_AT.get(m) != m]
     fig, axes = _grid(len(cells), width=6.0)
     for ax, ((task, loss, regime), group) in zip(axes, cells.items(), strict=True):
         ends = sorted({r["window_step"] for r in group[0]["rows"]})
         for j, end in enumerate(ends):
             xs, ys, lows, highs = [], [], [], []
             for i, method in enumerate(methods):
-                reference = "truncated@ft" if method == "default+ft" else "truncated"
+                reference = PAIRED_AT.get(method, "truncated")
                 pairs = [
                     (res["per_problem"][f"{reference}@{end}"], res["per_problem"][f"{method}@{end}"])
                     for res in group

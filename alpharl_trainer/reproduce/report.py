@@ -39,12 +39,21 @@ METHODS = (
     "default",
     "default+ft",
     "truncated@ft",
+    "default+jumps",
+    "truncated@jumps",
     "oracle_rank1",
 )
+PAIRED_AT = {
+    "default+ft": "truncated@ft",
+    "truncated@ft": "truncated@ft",
+    "default+jumps": "truncated@jumps",
+    "truncated@jumps": "truncated@jumps",
+}
+"""Rows that spend more than the window's steps, and the truncated run they are paired with (at that
+budget); every other row is paired with `truncated` at the window end."""
+OURS = ("default", "default+ft", "default+jumps")
 BASELINES = tuple(
-    m
-    for m in METHODS
-    if m not in ("truncated", "first_update", "default", "default+ft", "truncated@ft", "oracle_rank1")
+    m for m in METHODS if m not in ("truncated", "first_update", "oracle_rank1", *PAIRED_AT, *OURS)
 )
 """Baselines that spend exactly the window's steps (first_update spends 1; it is reported, not compared)."""
 COLUMNS = (
@@ -135,7 +144,7 @@ def _ci(d: stats.Paired | None) -> str:
 def targets(res: dict, rows: list[dict]) -> dict:
     """The issue's targets for one run, measured; every difference paired with its 95% interval."""
     steps = res["steps"]
-    ours = [r for r in rows if r["method"] in ("default", "default+ft") and r.get("greedy") is not None]
+    ours = [r for r in rows if r["method"] in OURS and r.get("greedy") is not None]
 
     def best_within(fraction: float) -> dict | None:
         eligible = [r for r in ours if r["cost"] <= fraction * steps + 1e-9]
@@ -152,10 +161,11 @@ def targets(res: dict, rows: list[dict]) -> dict:
         best = max((o for o in others if o and "greedy" in o), key=lambda o: o["greedy"])
         d = _paired(res, f"{best['method']}@{end}", f"default@{end}")
         vs_baselines.append((end, d, best["method"]))
-        ft, tft = _get(rows, end, "default+ft"), _get(rows, end, "truncated@ft")
-        if ft and tft:
-            d = _paired(res, f"truncated@ft@{end}", f"default+ft@{end}")
-            vs_baselines.append((end + res["finetune_steps"], d, "truncated@ft"))
+        for method in ("default+ft", "default+jumps"):
+            ours_there, reference = _get(rows, end, method), _get(rows, end, PAIRED_AT[method])
+            if ours_there and reference:
+                d = _paired(res, f"{PAIRED_AT[method]}@{end}", f"{method}@{end}")
+                vs_baselines.append((ours_there["cost"], d, PAIRED_AT[method]))
     known = [d for d in vs_truncated if d is not None]
     return {
         "at40": best_within(0.4),
@@ -254,7 +264,7 @@ def _pooled_table(group: list[dict]) -> list[str]:
         "|---|" + "---|" * len(ends),
     ]
     for method in METHODS:
-        reference = "truncated@ft" if method in ("default+ft", "truncated@ft") else "truncated"
+        reference = PAIRED_AT.get(method, "truncated")
         cells = []
         for end in ends:
             pairs = [

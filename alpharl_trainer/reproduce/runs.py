@@ -167,6 +167,8 @@ def train_full(spec: RunSpec, suite: Suite, base: Path, folder: Path) -> FullRun
     """The full run of `spec` into `folder`; a folder holding a finished run (its `run.json`) is reused,
     so an interrupted suite resumes where it stopped. An unfinished folder is started over."""
     record = folder / RUN_FILE
+    if record.is_file() and set(suite.save_steps()) - set(_checkpoints(folder)):
+        record.unlink()  # a finished run that lacks a checkpoint the suite now reads: train it again
     if record.is_file():
         meta = json.loads(record.read_text())
         return FullRun(
@@ -202,20 +204,27 @@ class ProductRun:
     seconds: float
     rewards: list[str]
     """The recipe's reward functions: the gate scores with them (with `task` alone, its score is accuracy)."""
+    swaps: list[dict]
+    """Every jump's decision (one, unless `jumps` > 1)."""
 
 
-def product_run(spec: RunSpec, suite: Suite, run: FullRun, end: int, finetune_steps: int) -> ProductRun:
+def product_run(
+    spec: RunSpec, suite: Suite, run: FullRun, end: int, finetune_steps: int, jumps: int = 1
+) -> ProductRun:
     """`alpharl train RECIPE` for the window ending at `end` (a subprocess, exactly the command line), its
-    recipe written beside the run as `product-<end>.yaml`; its log in `product-<end>.log`. The run's folder
-    is temporary: only the two weight sets and the decision are kept (in the suite's results)."""
+    recipe written beside the run as `product-<end>.yaml` (`product-<end>-x<jumps>.yaml` with repeated
+    jumps, the last at `jumps * end`); its log beside it. The run's folder is temporary: only the two weight
+    sets (at the last jump, and at the stop) and the decisions are kept (in the suite's results)."""
     settings = {
         **yaml.safe_load((RECIPES / f"{spec.loss}.yaml").read_text()),
         **recipe_settings(spec, suite, suite.steps),
         **product_settings(suite, end, finetune_steps),
+        "alpharl_jumps": jumps,
         "model_name_or_path": str(run.base.resolve()),
     }
-    recipe_file = run.folder / f"product-{end}.yaml"
-    log_file = run.folder / f"product-{end}.log"
+    name = f"product-{end}" if jumps == 1 else f"product-{end}-x{jumps}"
+    recipe_file, log_file = run.folder / f"{name}.yaml", run.folder / f"{name}.log"
+    last = jumps * end
     with tempfile.TemporaryDirectory(dir=run.folder, prefix=f".product-{end}-") as tmp_out:
         out = Path(tmp_out)
         settings["output_dir"] = str(out)
@@ -236,8 +245,9 @@ def product_run(spec: RunSpec, suite: Suite, run: FullRun, end: int, finetune_st
         if done.returncode != 0:
             raise AlphaRLError(f"alpharl train {recipe_file} failed (exit {done.returncode}); see {log_file}")
         summary = json.loads((out / "alpharl" / "summary.json").read_text())
-        window = load_file(str(out / f"checkpoint-{end}" / "model.safetensors"))
+        window = load_file(str(out / f"checkpoint-{last}" / "model.safetensors"))
         finetuned = load_file(str(out / "model.safetensors"))
-        if summary.get("steps") != end + finetune_steps or summary.get("swap") is None:
-            raise AlphaRLError(f"{log_file}: no decision at step {end} followed by its fine-tune and a stop")
-    return ProductRun(window, finetuned, summary["swap"], seconds, list(settings["rewards"]))
+        if summary.get("steps") != last + finetune_steps or summary.get("swap") is None:
+            raise AlphaRLError(f"{log_file}: no decision at step {last} followed by its fine-tune and a stop")
+    swaps = summary.get("swaps") or [summary["swap"]]
+    return ProductRun(window, finetuned, summary["swap"], seconds, list(settings["rewards"]), swaps)

@@ -24,7 +24,7 @@ from alpharl_trainer.offline.window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods, stats
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
-from alpharl_trainer.reproduce.report import METHODS
+from alpharl_trainer.reproduce.report import METHODS, PAIRED_AT
 from alpharl_trainer.reproduce.runs import RECIPES, FullRun, product_run, recipe_settings, train_full
 from alpharl_trainer.trainer.candidates import describe
 from alpharl_trainer.trainer.config import AlphaRLConfig
@@ -240,6 +240,21 @@ class RunEvaluation:
         if finetune:
             self.add(end, "default+ft", budget, made.finetuned, choice=label)
             self.add(end, "truncated@ft", budget, self.weights(budget))
+        if end in suite.jumps_window_steps():
+            self.jumps(end)
+
+    def jumps(self, end: int) -> None:
+        """`default+jumps`: `alpharl train` with `alpharl_jumps` windows of `end` steps, each jump gated,
+        stopped at the last one; paired with the full run's checkpoint there (`truncated@jumps`)."""
+        jumps = self.suite.methods.jumps
+        made = product_run(self.spec, self.suite, self.run, end, 0, jumps=jumps)
+        self.product_seconds += made.seconds
+        choice = "; ".join(
+            f"{s['step']}: " + ("keep" if s["chosen"] is None else describe(s["chosen"]).removeprefix("the "))
+            for s in made.swaps
+        )
+        self.add(end, "default+jumps", jumps * end, made.finetuned, choice=choice)
+        self.add(end, "truncated@jumps", jumps * end, self.weights(jumps * end))
 
     def _chosen(self, end: int, method: str, candidates: dict, last: methods.Weights) -> None:
         """A baseline chosen on held-out among `candidates` (label -> builder) at the window's cost, by the
@@ -327,7 +342,7 @@ def pair_with_truncated(rows: list[dict]) -> dict[str, list[int]]:
     outcomes = {f"{r['method']}@{r['window_step']}": r.pop("per_problem") for r in rows if "per_problem" in r}
     for row in rows:
         key = f"{row['method']}@{row['window_step']}"
-        reference = "truncated@ft" if row["method"] in ("default+ft", "truncated@ft") else "truncated"
+        reference = PAIRED_AT.get(row["method"], "truncated")
         ref = outcomes.get(f"{reference}@{row['window_step']}")
         if key not in outcomes or ref is None:
             continue

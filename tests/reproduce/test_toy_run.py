@@ -52,7 +52,7 @@ def toy(tmp_path_factory, tiny_model_dir):
 def test_every_method_is_scored_at_the_window_and_the_curve_matches(toy):
     suite, (res,), _ = toy
     rows = {r["method"]: r for r in res["rows"]}
-    assert set(rows) == set(METHODS)
+    assert set(rows) == set(METHODS) - {"default+jumps", "truncated@jumps"}  # no repeated jumps in 4 steps
     curve = {c["step"]: c["greedy"] for c in res["curve"]}
     assert rows["truncated"]["greedy"] == curve[3] and rows["truncated"]["cost"] == 3
     assert rows["truncated@ft"]["greedy"] == curve[4] == res["full"]["greedy"]
@@ -164,7 +164,7 @@ def test_report_files_and_resume(toy):
         "paired_differences.png",
     } <= names
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert len(rows) == len(METHODS)
+    assert len(rows) == len(METHODS) - 2  # default+jumps, truncated@jumps: off in the toy suite
     full_share = [r for r in rows if r["method"] == "truncated@ft"][0]["gain_share"]
     res = results[0]  # the full run's accuracy in a share is the mean of its last 3 checkpoints
     gain = res["admission"]["gain"]

@@ -5,7 +5,9 @@ process:
 - plain GRPO vs GRPO with AlphaRL snapshots at the default interval (window end past the run, so no swap),
   runs interleaved A/B/A/B to spread machine noise over both; step time is the median of TRL's own
   per-step `step_time`, and the snapshot time is AlphaRL's own `alpharl/snapshot_time`;
-- a run that swaps: forecast + write time without the acceptance gate, and with it (64 held-out prompts x 4).
+- a run that swaps, at the recipe's window (6 snapshots): the rank-1 line alone without the gate; the recipe's
+  portfolio, computing and writing every candidate (`alpharl/forecast_time`) and with the gate scoring them
+  (64 held-out prompts x 4).
 
     python3 benchmarks/bench_trainer.py [--steps 40]
 """
@@ -41,7 +43,13 @@ def run(steps: int, **alpharl) -> dict[str, list[float]]:
         trainer.remove_callback(PrinterCallback)  # per-step log dicts would bury the results
         trainer.train()
     history = trainer.state.log_history
-    keys = ("step_time", "alpharl/snapshot_time", "alpharl/swap_time")
+    keys = (
+        "step_time",
+        "alpharl/snapshot_time",
+        "alpharl/swap_time",
+        "alpharl/forecast_time",
+        "alpharl/candidates",
+    )
     return {k: [float(h[k]) for h in history if k in h] for k in keys}
 
 
@@ -74,14 +82,22 @@ def main() -> None:
     print(f"overhead per step at interval {DEFAULT_INTERVAL}:        {overhead:8.2%}")
     print(f"  (A/B step-time ratio, noisier:        {step_snap / step - 1:+8.2%})")
 
-    window = 3 * DEFAULT_INTERVAL
-    no_gate = run(window + 1, alpharl_window_end=window, alpharl_acceptance_prompts=0)
-    gate = run(window + 1, alpharl_window_end=window, alpharl_acceptance_prompts=64)
-    print("\n== forecast + swap (at the window end, 3 snapshots)")
-    print(f"forecast + write, no acceptance gate:   {no_gate['alpharl/swap_time'][0]:8.2f} s "
-          f"= {no_gate['alpharl/swap_time'][0] / step:6.1f} training steps")  # fmt: skip
-    print(f"with the gate (64 prompts x 4, 4 cands): {gate['alpharl/swap_time'][0]:8.2f} s "
-          f"= {gate['alpharl/swap_time'][0] / step:6.1f} training steps")  # fmt: skip
+    window = 6 * DEFAULT_INTERVAL  # the recipe's window: 6 snapshots, enough for every family
+    rank1 = run(
+        window + 1, alpharl_window_end=window, alpharl_acceptance_prompts=0, alpharl_candidates=["rank1"]
+    )
+    gated = run(
+        window + 1, alpharl_window_end=window, alpharl_acceptance_prompts=64
+    )  # the recipe's portfolio
+    count = int(gated["alpharl/candidates"][0])
+    print(f"\n== forecast + swap (at the window end, 6 snapshots; one training step = {step * 1e3:.0f} ms)")
+    rows = [
+        ("rank-1 line, one candidate, no gate", rank1["alpharl/swap_time"][0]),
+        (f"portfolio: {count} candidates computed + written", gated["alpharl/forecast_time"][0]),
+        (f"portfolio with the gate (64 prompts x 4, {count + 1} scorings)", gated["alpharl/swap_time"][0]),
+    ]
+    for name, seconds in rows:
+        print(f"{name:<58} {seconds:8.2f} s = {seconds / step:7.1f} training steps")
     print(f"\nbench_trainer total {time.perf_counter() - started:.0f} s")
 
 

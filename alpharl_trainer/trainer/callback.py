@@ -401,6 +401,13 @@ class AlphaRLCallback(TrainerCallback):
             dist.all_reduce(moved)
         return float(moved) ** 0.5
 
+    def _timed(self, candidate: Candidate, stash: dict, total: list[float], reset: bool = False) -> float:
+        """`_apply`, adding its seconds to `total[0]`."""
+        start = time.perf_counter()
+        moved = self._apply(candidate, stash, reset=reset)
+        total[0] += time.perf_counter() - start
+        return moved
+
     def _owner_weight(
         self, candidate: Candidate, fcs, name: str, stash: dict[str, torch.Tensor]
     ) -> torch.Tensor:
@@ -431,6 +438,7 @@ class AlphaRLCallback(TrainerCallback):
         fits = forecast(self.trajectory, targets[0], fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate)
         max_steps = trainer.args.max_steps
         snapshots, lora = len(self.trajectory), bool(self.lora)
+        forecast_time = [0.0]  # seconds computing and writing candidates: the swap's time without the gate
         built = build_candidates(cfg, targets, step, max_steps, snapshots, lora=lora, start=self.start)
         candidates = {c.label: c for c in built}
         labels = list(candidates)
@@ -447,7 +455,7 @@ class AlphaRLCallback(TrainerCallback):
                 greedy=cfg.alpharl_acceptance_scoring == "greedy",
             )
             gate_engine = scorer.engine
-            write = lambda label: self._apply(candidates[label], stash)  # noqa: E731
+            write = lambda label: self._timed(candidates[label], stash, forecast_time)  # noqa: E731
             scored = lambda label: self._notify("candidate", label)  # noqa: E731
             scores, per_prompt = judge(scorer, labels, write, scored)
             margin, margin_se = cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se
@@ -457,7 +465,8 @@ class AlphaRLCallback(TrainerCallback):
             self._apply(None, stash)
             moved = 0.0
         else:
-            moved = self._apply(candidates[chosen], stash, reset=cfg.alpharl_optimizer_state == "reset")
+            reset = cfg.alpharl_optimizer_state == "reset"
+            moved = self._timed(candidates[chosen], stash, forecast_time, reset=reset)
             self._invalidate_rollouts()
         if gate_engine == "vllm":  # vLLM holds the last candidate scored: push the decided weights
             trainer.vllm_generation.sync_weights()
@@ -477,14 +486,17 @@ class AlphaRLCallback(TrainerCallback):
             "saturation": saturation,
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,
+            "forecast_time": forecast_time[0],
         }
         rank1 = chosen is not None and candidates[chosen].family == "rank1"
         self.pending_logs.update(
             {
                 "alpharl/swap_time": time.perf_counter() - start,
+                "alpharl/forecast_time": forecast_time[0],
                 "alpharl/mean_fit_r2": self.swap["mean_fit_r2"],
                 "alpharl/chosen_target": float(candidates[chosen].value) if rank1 else float("nan"),
                 "alpharl/rolled_back": float(chosen is None),
+                "alpharl/candidates": float(len(labels)),
                 "alpharl/swap_delta_norm": moved,
                 **{f"alpharl/score/{k}": v for k, v in scores.items()},
             }

@@ -73,7 +73,14 @@ def test_swap_writes_the_forecast_and_next_rollouts_use_it(tmp_path, model_dir):
         "alpharl/swap_time",
         "alpharl/mean_fit_r2",
         "alpharl/rank1_share",
+        "alpharl/forecast_time",
+        "alpharl/candidates",
     } <= logged
+    assert (
+        0
+        < swap["forecast_time"]
+        <= max(float(e["alpharl/swap_time"]) for e in trainer.state.log_history if "alpharl/swap_time" in e)
+    )
 
 
 def test_swap_forces_a_vllm_weight_resync(tmp_path, model_dir):

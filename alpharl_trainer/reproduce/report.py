@@ -1,8 +1,8 @@
 """results.csv, results.md and the plots of a finished suite, written into one folder atomically.
 
 Measured numbers sit next to the targets of the issue they answer:
-- >= 96% of the full run's gain at <= 40% of the steps, >= 98% at <= 25% (best of default / default+ft
-  within that budget);
+- >= 96% of the full run's gain at <= 40% of the steps, >= 98% at <= 25% (best of default / default+ft /
+  default+jumps within that budget);
 - default never significantly below the truncated run on the test split (and no collapse off-task);
 - default >= every baseline at equal step budget.
 Every comparison is paired (same test problems, per-problem outcomes) with a 95% bootstrap interval, and a
@@ -181,7 +181,7 @@ def _targets_section(results: list[dict], by_run: dict[str, list[dict]]) -> list
         "## Targets vs measurements",
         "",
         "Share = (acc - acc_base) / (acc_full - acc_base), greedy test accuracy; best of default / "
-        "default+ft within the step budget. Differences are paired over the test problems: mean [95% "
+        "default+ft / default+jumps within the step budget. Differences are paired over the test problems: mean [95% "
         "bootstrap interval], `better`/`worse` only where the interval excludes 0. `gain` is the full run "
         "(mean of its last 3 checkpoints) minus the base.",
         "",
@@ -378,6 +378,24 @@ def _decisions(res: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _product_methods(suite: Suite) -> str:
+    """What the `default*` rows are, for the report's methods paragraph."""
+    methods = suite.methods
+    text = (
+        "`alpharl train` on the suite's recipe with AlphaRL on (a subprocess: its callback snapshots in-run; "
+        f"at the window end its gate scores the portfolio {', '.join(methods.candidates)}, forecasting to "
+        f"{', '.join(f'{h:g}' for h in methods.horizons)} x w, and swaps in the best or keeps W_K); "
+        "`default+ft` the same run after its fine-tune steps; `truncated@ft` the full run at that budget;"
+    )
+    if methods.jumps > 1:
+        text += (
+            f" `default+jumps` the product with {methods.jumps} gated jumps, one every w steps, each fitted "
+            "on the snapshots since the previous one, stopped at the last; `truncated@jumps` the full run "
+            "there;"
+        )
+    return text
+
+
 def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
     by_run = defaultdict(list)
     for row in flat_rows(results):
@@ -408,11 +426,7 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
         "whole-model deltas, extrapolated linearly to the product's candidate steps; `best_recent` the best "
         f"of the window's last {suite.methods.recent_k} checkpoints; `first_update` W_0 + c (W_1 - W_0) "
         f"(costs 1 step); `lawa` mean of the last {suite.methods.lawa_k} window checkpoints; `default` "
-        "`alpharl train` on the suite's recipe with AlphaRL on (a subprocess: its callback snapshots in-run, "
-        "forecasts at the window end to the candidate steps "
-        f"{', '.join(f'{h:g}' for h in suite.methods.horizons)} x w, scores them with its own gate and "
-        "swaps or keeps W_K); `default+ft` the same run after its fine-tune steps; `truncated@ft` the full "
-        "run at the same budget; `oracle_rank1` (diagnostic) W_K + ((W_T - W_K) v_K) v_K^T.",
+        f"{_product_methods(suite)} `oracle_rank1` (diagnostic) W_K + ((W_T - W_K) v_K) v_K^T.",
         "",
         *_targets_section(results, by_run),
         "",

@@ -181,9 +181,9 @@ def _targets_section(results: list[dict], by_run: dict[str, list[dict]]) -> list
         "## Targets vs measurements",
         "",
         "Share = (acc - acc_base) / (acc_full - acc_base), greedy test accuracy; best of default / "
-        "default+ft / default+jumps within the step budget. Differences are paired over the test problems: mean [95% "
-        "bootstrap interval], `better`/`worse` only where the interval excludes 0. `gain` is the full run "
-        "(mean of its last 3 checkpoints) minus the base.",
+        "default+ft / default+jumps within the step budget. Differences are paired over the test problems: "
+        "mean [95% bootstrap interval], `better`/`worse` only where the interval excludes 0. `gain` is the "
+        "full run (mean of its last 3 checkpoints) minus the base.",
         "",
         "| run | gain (paired SE) | >=96% at <=40% | >=98% at <=25% "
         "| default - truncated (worst window) | off-task: default - truncated (min) "

@@ -17,11 +17,12 @@ snapshot; pushed several windows ahead, that amplifies noise and misses the dire
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation.saturation import MIN_POINTS, fit_saturation
+from alpharl_trainer.extrapolation.saturation import MIN_POINTS, SaturationFit, fit_saturation
 
 PROFILES = ("linear", "saturating")
 
@@ -34,18 +35,47 @@ def _right_basis(delta: torch.Tensor, k: int) -> torch.Tensor:
     return torch.linalg.svd(delta, full_matrices=False).Vh[:k].T
 
 
-def fixed_basis_forecast(
-    steps: Sequence[float], deltas: Sequence[torch.Tensor], target: float, k: int = 1, profile: str = "linear"
-) -> torch.Tensor:
-    """The update `W - W_0` predicted at step `target` from `deltas[i] = W_{steps[i]} - W_0` (2-D, the
-    window's last one at `steps[-1]`), in float64 arithmetic, returned in the deltas' dtype."""
+@dataclass(frozen=True)
+class FixedBasisFit:
+    """What a window says about one matrix's update in its fixed basis; `update` evaluates it at any target
+    (the fit does not depend on the target, so one fit serves every candidate step)."""
+
+    basis: torch.Tensor
+    """`V_K`, n x k."""
+    last_path: torch.Tensor
+    """`b_K = dW_K V_K`, m x k."""
+    direction: torch.Tensor
+    """`q`, the path's shared direction (m * k)."""
+    slope: float | None
+    """The linear profile's slope through the origin (None for a saturating profile)."""
+    saturation: SaturationFit | None
+    """The saturating profile (None for a linear one)."""
+
+    def update(self, last: torch.Tensor, target: float) -> torch.Tensor:
+        """`dW_hat = dW_K + (p_hat q - b_K) V_K^T` at step `target`, from `last` = dW_K (float64, m x n)."""
+        if self.slope is not None:
+            at_target = self.slope * target
+        else:
+            at_target = float(self.saturation.predict(target))
+        moved = (at_target * self.direction).reshape(self.last_path.shape) - self.last_path
+        out = last + moved @ self.basis.T
+        if not torch.isfinite(out).all():
+            raise AlphaRLError("fixed-basis forecast: the forecast has NaN or inf values")
+        return out
+
+
+def fit_fixed_basis(
+    steps: Sequence[float], deltas: Sequence[torch.Tensor], k: int = 1, profile: str = "linear"
+) -> FixedBasisFit:
+    """The fixed-basis fit of the window's updates `deltas[i] = W_{steps[i]} - W_0` (2-D, the window's last
+    one at `steps[-1]`), in float64 arithmetic."""
     if len(steps) != len(deltas) or len(steps) < 2:
         raise AlphaRLError(f"fixed-basis forecast: needs >= 2 (step, update) pairs, got {len(steps)}")
     if profile not in PROFILES:
         raise AlphaRLError(f"fixed-basis forecast: profile must be one of {PROFILES}, got {profile!r}")
     if profile == "saturating" and len(steps) < MIN_POINTS:
         raise AlphaRLError(f"fixed-basis forecast: a saturating profile needs >= {MIN_POINTS} updates")
-    shape, dtype = deltas[-1].shape, deltas[-1].dtype
+    shape = deltas[-1].shape
     if any(d.shape != shape or d.ndim != 2 for d in deltas):
         raise AlphaRLError(f"fixed-basis forecast: every update must be one 2-D shape, the last is {shape}")
     if not 1 <= k <= min(shape):
@@ -63,14 +93,17 @@ def fixed_basis_forecast(
     if profile_t[-1] < 0:  # one sign convention: the profile ends positive
         profile_t, direction = -profile_t, -direction
     if profile == "linear":
-        at_target = float((t * profile_t).sum() / (t * t).sum()) * target
-    else:
-        at_target = float(fit_saturation(t.tolist(), profile_t.tolist()).predict(target))
-    moved = (at_target * direction).reshape(shape[0], k) - path[-1]
-    out = last + moved @ basis.T
-    if not torch.isfinite(out).all():
-        raise AlphaRLError("fixed-basis forecast: the forecast has NaN or inf values")
-    return out.to(dtype)
+        return FixedBasisFit(basis, path[-1], direction, float((t * profile_t).sum() / (t * t).sum()), None)
+    return FixedBasisFit(basis, path[-1], direction, None, fit_saturation(t.tolist(), profile_t.tolist()))
+
+
+def fixed_basis_forecast(
+    steps: Sequence[float], deltas: Sequence[torch.Tensor], target: float, k: int = 1, profile: str = "linear"
+) -> torch.Tensor:
+    """The update `W - W_0` predicted at step `target` from `deltas[i] = W_{steps[i]} - W_0` (2-D, the
+    window's last one at `steps[-1]`), in float64 arithmetic, returned in the deltas' dtype."""
+    fit = fit_fixed_basis(steps, deltas, k, profile)
+    return fit.update(deltas[-1].to(torch.float64), target).to(deltas[-1].dtype)
 
 
 def fixed_basis_weight(

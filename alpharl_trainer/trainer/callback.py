@@ -91,6 +91,9 @@ class AlphaRLCallback(TrainerCallback):
         self.pending_logs: dict[str, float] = {}
         self.window: WindowReader | None = None
         """The tracked weights saved at each snapshot, for the candidate families that need them."""
+        self._fits: dict[str, dict] = {}
+        """During a swap: each owned matrix's fixed-basis fits by rank (one per matrix and rank, not per
+        candidate step)."""
         self.listeners: list[Callable[[str, str | None], None]] = []
         """Called on every rank at the window end as `listener(event, label)`, with the weights in question
         in the model: 'window' (W_K, before any candidate is written), 'candidate' (each scored candidate, its
@@ -420,7 +423,8 @@ class AlphaRLCallback(TrainerCallback):
         steps = self.trajectory.steps
         try:
             read = lambda at: self.window.read(at, name)  # noqa: E731
-            return candidate.weight(w_k, w0, steps, read, self.config.alpharl_basis_profile, self.start)
+            fits = self._fits.setdefault(name, {})
+            return candidate.weight(w_k, w0, steps, read, self.config.alpharl_basis_profile, self.start, fits)
         except AlphaRLError as err:
             logger.warning("AlphaRL candidate %s keeps %s at W_K: %s", candidate.label, name, err)
             return w_k
@@ -439,6 +443,7 @@ class AlphaRLCallback(TrainerCallback):
         max_steps = trainer.args.max_steps
         snapshots, lora = len(self.trajectory), bool(self.lora)
         forecast_time = [0.0]  # seconds computing and writing candidates: the swap's time without the gate
+        self._fits = {}
         built = build_candidates(cfg, targets, step, max_steps, snapshots, lora=lora, start=self.start)
         candidates = {c.label: c for c in built}
         labels = list(candidates)
@@ -488,6 +493,7 @@ class AlphaRLCallback(TrainerCallback):
             "delta_norm": moved,
             "forecast_time": forecast_time[0],
         }
+        self._fits = {}  # the window's fits are not needed after the decision
         rank1 = chosen is not None and candidates[chosen].family == "rank1"
         self.pending_logs.update(
             {

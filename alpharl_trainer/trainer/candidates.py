@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from alpharl_trainer.extrapolation.averaging import average_weight, expo_weight
-from alpharl_trainer.extrapolation.fixed_basis import fixed_basis_weight
+from alpharl_trainer.extrapolation.fixed_basis import FixedBasisFit, fit_fixed_basis
 
 WINDOW_FAMILIES = ("fixed_basis", "average")
 """Families that read the weights of every snapshot (kept on disk under output_dir/alpharl/window/)."""
@@ -52,10 +52,13 @@ class Candidate:
         read: Callable[[int], torch.Tensor],
         profile: str = "saturating",
         origin: int = 0,
+        fits: dict[int, FixedBasisFit] | None = None,
     ) -> torch.Tensor:
         """This candidate's weight for one matrix (not rank1: the callback writes those from the trajectory),
         from `W_K`, `W_0` (the weights at step `origin`: the run's start or the previous jump) and
-        `read(step)`, the matrix's weight at each snapshot `steps` (the last is W_K)."""
+        `read(step)`, the matrix's weight at each snapshot `steps` (the last is W_K). `fits` caches this
+        matrix's fixed-basis fit per rank: the fit does not depend on the target, so the candidates at other
+        steps reuse it instead of reading the window again."""
         if self.family == "expo":
             return expo_weight(w_k, w0, self.value)
         if self.family == "average":
@@ -64,10 +67,17 @@ class Candidate:
         if self.family == "fixed_basis":
             if not bool((w_k != w0).any()):  # an untouched matrix: nothing to forecast
                 return w_k
-            weights = (w_k if s == steps[-1] else read(s) for s in steps)
-            times = [float(s - origin) for s in steps]  # the fit runs through W_0 at time 0
-            out = fixed_basis_weight(times, w0, weights, self.value - origin, self.rank, profile)
-            return out.to(w_k.dtype)
+            base = w0.to(torch.float64)
+            fit = None if fits is None else fits.get(self.rank)
+            if fit is None:
+                times = [float(s - origin) for s in steps]  # the fit runs through W_0 at time 0
+                weights = (w_k if s == steps[-1] else read(s) for s in steps)
+                deltas = [(w.to(torch.float64) - base).reshape(base.shape[0], -1) for w in weights]
+                fit = fit_fixed_basis(times, deltas, min(self.rank, *deltas[-1].shape), profile)
+                if fits is not None:
+                    fits[self.rank] = fit
+            last = (w_k.to(torch.float64) - base).reshape(base.shape[0], -1)
+            return (base + fit.update(last, self.value - origin).reshape(base.shape)).to(w_k.dtype)
         raise ValueError(f"no per-matrix weight for family {self.family!r}")
 
 

@@ -90,3 +90,20 @@ def test_the_window_store_reads_shares_of_any_world_size(tmp_path):
     torch.testing.assert_close(reader.read(10, "a"), a, rtol=0, atol=0)
     with pytest.raises(AlphaRLError, match="weights of a at the snapshot of step 20 are missing"):
         reader.read(20, "a")
+
+
+def test_one_fixed_basis_fit_serves_every_target_exactly():
+    w0, weights, steps = _window()
+    w_k, read = weights[steps[-1]], weights.__getitem__
+    reads: list[int] = []
+
+    def counted(step: int) -> torch.Tensor:
+        reads.append(step)
+        return read(step)
+
+    fits: dict = {}
+    for target in (12.0, 20.0, 40.0):
+        cached = Candidate("fixed_basis", target, rank=2).weight(w_k, w0, steps, counted, fits=fits)
+        fresh = Candidate("fixed_basis", target, rank=2).weight(w_k, w0, steps, read)
+        torch.testing.assert_close(cached, fresh, rtol=0, atol=0)
+    assert list(fits) == [2] and len(reads) == len(steps) - 1  # the window was read once, for the first

@@ -511,15 +511,21 @@ class AlphaRLCallback(TrainerCallback):
         self._notify("decided", chosen)
 
     def _saturation(self, step: int) -> dict:
-        """The saturation horizon as a candidate step (`extrapolation/saturation.py`): the fit of the window's
-        reward per snapshot and the step it gives, or why there is none (no reward recorded, too few
-        snapshots, or a window that did not gain)."""
+        """One more candidate target from a saturating fit of the window's reward per snapshot
+        (`extrapolation/saturation.py`): the saturation horizon (covariate step) or the reward the fit
+        predicts at max_steps (covariate reward: the paper's y*); or why there is none (no reward recorded,
+        too few snapshots, or a window that did not gain)."""
         cfg = self.config
         rewards = self.trajectory.covariates.get("reward")
         if not rewards or len(rewards) < SATURATION_MIN_POINTS:
             return {"target": None, "why": f"needs the reward at >= {SATURATION_MIN_POINTS} snapshots"}
         times = [float(s - self.start) for s in self.trajectory.steps]  # since the window's W_0
         fit = fit_saturation(times, [float(r) for r in rewards])
+        if cfg.alpharl_covariate == "reward":
+            y_star = float(fit.predict(self.trainer.args.max_steps - self.start))
+            target = round(y_star, 4) if math.isfinite(y_star) and y_star > max(rewards) else None
+            why = None if target is not None else "the fitted reward does not rise beyond the window's"
+            return {"target": target, "form": fit.form, "shape": fit.shape, "r2": fit.r2, "why": why}
         end = self.start + horizon(
             fit, step - self.start, cfg.alpharl_saturation_threshold, max(cfg.alpharl_horizons)
         )

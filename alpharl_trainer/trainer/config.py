@@ -47,7 +47,8 @@ class AlphaRLConfig:
         alpharl_covariate (`Literal["step", "reward"]`): what the trend is fitted against.
         alpharl_horizons (`list[float]`): candidate targets as multiples of the window end (step covariate).
         alpharl_saturation_threshold (`float`, defaults to `0`): also the step where a saturating fit of the
-            training reward stops predicting gain (0 = off).
+            training reward stops predicting gain, or with the reward covariate the reward it predicts at
+            `max_steps` (0 = off).
         alpharl_target_rewards (`list[float]`): candidate reward levels (reward covariate).
         alpharl_mode (`Literal["rank1_replace", "rank1_only", "reference"]`): how a forecast becomes weights.
         alpharl_scale (`float`, defaults to `1.0`): shrinkage of the extrapolated step.
@@ -127,11 +128,12 @@ class AlphaRLConfig:
     alpharl_saturation_threshold: float = field(
         default=0.0,
         metadata={
-            "help": "0 = off. Otherwise (covariate 'step', reward recorded) also score the saturation "
-            "horizon: a saturating curve (exponential or power law) fitted to the window's mean training "
-            "reward per snapshot, and the step at which the gain it predicts over the next window falls "
-            "under this share of the window's gain, capped at the longest of alpharl_horizons "
-            "(extrapolation/saturation.py)."
+            "help": "0 = off. Otherwise (reward recorded) fit a saturating curve (exponential or power law) "
+            "to the window's mean training reward per snapshot and score one more candidate from it "
+            "(extrapolation/saturation.py): with covariate 'step', the saturation horizon, the step at "
+            "which the gain it predicts over the next window falls under this share of the window's gain, "
+            "capped at the longest of alpharl_horizons; with covariate 'reward', the reward it predicts at "
+            "max_steps (the paper's target y*, read off the run's own curve instead of fixed in advance)."
         },
     )
     alpharl_target_rewards: list[float] = field(
@@ -295,8 +297,6 @@ class AlphaRLConfig:
         threshold = self.alpharl_saturation_threshold
         if not 0 <= threshold < 1:
             raise AlphaRLError(f"alpharl_saturation_threshold must be in [0, 1) (0 = off), got {threshold}")
-        if threshold > 0 and self.alpharl_covariate != "step":
-            raise AlphaRLError("alpharl_saturation_threshold gives a step: it needs alpharl_covariate step")
         if self.alpharl_interval < 1:
             raise AlphaRLError(f"alpharl_interval must be >= 1, got {self.alpharl_interval}")
         if self.alpharl_fit not in FITS:

@@ -400,3 +400,23 @@ def test_saturation_horizon_is_scored_as_one_more_candidate(tmp_path):
 def test_saturation_needs_four_rewarded_snapshots(tmp_path):
     trainer, _ = grpo_run(tmp_path / "run", alpharl_saturation_threshold=0.5, alpharl_finetune_steps=0)
     assert trainer.alpharl.swap["saturation"] == {"target": None, "why": "needs the reward at >= 4 snapshots"}
+
+
+def test_with_the_reward_covariate_the_fit_gives_the_papers_target(tmp_path):
+    """With the reward covariate the saturating fit of the window's reward gives y* = r_hat(max_steps), the
+    paper's target read off the run's own curve: scored as one more reward level, when it rises."""
+    from alpharl_trainer.extrapolation.saturation import fit_saturation
+
+    out = tmp_path / "run"
+    settings = {**REWARD_RUN, "alpharl_interval": 1, "alpharl_saturation_threshold": 0.5}
+    trainer, _ = grpo_run(out, **settings, alpharl_acceptance_prompts=8, alpharl_acceptance_scoring="greedy")
+    swap, traj = trainer.alpharl.swap, trainer.alpharl.trajectory
+    rewards = traj.covariates["reward"]
+    y_star = float(fit_saturation([float(s) for s in traj.steps], rewards).predict(10))  # max_steps 10
+    saturation = swap["saturation"]
+    if y_star > max(rewards):
+        assert saturation["target"] == pytest.approx(y_star, abs=1e-4) and saturation["why"] is None
+        assert swap["targets"] == [0.5, saturation["target"]]
+        assert f"{saturation['target']:g}" in swap["scores"]
+    else:
+        assert saturation["target"] is None and swap["targets"] == [0.5]

@@ -36,6 +36,7 @@ from transformers import TrainerCallback
 from alpharl_trainer.distributed import assign_owners, full_weight, share_factors, write_weights
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
+from alpharl_trainer.extrapolation.relex import RelexFit, gram
 from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_MIN_POINTS
 from alpharl_trainer.extrapolation.saturation import fit_saturation, horizon
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer, judge
@@ -91,6 +92,8 @@ class AlphaRLCallback(TrainerCallback):
         self.pending_logs: dict[str, float] = {}
         self.window: WindowReader | None = None
         """The tracked weights saved at each snapshot, for the candidate families that need them."""
+        self._relex: RelexFit | None = None
+        """During a swap: RELEX's whole-model fit, when it is offered."""
         self._fits: dict[str, dict] = {}
         """During a swap: each owned matrix's fixed-basis fits by rank (one per matrix and rank, not per
         candidate step)."""
@@ -421,6 +424,11 @@ class AlphaRLCallback(TrainerCallback):
         if fcs is not None:  # rank1_only: rebuilt from W_0
             return predict_weight(w_k, w0, fcs[name], "rank1_only", self.config.alpharl_scale)
         steps = self.trajectory.steps
+        if candidate.family == "relex":
+            deltas = (
+                (w_k if s == steps[-1] else self.window.read(s, name)).double() - w0.double() for s in steps
+            )
+            return (w0.double() + self._relex.update(deltas, candidate.value - self.start)).to(w_k.dtype)
         try:
             read = lambda at: self.window.read(at, name)  # noqa: E731
             fits = self._fits.setdefault(name, {})
@@ -428,6 +436,26 @@ class AlphaRLCallback(TrainerCallback):
         except AlphaRLError as err:
             logger.warning("AlphaRL candidate %s keeps %s at W_K: %s", candidate.label, name, err)
             return w_k
+
+    def _fit_relex(self, stash: dict[str, torch.Tensor]) -> bool:
+        """RELEX's fit from the whole model's window (every rank adds its matrices' Gram part; collective).
+        False, with a warning, when there is nothing to fit (every update zero): the same on every rank."""
+        steps = self.trajectory.steps
+        total = torch.zeros(len(steps), len(steps), dtype=torch.float64)
+        for name, w_k in stash.items():
+            w0 = self.base[name].double()
+            total += gram(
+                [(w_k if s == steps[-1] else self.window.read(s, name)).double() - w0 for s in steps]
+            )
+        if _rank_world()[1] > 1:
+            total = total.to(self.trainer.accelerator.device)
+            dist.all_reduce(total)
+        try:
+            self._relex = RelexFit.from_gram([s - self.start for s in steps], total.cpu())
+        except AlphaRLError as err:
+            logger.warning("AlphaRL: RELEX candidates left out: %s", err)
+            return False
+        return True
 
     def _swap_at(self, step: int) -> None:
         """Forecast, score, and write the winner (or keep the current weights)."""
@@ -445,6 +473,8 @@ class AlphaRLCallback(TrainerCallback):
         forecast_time = [0.0]  # seconds computing and writing candidates: the swap's time without the gate
         self._fits = {}
         built = build_candidates(cfg, targets, step, max_steps, snapshots, lora=lora, start=self.start)
+        if any(c.family == "relex" for c in built) and not self._fit_relex(stash):
+            built = [c for c in built if c.family != "relex"]
         candidates = {c.label: c for c in built}
         labels = list(candidates)
         scores: dict[str, float] = {}

@@ -5,6 +5,8 @@ becomes a weight of one tracked matrix.
     fixed_basis  the denoised fixed-basis forecast at each target step, per basis rank
     expo         W_K + a (W_K - W_0), per factor, plus the straight line to max_steps
     average      the mean of the window's last snapshots' weights
+    relex        RELEX at each target step: rank-1 in time of the whole model's deltas (the callback fits it
+                 across ranks; `extrapolation/relex.py`)
 
 Every candidate is scored on the same held-out prompts and applied only if it beats the current weights by
 the gate's bar (`decision.py`); keeping `W_K` is always an option. A rank-1 candidate is labelled by its
@@ -22,7 +24,7 @@ import torch
 from alpharl_trainer.extrapolation.averaging import average_weight, expo_weight
 from alpharl_trainer.extrapolation.fixed_basis import FixedBasisFit, fit_fixed_basis
 
-WINDOW_FAMILIES = ("fixed_basis", "average")
+WINDOW_FAMILIES = ("fixed_basis", "average", "relex")
 """Families that read the weights of every snapshot (kept on disk under output_dir/alpharl/window/)."""
 
 
@@ -42,6 +44,8 @@ class Candidate:
             return f"fixed-basis k={self.rank} step {self.value:g}"
         if self.family == "expo":
             return f"expo a={self.value:.3g}"
+        if self.family == "relex":
+            return f"relex step {self.value:g}"
         return f"average of {self.value:g}"
 
     def weight(
@@ -111,6 +115,8 @@ def build_candidates(
             if max_steps > window_end:
                 factors.append((max_steps - window_end) / (window_end - start))  # the line to the run's end
             out += [Candidate("expo", float(a)) for a in sorted(set(factors))]
+        elif family == "relex":
+            out += [Candidate("relex", float(t)) for t in targets]
         elif family == "average":
             out.append(Candidate("average", float(min(config.alpharl_average_snapshots, snapshots))))
     unique = {c.label: c for c in out}

@@ -20,7 +20,7 @@ from alpharl_trainer.extrapolation.forecast import MIN_STEPS as MIN_SNAPSHOTS
 from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_POINTS
 
 OPTIMIZER_STATES = ("keep", "reset")
-FAMILIES = ("rank1", "fixed_basis", "expo", "average")
+FAMILIES = ("rank1", "fixed_basis", "expo", "average", "relex")
 """The gate's candidate families (`alpharl_candidates`; built in `trainer/candidates.py`)."""
 
 
@@ -153,14 +153,15 @@ class AlphaRLConfig:
         metadata={"help": "Shrinkage of the extrapolated step (1 = the straight-line forecast itself)."},
     )
     alpharl_candidates: list[str] = field(
-        default_factory=lambda: list(FAMILIES),
+        default_factory=lambda: ["rank1", "fixed_basis", "expo", "average"],
         metadata={
             "help": "The families of candidates the gate chooses from (with the option to keep the current "
             "weights): 'rank1' (the rank-1 forecast at each target), 'fixed_basis' (the denoised fixed-basis "
-            "forecast at each target step, extrapolation/fixed_basis.py), 'expo' (W_K + a (W_K - W_0)) "
-            "and 'average' (the mean of the last alpharl_average_snapshots snapshots' weights). "
-            "'fixed_basis' and 'average' keep each snapshot's tracked weights on disk under "
-            "output_dir/alpharl/window/ (one copy of the tracked weights per snapshot)."
+            "forecast at each target step, extrapolation/fixed_basis.py), 'expo' (W_K + a (W_K - W_0)), "
+            "'average' (the mean of the last alpharl_average_snapshots snapshots' weights) and 'relex' "
+            "(RELEX: rank-1 in time of the whole model's deltas, to each target step; not in the default, "
+            "see results/reproduce/READING.md). 'fixed_basis', 'average' and 'relex' keep each snapshot's "
+            "tracked weights on disk under output_dir/alpharl/window/ (one copy per snapshot)."
         },
     )
     alpharl_basis_ranks: list[int] = field(
@@ -366,7 +367,7 @@ class AlphaRLConfig:
         for family in self.alpharl_candidates:
             if lora and family != "rank1":
                 out[family] = "a LoRA run's candidates are rank-1 forecasts of its merged update"
-            elif family == "fixed_basis" and self.alpharl_covariate != "step":
+            elif family in ("fixed_basis", "relex") and self.alpharl_covariate != "step":
                 out[family] = "it forecasts to steps: it needs alpharl_covariate step"
             elif family == "fixed_basis" and saturating and snapshots < SATURATION_POINTS:
                 out[family] = (

@@ -15,6 +15,7 @@ import sys
 import torch
 import torch.distributed as dist
 
+from alpharl_trainer.reproduce.methods import relex
 from alpharl_trainer.trainer import AlphaRLGRPOTrainer
 from alpharl_trainer.trainer.candidates import build_candidates
 from tests.trainer.harness import (
@@ -68,11 +69,19 @@ def main(out_path: str, output_dir: str, families: str = "rank1") -> None:
         cfg, steps = trainer.alpharl.config, trainer.alpharl.trajectory.steps
         candidate = {c.label: c for c in build_candidates(cfg, swap["targets"], swap["step"], 10, len(steps))}
         chosen = candidate[swap["chosen"]]
-        expected = {
-            n: chosen.weight(w, seen[0][n], steps, lambda s, n=n: seen[s][n], cfg.alpharl_basis_profile)
-            for n, w in rec.w_k.items()
-        }
-    exact = all(torch.equal(rec.after_swap[n], expected[n].float()) for n in expected)
+        if chosen.family == "relex":  # the whole model's fit: every rank's matrices in one Gram matrix
+            expected = relex(seen[0], [(s, seen[s]) for s in steps], chosen.value)
+        else:
+            expected = {
+                n: chosen.weight(w, seen[0][n], steps, lambda s, n=n: seen[s][n], cfg.alpharl_basis_profile)
+                for n, w in rec.w_k.items()
+            }
+    if families == "rank1" or candidate[swap["chosen"]].family != "relex":  # one computation: bit for bit
+        exact = all(torch.equal(rec.after_swap[n], expected[n].float()) for n in expected)
+    else:  # RELEX sums the ranks' Gram parts: the same math in another order
+        exact = all(
+            torch.allclose(rec.after_swap[n], expected[n].float(), rtol=1e-6, atol=1e-7) for n in expected
+        )
     sums = [None] * dist.get_world_size()
     dist.all_gather_object(sums, checksum(rec.after_swap))
     norm = lambda a, b: sum(float((a[n] - b[n]).norm() ** 2) for n in a) ** 0.5  # noqa: E731

@@ -9,6 +9,7 @@ import torch
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import forecast, predict_weight
+from alpharl_trainer.reproduce.methods import relex
 from alpharl_trainer.trainer import AlphaRLGRPOTrainer
 from alpharl_trainer.trainer.candidates import Candidate
 from tests.trainer.harness import (
@@ -204,11 +205,17 @@ def window_weights(store: dict):
 
 @pytest.mark.parametrize(
     ("family", "label"),
-    [("expo", "expo a=0.1"), ("average", "average of 4"), ("fixed_basis", "fixed-basis k=2 step 9")],
+    [
+        ("expo", "expo a=0.1"),
+        ("average", "average of 4"),
+        ("fixed_basis", "fixed-basis k=2 step 9"),
+        ("relex", "relex step 9"),
+    ],
 )
 def test_each_portfolio_family_writes_what_its_math_says(tmp_path, model_dir, family, label):
     """Unscored, the first candidate of the family is applied: W_K + 0.1 (W_K - W_0), the mean of the last
-    four snapshots, or the rank-2 saturating fixed-basis forecast to step 9, from the snapshots on disk."""
+    four snapshots, the rank-2 saturating fixed-basis forecast to step 9, or RELEX to step 9 (the whole
+    tracked model's deltas, as the suite computes it), from the snapshots on disk."""
     seen: dict[int, dict[str, torch.Tensor]] = {}
     trainer, rec, _ = run_grpo(
         tmp_path,
@@ -224,10 +231,16 @@ def test_each_portfolio_family_writes_what_its_math_says(tmp_path, model_dir, fa
     window = tmp_path / "run/alpharl/window"  # only the families that read past snapshots keep them
     stored = sorted(p.name for p in window.iterdir()) if window.exists() else []
     assert stored == ([f"step-{s:06d}" for s in steps] if family != "expo" else [])
-    candidate = Candidate(family, {"expo": 0.1, "average": 4.0, "fixed_basis": 9.0}[family], rank=2)
+    if family == "relex":  # the suite's whole-model RELEX on the tracked matrices
+        expected = relex(seen[0], [(s, seen[s]) for s in steps], 9.0)
+    else:
+        candidate = Candidate(family, {"expo": 0.1, "average": 4.0, "fixed_basis": 9.0}[family], rank=2)
+        expected = {
+            n: candidate.weight(seen[6][n], seen[0][n], steps, lambda s, n=n: seen[s][n])
+            for n in rec.after_swap
+        }
     for name, w in rec.after_swap.items():
-        expected = candidate.weight(seen[6][name], seen[0][name], steps, lambda s, n=name: seen[s][n])
-        torch.testing.assert_close(w, expected, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(w, expected[name].float(), rtol=1e-6, atol=1e-7)
     assert sum(float((w - rec.w_k[n]).norm()) for n, w in rec.after_swap.items()) > 0
 
 

@@ -107,3 +107,14 @@ def test_one_fixed_basis_fit_serves_every_target_exactly():
         fresh = Candidate("fixed_basis", target, rank=2).weight(w_k, w0, steps, read)
         torch.testing.assert_close(cached, fresh, rtol=0, atol=0)
     assert list(fits) == [2] and len(reads) == len(steps) - 1  # the window was read once, for the first
+
+
+def test_relex_is_offered_at_the_forecast_steps_with_the_step_covariate_only():
+    config = AlphaRLConfig(alpharl_candidates=["relex", "expo"], alpharl_expo_factors=[0.5])
+    assert [c.label for c in build_candidates(config, [75.0, 150.0], 30, 30, snapshots=6)] == [
+        "relex step 75",
+        "relex step 150",
+        "expo a=0.5",
+    ]
+    by_reward = AlphaRLConfig(alpharl_candidates=["relex", "expo"], alpharl_covariate="reward")
+    assert "relex" in by_reward.left_out(6) and "expo" not in by_reward.left_out(6)

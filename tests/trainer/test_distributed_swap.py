@@ -62,12 +62,19 @@ def test_swap_deepspeed_zero3(tmp_path):
     check(launch("zero3.yaml", tmp_path), deepspeed=True)
 
 
-PORTFOLIO = "fixed_basis,expo,average"
+PORTFOLIO = "fixed_basis,expo,average,relex"
 
 
 def test_portfolio_swap_ddp_two_processes(tmp_path):
     """Candidates only a matrix's owner can compute (W_0, the window's weights on its disk share)."""
     check(launch("ddp.yaml", tmp_path, PORTFOLIO), deepspeed=False, portfolio=True)
+
+
+def test_relex_swap_ddp_two_processes(tmp_path):
+    """RELEX's fit spans every rank's matrices: each adds its Gram part, the ranks sum them."""
+    verdict = launch("ddp.yaml", tmp_path, "relex")
+    check(verdict, deepspeed=False, portfolio=True)
+    assert verdict["chosen"].startswith("relex step")
 
 
 @pytest.mark.deepspeed

@@ -3,6 +3,7 @@
 A real tiny GRPO run with AlphaRL on every rank. Checks on every rank, then rank 0 writes a JSON verdict:
 - right after the swap the weights equal the forecast recomputed from the trajectory (tensor by tensor), or,
   with the portfolio's families (third argument), the chosen candidate recomputed from the window's weights;
+  with repeated jumps (fourth argument), all of this at the last jump;
 - all ranks hold identical weights after the swap (checksums all-gathered);
 - one optimizer step later the weights are the swapped ones plus one small update, not the pre-swap ones
   (under DeepSpeed this proves the fp32 master copy received the swap too).
@@ -31,12 +32,14 @@ from tests.trainer.harness import (
 from tests.trainer.test_callback import expected_weights, window_weights
 
 
-def main(out_path: str, output_dir: str, families: str = "rank1") -> None:
+def main(out_path: str, output_dir: str, families: str = "rank1", jumps: str = "1") -> None:
     model, tok = load(test_model_dir())
     train, heldout = datasets()
     portfolio = {}
     if families != "rank1":  # the families computed by each matrix's owner and sent to every rank
         portfolio = dict(alpharl_candidates=families.split(","), alpharl_interval=1, alpharl_basis_ranks=[2])
+    if int(jumps) > 1:  # windows of 4 steps (snapshots 1-4, 5-8, ...); the checks below are the last jump's
+        portfolio.update(alpharl_jumps=int(jumps), alpharl_window_end=4, alpharl_interval=1)
     args = grpo_args(
         output_dir,
         per_device_train_batch_size=8,  # x 2 processes = 16 completions = 4 prompts x 4 generations
@@ -56,7 +59,7 @@ def main(out_path: str, output_dir: str, families: str = "rank1") -> None:
         eval_dataset=heldout,
         processing_class=tok,
     )
-    rec = Recorder(trainer, trainer.alpharl.window_end)
+    rec = Recorder(trainer, trainer.alpharl.length * int(jumps))
     trainer.add_callback(rec)
     seen: dict[int, dict[str, torch.Tensor]] = {}
     trainer.add_callback(window_weights(seen)(trainer))
@@ -88,6 +91,7 @@ def main(out_path: str, output_dir: str, families: str = "rank1") -> None:
     verdict = {
         "world": dist.get_world_size(),
         "chosen": swap["chosen"],
+        "swap_steps": [s["step"] for s in trainer.alpharl.swaps],
         "swap_equals_forecast": exact,
         "ranks_identical": len(set(sums)) == 1,
         "swap_size": norm(rec.after_swap, rec.w_k),

@@ -20,14 +20,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(config: str, tmp_path: Path, families: str = "rank1") -> dict:
+def launch(config: str, tmp_path: Path, families: str = "rank1", jumps: int = 1) -> dict:
     test_model_dir()  # a corrupt policy is one clear error here, not one per process
     out = tmp_path / "verdict.json"
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--config_file", str(REPO / "configs" / config),
         "--main_process_port", str(_free_port()),
-        "-m", "tests.trainer.grpo_swap_distributed", str(out), str(tmp_path / "run"), families,
+        "-m", "tests.trainer.grpo_swap_distributed", str(out), str(tmp_path / "run"), families, str(jumps),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
@@ -68,6 +68,14 @@ PORTFOLIO = "fixed_basis,expo,average,relex"
 def test_portfolio_swap_ddp_two_processes(tmp_path):
     """Candidates only a matrix's owner can compute (W_0, the window's weights on its disk share)."""
     check(launch("ddp.yaml", tmp_path, PORTFOLIO), deepspeed=False, portfolio=True)
+
+
+def test_repeated_jumps_ddp_two_processes(tmp_path):
+    """Two jumps (steps 4 and 8): the second window's W_0 is kept by each owner after the first jump, and the
+    second swap is the forecast of the second window on every rank, surviving into the next step."""
+    verdict = launch("ddp.yaml", tmp_path, "rank1", jumps=2)
+    check(verdict, deepspeed=False)
+    assert verdict["swap_steps"] == [4, 8]
 
 
 def test_relex_swap_ddp_two_processes(tmp_path):

@@ -14,6 +14,7 @@ import torch
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight
+from alpharl_trainer.extrapolation.averaging import expo_weight
 from alpharl_trainer.extrapolation.fixed_basis import fixed_basis_weight
 from alpharl_trainer.trainer.decision import best_over_bar
 
@@ -35,8 +36,9 @@ def _combine(terms: Sequence[tuple[float, Weights]]) -> Weights:
 
 
 def expo(base: Weights, last: Weights, a: float) -> Weights:
-    """ExPO: `W_K + a (W_K - W_0)` on every parameter."""
-    return _combine([(1.0 + a, last), (-a, base)])
+    """ExPO: `W_K + a (W_K - W_0)` on every floating parameter (`extrapolation.averaging.expo_weight`, the
+    product's `expo` candidate, per tensor); integer tensors are W_K's."""
+    return {n: expo_weight(w, base[n], a) if w.is_floating_point() else w for n, w in last.items()}
 
 
 def first_update(base: Weights, first: Weights, c: float) -> Weights:

@@ -21,7 +21,7 @@ from pathlib import Path
 from alpharl_trainer.checkpoints import atomic_output_dir
 from alpharl_trainer.reproduce import plots, stats
 from alpharl_trainer.reproduce.config import Suite
-from alpharl_trainer.trainer.candidates import describe
+from alpharl_trainer.trainer.candidates import describe, short
 
 METHODS = (
     "truncated",
@@ -371,7 +371,7 @@ def _decisions(res: dict) -> list[str]:
         note = "" if d.get("gate_reward_is_accuracy", True) else " (reward, not accuracy)"
         lines.append(
             f"| {d['window_step']} | {d['gate_current']:.3f} / {d['suite_current']:.3f}{note} | "
-            f"{describe(key).removeprefix('the forecast to ')}: "
+            f"{short(key)}: "
             f"{scores[key]:.3f} | {over:+.3f} / {over / se if se > 0 else math.nan:.1f} | {decision} | "
             f"{d['seconds']:.0f}s |"
         )

@@ -26,7 +26,7 @@ from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
 from alpharl_trainer.reproduce.report import METHODS, PAIRED_AT
 from alpharl_trainer.reproduce.runs import RECIPES, FullRun, product_run, recipe_settings, train_full
-from alpharl_trainer.trainer.candidates import describe
+from alpharl_trainer.trainer.candidates import describe, short
 from alpharl_trainer.trainer.config import AlphaRLConfig
 
 
@@ -208,7 +208,7 @@ class RunEvaluation:
         self.product_seconds += made.seconds
         swap = made.swap
         chosen = swap["chosen"]
-        label = "keep W_K" if chosen is None else describe(chosen).removeprefix("the forecast to ")
+        label = "keep W_K" if chosen is None else short(chosen)
         gate_current = swap["scores"].get("current")
         self.decisions.append(
             {

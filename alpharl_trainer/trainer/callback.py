@@ -425,10 +425,8 @@ class AlphaRLCallback(TrainerCallback):
             return predict_weight(w_k, w0, fcs[name], "rank1_only", self.config.alpharl_scale)
         steps = self.trajectory.steps
         if candidate.family == "relex":
-            deltas = (
-                (w_k if s == steps[-1] else self.window.read(s, name)).double() - w0.double() for s in steps
-            )
-            return (w0.double() + self._relex.update(deltas, candidate.value - self.start)).to(w_k.dtype)
+            update = self._relex.update(self._window_deltas(name, w_k), candidate.value - self.start)
+            return (w0.double() + update).to(w_k.dtype)
         try:
             read = lambda at: self.window.read(at, name)  # noqa: E731
             fits = self._fits.setdefault(name, {})
@@ -437,16 +435,19 @@ class AlphaRLCallback(TrainerCallback):
             logger.warning("AlphaRL candidate %s keeps %s at W_K: %s", candidate.label, name, err)
             return w_k
 
+    def _window_deltas(self, name: str, w_k: torch.Tensor):
+        """`W_t - W_0` of an owned matrix at each snapshot of the window (float64, one read at a time; the
+        last one is `w_k`, already in memory)."""
+        steps, w0 = self.trajectory.steps, self.base[name].double()
+        return ((w_k if s == steps[-1] else self.window.read(s, name)).double() - w0 for s in steps)
+
     def _fit_relex(self, stash: dict[str, torch.Tensor]) -> bool:
         """RELEX's fit from the whole model's window (every rank adds its matrices' Gram part; collective).
         False, with a warning, when there is nothing to fit (every update zero): the same on every rank."""
         steps = self.trajectory.steps
         total = torch.zeros(len(steps), len(steps), dtype=torch.float64)
         for name, w_k in stash.items():
-            w0 = self.base[name].double()
-            total += gram(
-                [(w_k if s == steps[-1] else self.window.read(s, name)).double() - w0 for s in steps]
-            )
+            total += gram(list(self._window_deltas(name, w_k)))
         if _rank_world()[1] > 1:
             total = total.to(self.trainer.accelerator.device)
             dist.all_reduce(total)

@@ -123,10 +123,16 @@ def build_candidates(
     return list(unique.values())
 
 
-def describe(label: str, unit: str = "step") -> str:
-    """A candidate's label for a sentence: a rank-1 label is its bare target."""
+def short(label: str, unit: str = "step") -> str:
+    """A candidate's label for a table cell: a rank-1 label is its bare target ('step 75')."""
     try:
         value = float(label)
     except ValueError:
         return label
-    return f"the forecast to {unit} {value:g}" if math.isfinite(value) else label
+    return f"{unit} {value:g}" if math.isfinite(value) else label
+
+
+def describe(label: str, unit: str = "step") -> str:
+    """A candidate's label for a sentence: 'the forecast to step 75' for a rank-1 one."""
+    name = short(label, unit)
+    return label if name == label else f"the forecast to {name}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from alpharl_trainer.trainer.candidates import describe
+from alpharl_trainer.trainer.candidates import describe, short
 
 
 def paired_se(current: list[float], candidate: list[float]) -> float:
@@ -49,9 +49,7 @@ def describe_decision(swap: dict) -> str:
     scores = dict(swap["scores"])
     current = scores.pop("current", None)
     unit = "step" if swap.get("covariate", "step") == "step" else "reward"
-    others = ", ".join(
-        f"{describe(k, unit).removeprefix('the forecast to ')} {v:.3f}" for k, v in scores.items()
-    )
+    others = ", ".join(f"{short(k, unit)} {v:.3f}" for k, v in scores.items())
     head = f"AlphaRL at step {swap['step']}: "
     chosen = swap["chosen"]
     if current is None:

@@ -143,8 +143,13 @@ def _model_checks(values: dict, model: ModelSize, plan: Plan) -> None:
     length = values.get("vllm_max_model_length") or values["max_completion_length"]
     if limit and length > limit:
         plan.warnings.append(f"sequences of up to {length} tokens exceed the model's {limit} positions")
-    if values["model_name_or_path"] not in SHIPPED and not Path(values["model_name_or_path"]).is_dir():
-        plan.notes.append(f"model folder {values['model_name_or_path']} is absent here (needed at launch)")
+    from alpharl_trainer.policies.converted import CONVERTED
+
+    name = values["model_name_or_path"]
+    if name in CONVERTED and model.config is None:
+        plan.notes.append(f"policy {name} is converted into the cache at launch (once)")
+    elif name not in SHIPPED and name not in CONVERTED and not Path(name).is_dir():
+        plan.notes.append(f"model folder {name} is absent here (needed at launch)")
 
 
 def _launch_checks(values: dict, launch: Launch, plan: Plan) -> None:

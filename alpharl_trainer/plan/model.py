@@ -40,8 +40,9 @@ class ModelSize:
 def resolve_model(path: str, params_hint: float | None) -> ModelSize | None:
     """Parameter count (and architecture when known) without reading a single weight."""
     from alpharl_trainer.policies import ROOT
+    from alpharl_trainer.policies.converted import CONVERTED, cache_root
 
-    folder = ROOT / path if path in SHIPPED else Path(path)
+    folder = ROOT / path if path in SHIPPED else cache_root() / path if path in CONVERTED else Path(path)
     if (folder / "config.json").is_file():
         config = json.loads((folder / "config.json").read_text())
         return ModelSize(_count_params(config), f"{folder}/config.json (meta-device build)", _arch(config))

@@ -72,14 +72,26 @@ def verified_folder(folder: Path, label: str) -> Path:
     return folder
 
 
+def named_policies() -> tuple[str, ...]:
+    """Every name `model_name_or_path` accepts besides a folder: the shipped and the converted policies."""
+    from alpharl_trainer.policies.converted import CONVERTED
+
+    return (*SHIPPED, *CONVERTED)
+
+
 def resolve_policy(name_or_path: str) -> Path:
-    """A shipped policy's verified folder, or `name_or_path` itself as a local folder (never a download)."""
+    """A shipped policy's verified folder, a converted one's (`policies/converted.py`: made once in the user's
+    cache), or `name_or_path` itself as a local folder (never a download)."""
+    from alpharl_trainer.policies.converted import CONVERTED, converted_policy
+
     if name_or_path in SHIPPED:
         return shipped_policy(name_or_path)
+    if name_or_path in CONVERTED:
+        return converted_policy(name_or_path)
     path = Path(name_or_path)
     if not path.is_dir():
         raise AlphaRLError(
-            f"model folder {path} does not exist (nothing is downloaded: give a local folder, or one of the "
-            f"shipped policies: {', '.join(SHIPPED)})"
+            f"model folder {path} does not exist (nothing is downloaded: give a local folder, or a named "
+            f"policy: {', '.join(named_policies())})"
         )
     return path

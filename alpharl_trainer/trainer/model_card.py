@@ -138,9 +138,17 @@ def model_card(name: str, callback, base_model: str, trainer_name: str, test: di
 
 
 def _provenance(base_model: str) -> str:
-    """For a shipped policy: where it lives and its weights' checksum (the exact starting point)."""
+    """For a shipped or converted policy: where it comes from and its weights' checksum (the exact start)."""
     from alpharl_trainer.policies import SHIPPED, checksums
+    from alpharl_trainer.policies.converted import CONVERTED, pinned_sums
 
+    if base_model in CONVERTED:
+        source = CONVERTED[base_model]
+        sums = dict(line.split()[::-1] for line in pinned_sums(base_model).read_text().splitlines())
+        return (
+            f" (converted to float32 from `{source.file}` of {source.package}=={source.version}, "
+            f"model.safetensors sha256 `{sums['model.safetensors'][:16]}`)"
+        )
     if base_model not in SHIPPED:
         return ""
     return (

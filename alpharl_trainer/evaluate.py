@@ -361,6 +361,23 @@ def teacher_forced(model, tokenizer, problems: list[Problem], batch_size: int = 
     }
 
 
+def greedy_exact(
+    model,
+    tokenizer,
+    grader: Grader,
+    problems: list[Problem],
+    max_new_tokens: int,
+    chat: bool,
+    batch_size: int = 64,
+) -> dict:
+    """Greedy accuracy of `model` on `problems` with `grader`, per problem too (`exact_per_problem`): the
+    test score of tasks whose completions are free text, where teacher forcing has no gold completion."""
+    engine = TransformersEngine(model, tokenizer, batch_size, chat=chat, progress=False)
+    completions = engine.generate([p.prompt for p in problems], Sampling(max_new_tokens=max_new_tokens))
+    exact = [grader.score(c, p.answer) == 1.0 for (c,), p in zip(completions, problems, strict=True)]
+    return {"exact": sum(exact) / len(exact), "exact_per_problem": exact}
+
+
 def _write_atomic(path: Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -23,16 +23,21 @@ from alpharl_trainer.run_report import print_summary, write_summary
 from alpharl_trainer.trainer.candidates import describe
 
 
-def test_score(model, tokenizer, task, script: ScriptArguments) -> dict | None:
-    """Teacher-forced exact match and gold log-prob on the task's test split (synthetic tasks only)."""
+def test_score(model, tokenizer, task, script: ScriptArguments, max_new_tokens: int) -> dict | None:
+    """Exact match on the task's test split (synthetic tasks only): teacher-forced for the plain tasks (one
+    forward pass, equal to greedy decoding), greedy generation graded by the task for chat tasks."""
     if task is None:
         return None
-    from alpharl_trainer.evaluate import teacher_forced
+    from alpharl_trainer.evaluate import greedy_exact, teacher_forced
+    from alpharl_trainer.tasks import is_chat
 
     problems = task.problems("test", script.report_test_size, script.task_seed)
     was_training = model.training
     model.eval()
-    scores = teacher_forced(model, tokenizer, problems)
+    if is_chat(task):
+        scores = greedy_exact(model, tokenizer, task, problems, max_new_tokens, chat=True)
+    else:
+        scores = teacher_forced(model, tokenizer, problems)
     model.train(was_training)
     return scores
 
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if main_process:
             print(f"scoring the {name} (step {step}) on {script.report_test_size} test problems", flush=True)
         with whole_model as policy:
-            result = test_score(policy, tokenizer, task, script)
+            result = test_score(policy, tokenizer, task, script, config.max_completion_length)
         stages.append(Stage(name, step, result["exact_per_problem"], reference))
 
     if scoring:

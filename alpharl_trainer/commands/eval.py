@@ -21,7 +21,10 @@ BENCHMARK_MAX_NEW_TOKENS = 2048
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="Hugging Face checkpoint folder (model + tokenizer)")
+    parser.add_argument(
+        "checkpoint",
+        help="Hugging Face checkpoint folder (model + tokenizer), or a named policy (tiny, smollm2-135m)",
+    )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--task", help="synthetic task name (see alpharl_trainer.tasks.TASKS)")
     target.add_argument("--benchmark", metavar="FILE", help="benchmark JSON Lines file")
@@ -62,7 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gen.add_argument("--seed", type=int, default=0, help="sampling seed")
     gen.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")
-    gen.add_argument("--chat", action="store_true", help="render prompts with the tokenizer's chat template")
+    gen.add_argument(
+        "--chat",
+        action="store_true",
+        help="render prompts with the tokenizer's chat template (always, for a chat task)",
+    )
     gen.add_argument("--dtype", default="auto", help="model dtype (default: as saved)")
     gen.add_argument(
         "--vllm-memory-utilization",
@@ -126,10 +133,18 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )
 
+    if args.task:
+        from alpharl_trainer.tasks import get_task, is_chat
+
+        args.chat = args.chat or is_chat(get_task(args.task, **_task_options(args.task_option)))
     if args.teacher_forced and (not args.task or args.chat):
         raise AlphaRLError(
             "--teacher-forced needs a synthetic task (gold completions) and plain prompts (no --chat)"
         )
+    from alpharl_trainer.policies import named_policies, resolve_policy
+
+    if args.checkpoint in named_policies():
+        args.checkpoint = str(resolve_policy(args.checkpoint))
     grader, problems, default_tokens = _target(args)
     settings = EvalSettings(
         greedy=not args.no_greedy,

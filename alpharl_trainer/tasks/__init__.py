@@ -7,12 +7,17 @@ from collections.abc import Callable
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks.arithmetic import ArithmeticTask
 from alpharl_trainer.tasks.base import SPLITS, Problem, Task
+from alpharl_trainer.tasks.chat_arithmetic import ChatArithmeticTask
 from alpharl_trainer.tasks.sorting import SortTask
 
-_REGISTRY: dict[str, Callable[..., Task]] = {"arithmetic": ArithmeticTask, "sort": SortTask}
+_REGISTRY: dict[str, Callable[..., Task]] = {
+    "arithmetic": ArithmeticTask,
+    "sort": SortTask,
+    "chat-arithmetic": ChatArithmeticTask,
+}
 TASKS = tuple(_REGISTRY)
 
-__all__ = ["SPLITS", "TASKS", "Problem", "Task", "get_task", "to_dataset"]
+__all__ = ["SPLITS", "TASKS", "Problem", "Task", "get_task", "is_chat", "to_dataset"]
 
 
 def get_task(name: str, **options) -> Task:
@@ -25,18 +30,25 @@ def get_task(name: str, **options) -> Task:
         raise AlphaRLError(f"task {name!r}: bad options {options}: {err}") from err
 
 
+def is_chat(task: Task | None) -> bool:
+    """Whether the task's prompts are user messages of a chat (rendered with the policy's chat template)."""
+    return bool(getattr(task, "chat", False))
+
+
 def to_dataset(task: Task, split: str, n: int, seed: int = 0):
     """`n` problems of `split` as a `datasets.Dataset` with columns `prompt`, `answer`, `category`.
 
-    Plain-string prompts: TRL's "standard" (non-conversational) format; reward functions receive
+    Prompts in TRL's "standard" format (plain strings) or, for a chat task, its "conversational" one (a list
+    holding one user message, which TRL renders with the tokenizer's chat template); reward functions receive
     `answer` and `category` as keyword arguments.
     """
     import datasets  # heavy; only callers that build datasets pay for it
 
     problems = task.problems(split, n, seed)
+    chat = is_chat(task)
     return datasets.Dataset.from_dict(
         {
-            "prompt": [p.prompt for p in problems],
+            "prompt": [[{"role": "user", "content": p.prompt}] if chat else p.prompt for p in problems],
             "answer": [p.answer for p in problems],
             "category": [p.category for p in problems],
         }

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-tiny": ("make_tiny", "rebuild the tiny SFT policy from code and compare it with the shipped one"),
     "check-benchmark": ("check_benchmark", "load benchmark JSONL files and self-grade their gold answers"),
     "reproduce": ("reproduce", "the paper's Table 1 at CPU scale, against baselines"),
+    "reproduce-real": ("reproduce_real", "the product on a real pretrained model (SmolLM2-135M), paired"),
 }
 
 

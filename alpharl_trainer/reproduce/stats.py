@@ -138,3 +138,21 @@ def admission(
     held = (float(np.mean(_pairs(base, at_40)[1])) - float(base_.mean())) / gain
     late = (float(full.mean()) - float(np.mean(_pairs(base, at_80)[1]))) / gain
     return Admission(gain, gain / se if se > 0 else math.inf, held, late)
+
+
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+"""Two-sided 95% quantiles of Student's t by degrees of freedom (1.96 beyond)."""
+
+
+def seed_interval(per_seed: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of per-seed values (e.g. each seed's mean paired difference) and its 95% t-interval: seeds are
+    the unit, so seed-to-seed variation is in the interval (NaN bounds with one seed)."""
+    n = len(per_seed)
+    if n == 0:
+        raise AlphaRLError("no seeds")
+    mean = sum(per_seed) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    sd = math.sqrt(sum((x - mean) ** 2 for x in per_seed) / (n - 1))
+    half = T_975.get(n - 1, 1.96) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half

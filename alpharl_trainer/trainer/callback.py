@@ -523,12 +523,13 @@ class AlphaRLCallback(TrainerCallback):
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,
             "forecast_time": forecast_time[0],
+            "seconds": time.perf_counter() - start,
         }
         self._fits = {}  # the window's fits are not needed after the decision
         rank1 = chosen is not None and candidates[chosen].family == "rank1"
         self.pending_logs.update(
             {
-                "alpharl/swap_time": time.perf_counter() - start,
+                "alpharl/swap_time": self.swap["seconds"],
                 "alpharl/forecast_time": forecast_time[0],
                 "alpharl/mean_fit_r2": self.swap["mean_fit_r2"],
                 "alpharl/chosen_target": float(candidates[chosen].value) if rank1 else float("nan"),

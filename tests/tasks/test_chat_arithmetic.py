@@ -49,7 +49,9 @@ def test_splits_are_disjoint_and_deterministic():
     train = {p.prompt for p in task.problems("train", 2000, 0)}
     test = {p.prompt for p in task.problems("test", 300, 0)}
     assert not train & test
-    assert [p.prompt for p in task.problems("test", 50, 3)] == [p.prompt for p in task.problems("test", 50, 3)]
+    assert [p.prompt for p in task.problems("test", 50, 3)] == [
+        p.prompt for p in task.problems("test", 50, 3)
+    ]
 
 
 def test_dataset_is_conversational_for_trl():

@@ -208,6 +208,25 @@ def categories(t: Tables, problems: list) -> list[str]:
     return lines
 
 
+def costs(t: Tables) -> list[str]:
+    """Where the time went, per seed: what `make real` costs and what a step costs on this machine."""
+    lines = [
+        "| seed | full run (T steps) | mean step | product runs, wall (load, window, swap) | swaps | "
+        "scoring of this seed's models |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in t.suite.seeds:
+        ends = t.suite.window_steps()
+        walls = ", ".join(f"{t.products[s, e]['seconds']:.0f}" for e in ends)
+        swaps = ", ".join(f"{t.products[s, e]['summary']['swap']['seconds']:.0f}" for e in ends)
+        scored = sum(v.get("seconds", 0.0) for k, v in t.scores.items() if k.startswith(f"s{s}/"))
+        lines.append(
+            f"| {s} | {t.runs[s]['seconds'] / 60:.1f} min | {t.step_seconds(s):.1f} s | {walls} s "
+            f"(windows {', '.join(map(str, ends))}) | {swaps} s | {scored / 60:.1f} min |"
+        )
+    return lines
+
+
 def off_task(t: Tables) -> list[str]:
     lines = [
         "| model | off-task accuracy (mean over seeds) | vs truncated, seed-level 95% |",
@@ -378,6 +397,10 @@ def write_report(
         "## The paper's diagnostics (from `alpharl analyze` on the full run's checkpoints)",
         "",
         *diagnostics_lines(t, analysis),
+        "",
+        "## Cost on this machine (2 cores)",
+        "",
+        *costs(t),
         "",
         "## Checks",
         "",

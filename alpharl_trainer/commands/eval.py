@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from alpharl_trainer.atomic import check_output
 from alpharl_trainer.commands.numbers import non_negative_int, positive_int
 from alpharl_trainer.errors import AlphaRLError
 
@@ -145,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.checkpoint in named_policies():
         args.checkpoint = str(resolve_policy(args.checkpoint))
+    if args.out:  # the default, <checkpoint>/eval/<target>, lies inside the checkpoint and only adds files
+        check_output(
+            args.out,
+            [args.checkpoint, *([args.benchmark] if args.benchmark else [])],
+            inside_ok=True,
+            cwd_ok=True,
+        )
     grader, problems, default_tokens = _target(args)
     settings = EvalSettings(
         greedy=not args.no_greedy,

@@ -162,3 +162,23 @@ def test_out_that_is_or_holds_an_input_is_refused_before_evaluating(checkpoint, 
     assert main([*argv, "--out", str(out)]) == 2
     assert "--out" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "inputs").rglob("*")) == before
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.5", "x"])
+def test_temperature_must_be_a_finite_non_negative_number(checkpoint, tmp_path, capsys, value):
+    """`--temperature nan` used to reach generation and end in a traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "eval",
+                str(checkpoint),
+                "--task",
+                "arithmetic",
+                "--temperature",
+                value,
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+    assert exit_.value.code == 2 and "--temperature" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,6 +62,32 @@ def check_limits(target: Path) -> None:
         raise AlphaRLError(f"output name {target.name[:40]}... is over the {NAME_MAX}-byte file-name limit")
     if len(os.fsencode(str(target.absolute()))) >= PATH_MAX:
         raise AlphaRLError(f"output path {str(target)[:40]}... is over the {PATH_MAX}-byte path limit")
+
+
+def check_output(
+    out: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    *,
+    flag: str = "--out",
+    inside_ok: bool = False,
+    cwd_ok: bool = False,
+) -> None:
+    """Refuse an output folder that is, contains or lies inside an input, or is the working directory: with
+    --overwrite, replacing it would delete the inputs (or write the result into one of them). `inside_ok`
+    allows an output inside an input (a command that only adds files, such as `eval`'s default
+    `<checkpoint>/eval/<target>`); `cwd_ok` allows the working directory (a command that never replaces its
+    output whole)."""
+    target = Path(out).resolve()
+    if not cwd_ok and target == Path.cwd().resolve():
+        raise AlphaRLError(f"{flag} {out} is the current directory; choose a new folder")
+    for given in inputs:
+        source = Path(given).resolve()
+        if target == source:
+            raise AlphaRLError(f"{flag} {out} is the input {given}; choose a new folder")
+        if target in source.parents:
+            raise AlphaRLError(f"{flag} {out} contains the input {given}: replacing it would delete it")
+        if not inside_ok and source in target.parents:
+            raise AlphaRLError(f"{flag} {out} lies inside the input {given}; choose a folder outside it")
 
 
 @contextmanager

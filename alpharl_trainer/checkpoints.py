@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,32 @@ _SAFETENSORS_DTYPES = {
 
 # checkpoint-N (HF Trainer, TRL), global_step_N (verl), DAPO-step-N, step_N, step-N.
 _STEP_PATTERN = re.compile(r"(?:checkpoint|step)[-_]?(\d+)$", re.IGNORECASE)
+
+
+def _plain_file_name(name: object) -> bool:
+    """A file name without a folder part: an entry of a checkpoint's index names a file beside the index."""
+    return (
+        isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name and "\\" not in name
+    )
+
+
+def _hub_repo_folder(folder: Path) -> Path | None:
+    """The repository folder (`models--org--name`) of a Hugging Face hub cache snapshot
+    (`models--org--name/snapshots/<revision>`), or None when `folder` is not one."""
+    folder = folder.resolve()
+    repo = folder.parent.parent
+    if folder.parent.name == "snapshots" and repo.name.startswith("models--"):
+        return repo
+    return None
+
+
+def stays_inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is a regular file whose real location lies inside `folder`, or inside the repository
+    folder of a hub cache snapshot (where every file is a link into `../../blobs/`): a link to anywhere else
+    (`tokenizer_extra.json -> /etc/shadow`) must not be followed into an output."""
+    real = path.resolve()
+    roots = [folder.resolve(), _hub_repo_folder(folder)]
+    return real.is_file() and any(root is not None and root in real.parents for root in roots)
 
 
 def checkpoint_step(folder: str | os.PathLike) -> int:
@@ -130,9 +157,9 @@ class CheckpointReader:
             file_of = {name: self.folder / shard for name, shard in weight_map.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise AlphaRLError(f"unreadable checkpoint index {index}: {err}") from err
-        inside = self.folder.resolve()
-        for name, shard in file_of.items():  # an index may only name shards beside it
-            if shard.resolve().parent != inside:
+        for name in file_of:  # an index may only name shards beside it, judged by the name: in
+            # the hub cache every shard is a link into ../../blobs/ (and a shard is parsed, never copied)
+            if not _plain_file_name(weight_map[name]):
                 raise AlphaRLError(
                     f"{index} maps {name} to {weight_map[name]!r}, outside {self.folder}: a checkpoint's "
                     "shards must be files in its own folder"
@@ -278,6 +305,11 @@ def check_model_config(folder: str | os.PathLike) -> None:
     """Refuse a checkpoint whose `config.json` is missing, unreadable or not a JSON object: a predicted
     checkpoint copies it, and would not load without it."""
     path = Path(folder) / "config.json"
+    if path.exists() and not stays_inside(path, Path(folder)):
+        raise AlphaRLError(
+            f"{path} is a link to {path.resolve()}, outside the checkpoint folder: the predicted checkpoint "
+            "copies it; copy the file into the folder if it is the model's config"
+        )
     limit = 16 * 1024**2  # a model config is kilobytes; bounded, so a link to /dev/zero cannot hang the read
     try:
         with open(path, "rb") as handle:
@@ -298,12 +330,19 @@ def check_model_config(folder: str | os.PathLike) -> None:
 
 
 def copy_model_files(source_dir: str | os.PathLike, folder: Path) -> list[str]:
-    """Copy config, generation config, tokenizer and chat template files; return their names."""
+    """Copy config, generation config, tokenizer and chat template files; return their names. Only regular
+    files that stay inside `source_dir` (see `stays_inside`) are copied, as files; a link leaving it is
+    skipped and named on stderr."""
     source_dir = Path(source_dir)
-    matches = (p for pattern in MODEL_FILE_PATTERNS for p in source_dir.glob(pattern))
-    copied = sorted({p.name for p in matches if p.is_file()})
-    for name in copied:
-        shutil.copy2(source_dir / name, folder / name)
+    matches = sorted({p.name: p for pattern in MODEL_FILE_PATTERNS for p in source_dir.glob(pattern)}.items())
+    copied = []
+    for name, path in matches:
+        if stays_inside(path, source_dir):
+            shutil.copyfile(path.resolve(), folder / name)
+            shutil.copystat(path.resolve(), folder / name)
+            copied.append(name)
+        elif path.is_symlink():
+            print(f"not copied: {path} is a link to {path.resolve()}, outside {source_dir}", file=sys.stderr)
     return copied
 
 

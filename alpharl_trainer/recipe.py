@@ -229,6 +229,17 @@ def check(script: ScriptArguments, config) -> None:
             f"task {script.task!r} is neither a synthetic task ({', '.join(TASKS)}) nor a file"
         )
     resolve_policy(script.model_name_or_path)
+    check_output_dir(config.output_dir, script.model_name_or_path, script.task)
+
+
+def check_output_dir(output_dir: str, model_name_or_path: str, task: str) -> None:
+    """Refuse an `output_dir` that is, contains or lies inside the policy folder or the task file given as a
+    path: training there overwrites the user's policy with checkpoints and the final model. (Named policies
+    and synthetic tasks are not paths.)"""
+    from alpharl_trainer.atomic import check_output
+
+    inputs = [given for given in (model_name_or_path, task) if Path(given).exists()]
+    check_output(output_dir, inputs, flag="--output_dir", cwd_ok=True)
 
 
 def load_policy(script: ScriptArguments):

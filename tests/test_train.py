@@ -190,3 +190,40 @@ def test_resume_skips_a_checkpoint_whose_save_was_interrupted(tmp_path, capsys):
     assert f"resuming from {out}/checkpoint-4" in printed
     summary = json.loads((out / "alpharl" / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["swap"]["step"] == 6
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["the model", "inside the model", "holding the model", "the task file"])
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_output_dir_that_is_an_input_is_refused_before_anything_is_written(
+    where, dry_run, tmp_path, monkeypatch, capsys
+):
+    """`--output_dir` equal to the policy folder used to train into it and overwrite the user's policy."""
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr("alpharl_trainer.recipe.load_policy", never)
+    model = tmp_path / "inputs" / "policy"
+    model.mkdir(parents=True)
+    (model / "config.json").write_bytes((test_model_dir() / "config.json").read_bytes())
+    (model / "model.safetensors").write_bytes(b"the user's weights")
+    task = tmp_path / "inputs" / "bench.jsonl"
+    task.write_text('{"problem": "1+1?", "answer": "2"}\n' * 20)
+    out = {
+        "the model": model,
+        "inside the model": model / "run",
+        "holding the model": tmp_path / "inputs",
+        "the task file": task,
+    }[where]
+    before = _tree(tmp_path)
+    args = ["train", *(["--dry-run"] if dry_run else []), str(RECIPES[0]), "--model_name_or_path", str(model)]
+    if where == "the task file":
+        args += ["--task", str(task), "--rewards", "math_accuracy"]
+    assert cli([*args, "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "output_dir" in err and (str(task) if where == "the task file" else str(model)) in err
+    assert _tree(tmp_path) == before and not (model / "run").exists()

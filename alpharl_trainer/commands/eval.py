@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from alpharl_trainer.commands.numbers import non_negative_int, positive_int
+from alpharl_trainer.atomic import check_output
+from alpharl_trainer.commands.numbers import non_negative_float, non_negative_int, positive_int
 from alpharl_trainer.errors import AlphaRLError
 
 TASK_MAX_NEW_TOKENS = 32  # the synthetic tasks' completions are a few characters
@@ -50,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples", type=non_negative_int, default=0, help="sampled completions per problem (default: 0)"
     )
     gen.add_argument("--no-greedy", action="store_true", help="skip the greedy completion")
-    gen.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (default: 0.6)")
+    gen.add_argument(
+        "--temperature", type=non_negative_float, default=0.6, help="sampling temperature (default: 0.6)"
+    )
     gen.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold (default: 0.95)")
     gen.add_argument(
         "--pass-k", default="1", help="comma-separated k of pass@k, each <= --samples (default: 1)"
@@ -145,6 +148,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.checkpoint in named_policies():
         args.checkpoint = str(resolve_policy(args.checkpoint))
+    if args.out:  # the default, <checkpoint>/eval/<target>, lies inside the checkpoint and only adds files
+        check_output(
+            args.out,
+            [args.checkpoint, *([args.benchmark] if args.benchmark else [])],
+            inside_ok=True,
+            cwd_ok=True,
+        )
     grader, problems, default_tokens = _target(args)
     settings = EvalSettings(
         greedy=not args.no_greedy,

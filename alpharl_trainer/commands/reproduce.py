@@ -14,6 +14,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+from alpharl_trainer.atomic import check_output
 from alpharl_trainer.errors import AlphaRLError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # not alpharl_trainer.tiny's: that imports torch
@@ -27,6 +28,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="results folder (default: the recipe's `out`)")
     parser.add_argument("--work-dir", type=Path, help="checkpoints and per-run results (default: recipe's)")
     parser.add_argument("--model", type=Path, help="base policy folder (default: the shipped tiny policy)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out that is not an earlier report of the suite (its files are deleted)",
+    )
+
+
+REPORT_FILES = ("results.csv", "results.md")  # what identifies a folder as an earlier report of the suite
+
+
+def check_report_folder(out: Path, work_dir: Path, overwrite: bool) -> None:
+    """The report replaces `out` whole at the end of the suite. Refuse, before hours of runs, a folder whose
+    loss the user did not ask for: a non-empty one that is not an earlier report (unless `overwrite`), and
+    never the current directory, a parent of it, or a folder holding the suite's cache (`work_dir`)."""
+    target, cwd = out.resolve(), Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise AlphaRLError(f"--out {out} is the current directory or a parent of it; choose a new folder")
+    check_output(out, [work_dir], flag="--out", cwd_ok=True)
+    if not target.is_dir() or overwrite or not any(target.iterdir()):
+        return
+    if not all((target / name).is_file() for name in REPORT_FILES):
+        raise AlphaRLError(
+            f"--out {out} holds files and is not a report of the suite (no {' and '.join(REPORT_FILES)}); "
+            "the report replaces the folder whole: choose a new folder, or pass --overwrite to delete them"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(QUICK if args.quick else args.recipe or DEFAULT)
     overrides = {k: v for k, v in (("out", args.out), ("work_dir", args.work_dir)) if v is not None}
     suite = dataclasses.replace(suite, **overrides)
+    check_report_folder(Path(suite.out), Path(suite.work_dir), args.overwrite)
     if args.model is None:
         from alpharl_trainer.policies import shipped_policy
 

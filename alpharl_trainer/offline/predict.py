@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from alpharl_trainer import __version__
+from alpharl_trainer.atomic import check_output
 from alpharl_trainer.checkpoints import (
     DEFAULT_MAX_SHARD_BYTES,
     atomic_output_dir,
@@ -25,7 +26,7 @@ from alpharl_trainer.extrapolation.apply import MODES, predict_weight
 from alpharl_trainer.extrapolation.fixed_basis import PROFILES, fixed_basis_weight
 from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
 from alpharl_trainer.extrapolation.select import ParamSelector
-from alpharl_trainer.offline.window import Window, build_trajectory, check_output, finite_mean, open_window
+from alpharl_trainer.offline.window import Window, build_trajectory, finite_mean, open_window
 
 METHODS = ("rank1", "fixed-basis")
 REPORT_FILE = "alpharl_report.json"

@@ -8,7 +8,6 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -153,19 +152,3 @@ def build_trajectory(
 def finite_mean(values: Sequence[float]) -> float | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else None
-
-
-def check_output(out: Path, inputs: Sequence[str | os.PathLike]) -> None:
-    """Refuse an output folder that is, contains or lies inside an input, or the working directory: with
-    --overwrite, replacing it would delete the inputs (or write the result into one of them)."""
-    target = out.resolve()
-    if target == Path.cwd().resolve():
-        raise AlphaRLError(f"--out {out} is the current directory; choose a new folder")
-    for given in inputs:
-        source = Path(given).resolve()
-        if target == source:
-            raise AlphaRLError(f"--out {out} is the input {given}; choose a new folder")
-        if target in source.parents:
-            raise AlphaRLError(f"--out {out} contains the input {given}: replacing it would delete it")
-        if source in target.parents:
-            raise AlphaRLError(f"--out {out} lies inside the input {given}; choose a folder outside it")

@@ -36,6 +36,7 @@ from alpharl_trainer.plan.launch import Launch, resolve_launch
 from alpharl_trainer.plan.model import ModelSize, resolve_model
 from alpharl_trainer.plan.report import format_plan
 from alpharl_trainer.policies import SHIPPED
+from alpharl_trainer.recipe import check_output_dir
 
 
 @dataclass
@@ -135,6 +136,10 @@ def make_plan(argv: list[str], options: PlanOptions, environ: dict[str, str] | N
         memory_plan(values, launch, model, options.gpu_memory_gb, plan)
         _model_checks(values, model, plan)
     _launch_checks(values, launch, plan)
+    try:
+        check_output_dir(values["output_dir"], values["model_name_or_path"], values["task"])
+    except AlphaRLError as err:
+        plan.errors.append(str(err))
     return plan
 
 

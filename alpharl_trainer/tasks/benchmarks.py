@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from alpharl_trainer.errors import AlphaRLError
@@ -22,11 +23,15 @@ from alpharl_trainer.tasks.rewards import (
     gold_text,
     grade_math,
     math_score,
+    parse_drops,
 )
 
 PROMPT_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 QUESTION_FIELDS = ("problem", "question", "prompt")
 ANSWER_FIELDS = ("answer", "final_answer", "expected_answer")
+# Python's own limit for turning a string of digits into an int (sys.get_int_max_str_digits' default): a
+# longer integer in a benchmark line is that line's error, not a traceback.
+MAX_INT_DIGITS = 4300
 
 
 def benchmark_prompt(question: str) -> str:
@@ -45,8 +50,8 @@ class Benchmark:
     """One per gradable row, in file order; `meta` holds the 1-based `line` and the raw `question`."""
     skipped: list[tuple[int, str]] = field(default_factory=list)
     """(line, why) of rows left out because their gold answer cannot be graded (missing, empty, NaN or
-    infinite, nested); a multi-part answer (a JSON object keyed by sub-question) is kept and graded part
-    by part."""
+    infinite, nested) or the line cannot be read (nested too deep, an integer of thousands of digits); a
+    multi-part answer (a JSON object keyed by sub-question) is kept and graded part by part."""
 
     def extract_answer(self, completion: str) -> str | None:
         return extract_final_answer(completion)
@@ -55,10 +60,30 @@ class Benchmark:
         return math_score(completion, answer)
 
 
-def _read_rows(path: Path) -> list[tuple[int, dict]]:
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(digits.lstrip('-'))} digits (over {MAX_INT_DIGITS})")
+    return int(digits)
+
+
+def _json_row(line: str) -> object:
+    """A JSON line, floats read exactly (`Decimal`: an integral gold such as 12345678901234567890.0 keeps its
+    digits, see `gold_text`). ValueError for a line that is valid JSON but cannot be read: nested too deep for
+    the parser (RecursionError) or an integer over MAX_INT_DIGITS digits."""
+    try:
+        return json.loads(line, parse_float=Decimal, parse_int=_bounded_int)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError as err:
+        raise ValueError("nested too deep to read") from err
+
+
+def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
+    """(line, row) of every JSON object of the file, and (line, why) of the lines that are valid JSON but
+    cannot be read (too deep, a huge integer): those are skipped like an ungradable row."""
     if not path.is_file():
         raise AlphaRLError(f"{path}: no such benchmark file")
-    rows = []
+    rows, unreadable = [], []
     with path.open("rb") as handle:  # bytes: a binary or non-UTF-8 file is an error on its line, not a crash
         for line_no, raw in enumerate(handle, start=1):
             try:
@@ -70,15 +95,20 @@ def _read_rows(path: Path) -> list[tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = _json_row(line)
             except json.JSONDecodeError as err:
                 raise AlphaRLError(f"{path}:{line_no}: not valid JSON ({err.msg})") from err
+            except ValueError as err:
+                unreadable.append((line_no, f"line cannot be read: {err}"))
+                continue
             if not isinstance(row, dict):
                 raise AlphaRLError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
             rows.append((line_no, row))
     if not rows:
-        raise AlphaRLError(f"{path}: no rows")
-    return rows
+        raise AlphaRLError(
+            f"{path}: no rows" + (f" ({unreadable[0][1]} on line {unreadable[0][0]})" if unreadable else "")
+        )
+    return rows, unreadable
 
 
 def _field(path: Path, row: dict, given: str | None, candidates: tuple[str, ...], role: str) -> str:
@@ -100,11 +130,11 @@ def load_benchmark(
 ) -> Benchmark:
     """Read a JSONL benchmark file; fields detected from the first row unless given."""
     path = Path(path)
-    rows = _read_rows(path)
+    rows, skipped = _read_rows(path)
     first = rows[0][1]
     q_field = _field(path, first, question_field, QUESTION_FIELDS, "question")
     a_field = _field(path, first, answer_field, ANSWER_FIELDS, "answer")
-    records, skipped = [], []
+    records = []
     for line_no, row in rows:
         question, answer = row.get(q_field), row.get(a_field)
         if not isinstance(question, str) or not question.strip():
@@ -122,6 +152,7 @@ def load_benchmark(
                 meta={"line": line_no, "question": question},
             )
         )
+    skipped.sort()
     if not records:
         line, why = skipped[0]
         raise AlphaRLError(f"{path}: no gradable rows ({len(skipped)} skipped; line {line}: {why})")
@@ -146,7 +177,9 @@ def self_check(benchmark: Benchmark) -> list[tuple[Problem, Grade]]:
     """Grade every gold answer against itself, written as a model would (`... \\boxed{<gold>}`).
 
     Returns the rows that do not grade as correct, with the grade saying why: a gold answer the
-    grader cannot reproduce would silently cap every model's score on that row.
+    grader cannot reproduce would silently cap every model's score on that row. So is a gold whose parse
+    drops some of its numbers (`parse_drops`: "1 000" read as 1*0 grades as correct against itself, and the
+    true answer would score 0).
     """
     failures = []
     for problem in benchmark.records:
@@ -158,6 +191,11 @@ def self_check(benchmark: Benchmark) -> list[tuple[Problem, Grade]]:
                 f"{key}: \\boxed{{{v}}}" for key, v in parts.items()
             )
         grade = grade_math(completion, problem.answer)
+        if grade.reward == 1.0:
+            drops = [(key, d) for key, v in (parts or {"": problem.answer}).items() if (d := parse_drops(v))]
+            if drops:
+                key, why = drops[0]
+                grade = Grade(None, grade.predicted, f"{'part ' + repr(key) + ': ' if key else ''}{why}")
         if grade.reward != 1.0:
             failures.append((problem, grade))
     return failures

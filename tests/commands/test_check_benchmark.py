@@ -98,3 +98,24 @@ def test_multi_part_answers_are_graded_part_by_part_and_bad_golds_skipped_by_lin
     only_bad.write_text(rows[2] + "\n")
     assert main(["check-benchmark", str(only_bad)]) == 2
     assert "no gradable rows (1 skipped; line 1: field 'answer': gold answer nan" in capsys.readouterr().out
+
+
+def test_strict_flags_golds_whose_parse_drops_characters(tmp_path, capsys):
+    """'1 000' parses as 1*0 and so self-grades correct against itself, yet a model answering 1000 scores 0:
+    the self-check must flag it. A no-break space between digit groups is normalised and is clean."""
+    rows = [
+        {"problem": "a", "answer": "1 000"},
+        {"problem": "b", "answer": "1\u00a0000"},
+        {"problem": "c", "answer": "\\frac{1}{2}"},
+        {"problem": "d", "answer": "0.5"},
+        {"problem": "e", "answer": "4.5e33"},
+        {"problem": "f", "answer": "3 \\text{ apples}"},
+        {"problem": "g", "answer": "x^2+1"},
+    ]
+    path = write_jsonl(tmp_path / "spaced.jsonl", rows)
+    assert main(["check-benchmark", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "7 rows, 6/7 gold answers self-grade correct" in out
+    assert "line 1: gold '1 000': " in out and "drops" in out
+    assert main(["check-benchmark", "--strict", str(path)]) == 2
+    assert "1 gold answer(s) do not grade" in capsys.readouterr().err

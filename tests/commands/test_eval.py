@@ -144,3 +144,41 @@ def test_checkpoint_without_tokenizer_exits_2(checkpoint, tmp_path, capsys):
     assert main(["eval", str(bare), "--task", "arithmetic", "--out", str(tmp_path / "o")]) == 2
     assert "no tokenizer files" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "holding the checkpoint", "benchmark"])
+def test_out_that_is_or_holds_an_input_is_refused_before_evaluating(checkpoint, tmp_path, capsys, where):
+    """`--out CHECKPOINT` used to write the results into the model folder (and `--out` the benchmark file
+    ended with a traceback after the whole evaluation)."""
+    import shutil
+
+    ckpt = tmp_path / "inputs" / "ckpt"
+    shutil.copytree(checkpoint, ckpt)
+    bench = tmp_path / "inputs" / "b.jsonl"
+    bench.write_text('{"question": "1+1?", "answer": 2}\n')
+    out = {"checkpoint": ckpt, "holding the checkpoint": tmp_path / "inputs", "benchmark": bench}[where]
+    before = sorted(p.name for p in (tmp_path / "inputs").rglob("*"))
+    argv = ["eval", str(ckpt), "--benchmark", str(bench), "--max-new-tokens", "2", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "inputs").rglob("*")) == before
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.5", "x"])
+def test_temperature_must_be_a_finite_non_negative_number(checkpoint, tmp_path, capsys, value):
+    """`--temperature nan` used to reach generation and end in a traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "eval",
+                str(checkpoint),
+                "--task",
+                "arithmetic",
+                "--temperature",
+                value,
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+    assert exit_.value.code == 2 and "--temperature" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -178,7 +178,7 @@ def _same_as_base(series, tmp_path):
         (lambda s, _: (s.checkpoints, ["--steps", "1", "2", "3"]), "--steps has 3 values for 4"),
         (_config(""), "checkpoint-40/config.json is unreadable or not JSON"),
         (_config('{"hidden_size": 8}'), "checkpoint-40/config.json is not a model config"),
-        (_config(None), "checkpoint-40/config.json is over 16 MB"),
+        (_config(None), "checkpoint-40/config.json is a link to /dev/zero, outside"),  # never read
         (_last_edited(lambda st: st.pop("model.norm.weight")), "model.norm.weight is in .*base but not in"),
         (_last_edited(lambda st: st.update(extra=torch.ones(3))), "extra is in .*checkpoint-40 but not in"),
         (_last_edited(_nan_untracked), "model.norm.weight of .*checkpoint-40 has NaN.*copied, not forecast"),
@@ -421,3 +421,51 @@ def test_fixed_basis_forecast_writes_the_planted_future(series, tmp_path, capsys
     refused = _args(series, tmp_path / "r", "--forecast", "fixed-basis", "--covariate", "reward")
     assert main([*refused, "--rewards", "0.1", "0.2", "0.3", "0.4", "--target-reward", "0.5"]) == 2
     assert "--forecast fixed-basis forecasts in the step" in capsys.readouterr().err
+
+
+def test_links_leaving_the_checkpoint_are_not_copied_into_the_forecast(series, tmp_path, capsys):
+    """`tokenizer_extra.json -> /etc/shadow` in a checkpoint used to be followed: the target's bytes were
+    copied into the forecast folder."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:$6$not-for-the-forecast")
+    last = shutil.copytree(series.checkpoints[-1], tmp_path / "checkpoint-40")
+    (last / "tokenizer_extra.json").symlink_to(secret)
+    (last / "vocab.json").symlink_to(tmp_path)  # a folder is no file to copy either
+    (last / "chat_template.jinja").write_text("{{ messages }}")
+    (last / "tokenizer_alias.json").symlink_to("chat_template.jinja")  # a link that stays inside is fine
+    out = tmp_path / "pred"
+    assert main(_args(series, out, "--target-step", "80", checkpoints=[*series.checkpoints[:-1], last])) == 0
+    assert "tokenizer_extra.json" in capsys.readouterr().err
+    copied = {p.name: p for p in out.iterdir()}
+    assert "tokenizer_extra.json" not in copied and "vocab.json" not in copied
+    assert copied["tokenizer_alias.json"].read_text() == "{{ messages }}"
+    assert not any(p.is_symlink() for p in copied.values())
+    assert not any(b"not-for-the-forecast" in p.read_bytes() for p in out.rglob("*") if p.is_file())
+
+
+def _as_hub_snapshot(folder: Path, hub: Path, repo: str) -> Path:
+    """`folder` laid out as the Hugging Face hub cache stores it: every file of `snapshots/<rev>/` a relative
+    link into the repository's `blobs/`."""
+    snapshot = hub / f"models--{repo}" / "snapshots" / "0123abcd"
+    blobs = hub / f"models--{repo}" / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir(exist_ok=True)
+    for i, path in enumerate(sorted(folder.iterdir())):
+        shutil.copy(path, blobs / f"blob{i}")
+        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", f"blob{i}"))
+    return snapshot
+
+
+def test_hugging_face_hub_cache_snapshots_are_accepted(sharded, tmp_path):
+    """In the hub cache every file is a link into `../../blobs/`: an index entry is judged by its name, and a
+    link that stays inside the repository's cache folder is copied."""
+    hub = tmp_path / "hub"
+    snapshots = [_as_hub_snapshot(c, hub, f"org--ckpt{i}") for i, c in enumerate(sharded.checkpoints)]
+    out = tmp_path / "pred"
+    args = _args(
+        sharded, out, "--target-step", "90", "--steps", "10", "20", "30", "40", checkpoints=snapshots
+    )
+    assert main(args) == 0
+    assert (out / "config.json").is_file() and not (out / "config.json").is_symlink()
+    assert (out / "config.json").read_bytes() == (sharded.checkpoints[-1] / "config.json").read_bytes()
+    load_model(out)

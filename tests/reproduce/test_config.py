@@ -87,3 +87,57 @@ def test_reward_covariate_is_the_mean_since_the_previous_checkpoint(tmp_path):
     assert run.reward_covariate([1, 3]) == [0.0, 0.75]
     with pytest.raises(AlphaRLError, match="no training reward"):
         run.reward_covariate([5, 6])
+
+
+class SuiteRan(Exception):
+    pass
+
+
+@pytest.fixture
+def no_suite_run(monkeypatch):
+    def run_suite(*_args, **_kwargs):
+        raise SuiteRan
+
+    monkeypatch.setattr("alpharl_trainer.reproduce.suite.run_suite", run_suite)
+
+
+def test_reproduce_out_refuses_a_folder_it_would_delete(tmp_path, capsys, no_suite_run):
+    """`--out DIR` used to replace whatever DIR held with the report."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("months of work")
+    quick = ["reproduce", "--quick", "--work-dir", str(tmp_path / "work")]
+    assert main([*quick, "--out", str(mine)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (mine / "thesis.tex").read_text() == "months of work"
+    with pytest.raises(SuiteRan):  # said explicitly: allowed
+        main([*quick, "--out", str(mine), "--overwrite"])
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "results.csv").write_text("run\n")
+    (report / "results.md").write_text("# results\n")
+    with pytest.raises(SuiteRan):  # an earlier report of the suite is replaced
+        main([*quick, "--out", str(report)])
+    with pytest.raises(SuiteRan):  # so is an empty folder
+        main([*quick, "--out", str(tmp_path / "empty")])
+
+
+@pytest.mark.parametrize(
+    "where", ["the current directory", "a parent of it", "the work dir", "holding the work dir"]
+)
+def test_reproduce_out_never_replaces_the_working_or_cache_folder(
+    where, tmp_path, monkeypatch, capsys, no_suite_run
+):
+    cwd = tmp_path / "project"
+    work = cwd / "cache" / "runs"
+    work.mkdir(parents=True)
+    (work / "run.json").write_text("{}")
+    monkeypatch.chdir(cwd)
+    out = {
+        "the current directory": Path("."),
+        "a parent of it": tmp_path,
+        "the work dir": work,
+        "holding the work dir": cwd / "cache",
+    }[where]
+    argv = ["reproduce", "--quick", "--work-dir", str(work), "--out", str(out), "--overwrite"]
+    assert main(argv) == 2
+    assert "--out" in capsys.readouterr().err and (work / "run.json").is_file()

@@ -24,9 +24,14 @@ EXPECTED = {
     "minerva": (272, "question", "answer"),
     "olympiadbench": (675, "question", "answer"),
 }
-# (file, line) -> why that gold answer cannot grade correct against itself. Empty: every gold answer of
-# every shared file self-grades (checked in both the \boxed{} and the 'Answer:' form).
-SELF_GRADE_ALLOWED: dict[tuple[str, int], str] = {}
+# (file, line) -> why that gold answer cannot grade correct against itself (checked in both the \boxed{} and
+# the 'Answer:' form), or its parse drops part of it (the \boxed{} form only: `self_check`).
+SELF_GRADE_ALLOWED: dict[tuple[str, int], str] = {
+    (
+        "minerva",
+        269,
+    ): "math-verify reads '\\frac{1}{3} E_{1}+\\frac{2}{3} E_{2}' as 2/3 (the last term's factor)",
+}
 # (file, line) -> why the gold answer of `line` also grades correct against the gold of the next row,
 # although the two strings differ: a genuine mathematical equivalence, not a lenient grader.
 CROSS_GRADE_ALLOWED = {
@@ -76,7 +81,7 @@ def test_every_shared_gold_answer_self_grades_as_an_answer_line(benchmarks):
         for p in bench.records
         if (grade := grade_math(f"Some work.\nAnswer: {p.answer}", p.answer)).reward != 1.0
     }
-    assert failures.keys() == SELF_GRADE_ALLOWED.keys(), failures
+    assert failures.keys() == {("minerva", 269)} ^ SELF_GRADE_ALLOWED.keys(), failures  # not a parse drop
 
 
 @shared
@@ -170,3 +175,36 @@ def test_dataset_for_grpo_standard_and_conversational(tmp_path):
     conversational = benchmark_dataset(bench, conversational=True)
     assert conversational[0]["prompt"] == [{"role": "user", "content": "2+2?" + PROMPT_SUFFIX}]
     assert is_conversational(conversational[0])
+
+
+def test_integral_float_golds_beyond_2_53_keep_their_digits(tmp_path):
+    """A float read as a float loses digits past 2^53 (12345678901234567890.0 became ...7168): the true
+    answer then scored 0."""
+    rows = [
+        '{"problem": "a", "answer": 12345678901234567890.0}',
+        '{"problem": "b", "answer": 1e20}',
+        '{"problem": "c", "answer": 2.5}',
+        '{"problem": "d", "answer": 1e999}',
+    ]
+    bench = load_benchmark(write_jsonl(tmp_path / "big.jsonl", rows))
+    assert [p.answer for p in bench.records] == ["12345678901234567890", "100000000000000000000", "2.5"]
+    assert bench.score("\\boxed{12345678901234567890}", bench.records[0].answer) == 1.0
+    assert bench.score("\\boxed{12345678901234567168}", bench.records[0].answer) == 0.0
+    assert [line for line, _ in bench.skipped] == [4] and "inf is not a finite number" in bench.skipped[0][1]
+    assert not self_check(bench)
+
+
+def test_deeply_nested_or_huge_integer_lines_are_skipped_by_line(tmp_path):
+    """A line nested 200,000 deep (RecursionError) or holding a 5,001-digit integer (ValueError: int digit
+    limit) used to end the load with a traceback."""
+    rows = [
+        '{"problem": "a", "answer": "1"}',
+        '{"problem": "b", "answer": ' + "[" * 200_000 + "]" * 200_000 + "}",
+        '{"problem": "c", "answer": ' + "9" * 5001 + "}",
+        '{"problem": "d", "answer": "4"}',
+    ]
+    bench = load_benchmark(write_jsonl(tmp_path / "deep.jsonl", rows))
+    assert [p.meta["line"] for p in bench.records] == [1, 4]
+    reasons = dict(bench.skipped)
+    assert reasons.keys() == {2, 3}
+    assert "nested" in reasons[2] and "5001 digits" in reasons[3]

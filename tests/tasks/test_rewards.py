@@ -238,3 +238,108 @@ def test_multi_part_gold_is_graded_part_by_part_through_the_trl_reward():
     assert math_accuracy_reward(completions, answer=[parts] * 4) == [1.0, 1.0, 0.0, 0.0]
     assert "part 'y'" in grade_math(completions[2], parts).reason
     assert grade_math("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}").reward == 1.0  # LaTeX braces are not parts
+
+
+@pytest.mark.parametrize(
+    ("gold", "completion"),
+    [
+        ("1\u00a0000", "\\boxed{1000}"),  # a no-break space between digit groups used to parse as 0
+        ("1000", "\\boxed{1\u202f000}"),  # narrow no-break space
+        ("1000000", "Answer: 1\u2009000\u2009000"),  # thin spaces
+        ("12", "\\boxed{1\u200b2}"),  # zero-width space (category Cf) used to parse as 1
+        ("12", "\\boxed{\u20601\ufeff2}"),  # word joiner, byte-order mark
+        ("12", "\\boxed{\uff11\uff12}"),  # full-width digits
+        ("12", "\\boxed{\u0661\u0662}"),  # Arabic-Indic digits
+        ("\u0661\u00a0\u0660\u0660\u0660", "\\boxed{1000}"),
+        ("\\frac{1}{2}", "\uff21nswer: 0.5"),  # full-width label
+    ],
+)
+def test_unicode_spacing_invisible_characters_and_digits_are_normalised(gold, completion):
+    grade = grade_math(completion, gold)
+    assert grade.reward == 1.0, grade.reason
+
+
+def test_unicode_digit_groups_are_not_read_as_other_numbers():
+    assert grade_math("\\boxed{0}", "1\u00a0000").reward == 0.0
+    assert grade_math("\\boxed{1}", "1\u200b2").reward == 0.0
+    assert grade_math("\\boxed{1\u00a000}", "100").reward == 0.0  # not a group of three digits
+
+
+def test_the_space_separators_are_every_unicode_zs_character_but_the_ascii_space():
+    import sys
+    import unicodedata
+
+    from alpharl_trainer.tasks.rewards import UNICODE_SPACES
+
+    zs = {chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Zs"}
+    assert set(UNICODE_SPACES) == zs - {" "}
+
+
+@pytest.mark.parametrize("completion", ["\\boxed{3 = 7}", "Answer: $3=7$", "\\boxed{2+5 = 7}"])
+def test_a_relation_in_the_box_is_not_the_bare_value(completion):
+    """math-verify compares the right-hand side of a predicted relation with a bare gold value: `3 = 7`
+    used to score as 7."""
+    grade = grade_math(completion, "7")
+    assert grade.reward == 0.0, grade.reason
+
+
+def test_a_relation_is_still_right_when_the_gold_is_one_or_it_names_the_unknown():
+    assert "is a relation" in grade_math("\\boxed{3 = 7}", "7").reason
+    assert grade_math("\\boxed{3 = 7}", "3=7").reward == 1.0
+    assert grade_math("\\boxed{x = 7}", "7").reward == 1.0
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "\\boxed{" * 6000,  # a degenerate policy repeating an opener (quadratic: 28 s)
+        "Answer: 1" + " " * 100_000 + "2",  # a long whitespace run on an answer line (quadratic: ~30 s)
+        "\\boxed{1}" * 20_000,  # many closed boxes
+        "x: " + " " * 100_000 + "y",
+    ],
+    ids=["unclosed-boxes", "answer-line-spaces", "closed-boxes", "label-spaces"],
+)
+def test_grading_a_degenerate_completion_is_fast(completion):
+    import time
+
+    start = time.perf_counter()
+    grade_math(completion, "7")
+    grade_math(completion, gold_text({"x": 1, "y": 2}))
+    extract_final_answer(completion)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_only_the_tail_of_a_completion_is_scanned():
+    from alpharl_trainer.tasks.rewards import SCANNED_CHARS
+
+    assert SCANNED_CHARS >= 4000
+    assert extract_final_answer("\\boxed{5}" + " " * SCANNED_CHARS) is None
+    assert extract_final_answer("x" * 100_000 + "\\boxed{5}") == "5"
+    # the cut never turns the end of a prose line into an 'Answer:' line
+    assert extract_final_answer("The final answer: 5" + "\n" * (SCANNED_CHARS - len("answer: 5"))) is None
+
+
+def test_the_whole_grading_call_runs_under_one_timeout(monkeypatch):
+    """Extraction, both parses and the comparison share one deadline (math-verify used to time its parse and
+    its comparison separately, and extraction ran outside any timeout)."""
+    import time
+
+    from alpharl_trainer.tasks import rewards
+
+    monkeypatch.setattr(rewards, "GRADE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(rewards, "_final_answer", lambda text: time.sleep(5))  # extraction stalls
+    start = time.perf_counter()
+    grade = grade_math("\\boxed{7}", "7")
+    assert time.perf_counter() - start < 2.0
+    assert grade.reward == 0.0 and "timed out" in grade.reason
+
+
+def test_integral_float_golds_beyond_2_53_keep_their_digits(tmp_path):
+    from decimal import Decimal
+
+    assert gold_text(Decimal("12345678901234567890.0")) == "12345678901234567890"
+    assert gold_text(Decimal("1e20")) == "100000000000000000000"
+    assert gold_text(Decimal("27.0")) == "27" and gold_text(Decimal("2.5")) == "2.5"
+    assert gold_text(1e20) == "100000000000000000000"  # a float is written exactly
+    with pytest.raises(AlphaRLError, match="gold answer inf is not a finite number"):
+        gold_text(Decimal("1e999"))

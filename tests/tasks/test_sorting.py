@@ -9,7 +9,7 @@ def task():
 
 
 def test_registered():
-    assert TASKS == ("arithmetic", "sort")
+    assert TASKS == ("arithmetic", "sort", "chat-arithmetic")
 
 
 def test_problem_format(task):

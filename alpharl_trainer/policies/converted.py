@@ -14,7 +14,6 @@ uses, so it is installed without dependencies: `make install-real`, or by hand
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,14 +60,6 @@ def pinned_sums(name: str) -> Path:
     return HERE / f"{name}.SHA256SUMS"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def gguf_file(name: str) -> Path:
     """The pinned package's GGUF file, checked; a clear message naming the install when it is missing."""
     from importlib import metadata
@@ -90,6 +81,8 @@ def gguf_file(name: str) -> Path:
         raise AlphaRLError(
             f"{source.package} is installed but {path} is missing: reinstall it ({INSTALL_HINT})"
         )
+    from alpharl_trainer.policies import _sha256
+
     if _sha256(path) != source.sha256:
         raise AlphaRLError(f"{path} does not match its pinned checksum: reinstall {source.package}")
     return path

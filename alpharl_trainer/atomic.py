@@ -3,8 +3,11 @@
 A folder or file is built under a temporary name beside its destination (`.NAME.tmp-PID-TAG`) and renamed
 into place when complete. On any exception, Ctrl-C included (and SIGTERM, which `alpharl` turns into one),
 the temporary is removed and the destination is untouched. An existing destination is replaced whole (moved
-aside, replaced, then deleted), never a mix of old and new files. A process killed outright (SIGKILL, a node
-failure) leaves its temporary behind; the next write to the same destination removes it and says so.
+aside, replaced, then deleted), never a mix of old and new files. Every file of the temporary is flushed to
+disk before the rename, and the folder holding the new name after it: otherwise a machine lost right after
+the rename can leave the new name pointing at an empty or cut-short file. A process killed outright
+(SIGKILL, a node failure) leaves its temporary behind; the next write to the same destination removes it
+and says so.
 """
 
 from __future__ import annotations
@@ -90,6 +93,27 @@ def check_output(
             raise AlphaRLError(f"{flag} {out} lies inside the input {given}; choose a folder outside it")
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _flush(tmp: Path) -> None:
+    """Flush the file `tmp`, or every file and folder under the folder `tmp`, to disk (links are not followed:
+    what they point at is not part of the output)."""
+    if not tmp.is_dir():
+        _fsync(tmp)
+        return
+    for root, _dirs, files in os.walk(tmp):
+        for path in (Path(root) / name for name in files):
+            if not path.is_symlink():
+                _fsync(path)
+        _fsync(Path(root))
+
+
 @contextmanager
 def _atomic(target: str | os.PathLike, make) -> Iterator[Path]:
     target = Path(target)
@@ -105,6 +129,7 @@ def _atomic(target: str | os.PathLike, make) -> Iterator[Path]:
         raise AlphaRLError(f"cannot write the output {target}: {err.strerror or err}{where}") from err
     try:
         yield tmp
+        _flush(tmp)
         if target.exists() and target.is_dir() and not target.is_symlink():
             old = target.parent / f"{_temp_prefix(target)[:-5]}.old-{tag}"
             os.rename(target, old)
@@ -112,6 +137,7 @@ def _atomic(target: str | os.PathLike, make) -> Iterator[Path]:
             _remove(old)
         else:
             os.replace(tmp, target)
+        _fsync(target.parent)
     except BaseException:
         _remove(tmp)
         raise

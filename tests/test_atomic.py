@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,38 @@ def test_names_and_places_that_cannot_be_written_are_clear_errors(tmp_path):
     with pytest.raises(AlphaRLError, match="cannot write the output .*a-file"):
         with atomic_file(tmp_path / "a-file" / "out.json"):
             pass
+
+
+def test_what_is_renamed_into_place_is_on_disk_first(tmp_path, monkeypatch):
+    """Without an fsync a machine lost right after the rename can leave the new name pointing at an empty or
+    cut-short file (a checkpoint's alpharl/state.json then blocked every requeue): every file of the
+    temporary is flushed before the rename, and the folder holding the new name after it."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace, real_rename = os.fsync, os.replace, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(real):
+        def wrapped(src, dst):
+            events.append(("rename", str(dst)))
+            real(src, dst)
+
+        return wrapped
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", rename(real_replace))
+    monkeypatch.setattr(os, "rename", rename(real_rename))
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "a.json").write_text("a")
+        (tmp / "sub" / "b.bin").write_bytes(b"b")
+    renamed = events.index(("rename", str(tmp_path / "out")))
+    flushed = {Path(path).relative_to(tmp) for kind, path in events[:renamed] if kind == "fsync"}
+    assert {Path("a.json"), Path("sub/b.bin")} <= flushed
+    assert ("fsync", str(tmp_path)) in events[renamed:]
+    events.clear()
+    with atomic_file(tmp_path / "state.json") as tmp:
+        tmp.write_text("{}")
+    assert events == [("fsync", str(tmp)), ("rename", str(tmp_path / "state.json")), ("fsync", str(tmp_path))]

@@ -5,6 +5,7 @@ recipes fail before any weight is loaded."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,60 @@ def test_output_dir_that_is_an_input_is_refused_before_anything_is_written(
     err = capsys.readouterr().err
     assert "output_dir" in err and (str(task) if where == "the task file" else str(model)) in err
     assert _tree(tmp_path) == before and not (model / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A finished tiny run with checkpoints 2, 4 and 6, and the arguments that ran it (without output_dir)."""
+    out = tmp_path_factory.mktemp("saved") / "run"
+    args = ["train", str(REPO / "recipes" / "tiny" / "grpo.yaml"), *SHORT, "--report_test_size", "0"]
+    args += ["--model_name_or_path", str(test_model_dir()), "--save_strategy", "steps", "--save_steps", "2"]
+    assert cli([*args, "--output_dir", str(out)]) == 0
+    return out, args
+
+
+def _cut(text: str) -> str:
+    return text[: len(text) // 2]
+
+
+DAMAGES = {  # damage: (file, how it is damaged, what the skip says of checkpoint-6)
+    "state truncated": ("alpharl/state.json", _cut, "alpharl/state.json is truncated or not JSON"),
+    "state empty": ("alpharl/state.json", lambda text: "", "alpharl/state.json is truncated or not JSON"),
+    "state incomplete": (
+        "alpharl/state.json",
+        lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "step_rewards"}),
+        "alpharl/state.json is incomplete (no 'step_rewards')",
+    ),
+    "trajectory truncated": ("alpharl/trajectory/trajectory.json", _cut, "alpharl/trajectory: unreadable"),
+    "trainer state truncated": ("trainer_state.json", _cut, "trainer_state.json is truncated or not JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_resume_skips_a_checkpoint_whose_state_is_damaged(damage, saved_run, tmp_path, capsys):
+    """A machine lost right after the save of checkpoint-6 can leave its state cut short, empty or without a
+    key; auto-resume used to pick that checkpoint and fail the same way on every requeue. Now it names the
+    file, resumes from checkpoint-4 and finishes; resuming from it explicitly is one clear line."""
+    src, args = saved_run
+    out, (name, damaged, said) = tmp_path / "run", DAMAGES[damage]
+    shutil.copytree(src, out)
+    (out / "alpharl" / "summary.json").unlink()  # as if the run had been killed after saving checkpoint-6
+    state = out / "checkpoint-6" / name
+    state.write_text(damaged(state.read_text()))
+    capsys.readouterr()
+    assert cli([*args, "--output_dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"skipping {out}/checkpoint-6: an interrupted save ({out}/checkpoint-6/{said}" in printed
+    assert f"resuming from {out}/checkpoint-4" in printed
+    summary = json.loads((out / "alpharl" / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["swap"]["step"] == 6
+    if not name.startswith("alpharl/"):  # transformers reads its own state on an explicit resume
+        return
+    state.write_text(damaged(state.read_text()))  # the resumed run saved checkpoint-6 again
+    (out / "alpharl" / "summary.json").unlink()
+    explicit = ["--resume_from_checkpoint", str(out / "checkpoint-6")]
+    assert cli([*args, "--output_dir", str(out), *explicit]) == 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("alpharl train: error: ") and f"{out}/checkpoint-6/{said}" in last
+    assert "Traceback" not in err

@@ -103,12 +103,46 @@ def save_state(checkpoint: str | Path, trajectory: Trajectory, meta: dict) -> No
         (tmp / "state.json").write_text(json.dumps(meta, indent=1))
 
 
+STATE_KEYS = ("step_rewards", "swap", "names")
+"""What every saved state.json holds (later keys, such as "swaps", have defaults for older checkpoints)."""
+
+
+def _read_meta(checkpoint: str | Path) -> dict:
+    """The callback's state (JSON) saved with `checkpoint`; a missing, cut-short or incomplete one is an
+    AlphaRLError naming the file."""
+    path = Path(checkpoint) / STATE_DIR / "state.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AlphaRLError(f"{path} is missing") from None
+    except (OSError, ValueError) as err:
+        raise AlphaRLError(f"{path} is truncated or not JSON ({err})") from None
+    missing = [key for key in STATE_KEYS if key not in meta] if isinstance(meta, dict) else list(STATE_KEYS)
+    if missing:
+        raise AlphaRLError(f"{path} is incomplete (no {missing[0]!r})")
+    return meta
+
+
+def state_problem(checkpoint: str | Path) -> str | None:
+    """Why the AlphaRL state saved with `checkpoint` cannot be resumed from (a machine lost mid-save can leave
+    it cut short), or None. Checked when choosing the checkpoint, so a requeue falls back to an earlier one
+    instead of failing on this one every time."""
+    trajectory = Path(checkpoint) / STATE_DIR / "trajectory"
+    try:
+        _read_meta(checkpoint)
+        if trajectory.exists():
+            Trajectory.load(trajectory)
+    except AlphaRLError as err:
+        return str(err)
+    return None
+
+
 def load_meta(checkpoint: str | Path, step: int) -> dict:
-    """The callback's state (JSON) saved with `checkpoint`."""
-    folder = Path(checkpoint) / STATE_DIR
-    if not (folder / "state.json").is_file():
-        raise AlphaRLError(f"resuming at step {step}, but {folder}/state.json is missing")
-    return json.loads((folder / "state.json").read_text())
+    """The callback's state (JSON) saved with `checkpoint`, the one a run resuming at `step` continues."""
+    try:
+        return _read_meta(checkpoint)
+    except AlphaRLError as err:
+        raise AlphaRLError(f"resuming at step {step}, but {err}") from None
 
 
 def load_state(checkpoint: str | Path, step: int, taken: list[int]) -> tuple[dict, Trajectory]:

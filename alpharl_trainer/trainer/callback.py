@@ -45,13 +45,16 @@ from alpharl_trainer.trainer.config import AlphaRLConfig
 from alpharl_trainer.trainer.decision import best_over_bar, describe_decision, paired_se
 from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_rank1
 from alpharl_trainer.trainer.state import (
+    STATE_DIR,
     WindowReader,
+    leftovers,
     load_base,
     load_meta,
     load_state,
     save_base,
     save_state,
     save_window,
+    saved_world,
 )
 
 logger = logging.getLogger(__name__)
@@ -169,8 +172,8 @@ class AlphaRLCallback(TrainerCallback):
         for family, why in left_out.items():
             logger.warning("AlphaRL: the gate's portfolio leaves out %s: %s", family, why)
         offered = set(self.config.alpharl_candidates) - set(left_out)
-        self.window = WindowReader(args.output_dir) if offered & set(WINDOW_FAMILIES) else None
         rank, world = _rank_world()
+        self.window = WindowReader(args.output_dir, world) if offered & set(WINDOW_FAMILIES) else None
         self.owners = assign_owners({n: int(torch.Size(shapes[n]).numel()) for n in self.names}, world)
         if not self.config.alpharl_continue_after_swap:
             # The run stops after the last jump and its fine-tune: say so to the progress bar and the ETA
@@ -179,8 +182,9 @@ class AlphaRLCallback(TrainerCallback):
             state.max_steps = min(state.max_steps, last + self.config.alpharl_finetune_steps)
         if state.global_step == 0:
             self._keep_base(rank, world, start=0)
+            self._ignore_leftovers({world})
         else:
-            self._resume(state.global_step, rank)
+            self._resume(state.global_step, rank, world)
 
     def on_step_end(self, args, state, control, **kwargs):
         self._record_reward(state.global_step)
@@ -218,6 +222,7 @@ class AlphaRLCallback(TrainerCallback):
                 "swaps": self.swaps,
                 "start": self.start,
                 "names": self.names,
+                "world": _rank_world()[1],  # whose shares of W_0 and the snapshots are this run's
             }
             save_state(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.trajectory, meta)
 
@@ -244,29 +249,54 @@ class AlphaRLCallback(TrainerCallback):
                         self.base[key] = w.detach().to("cpu", copy=True)
         save_base(self.trainer.args.output_dir, rank, world, self.base, start)
 
-    def _resume(self, step: int, rank: int) -> None:
-        """Reload W_0 (any world size) and the trajectory/state saved with the checkpoint of `step`: the one
-        the trainer resumes from (`resume_checkpoint`, set by the AlphaRL trainers), else, for a trainer the
-        callback was attached to by hand, `output_dir/checkpoint-{step}`. W_0 lives in the run folder that
-        wrote the checkpoint; resuming into another output_dir copies this rank's share there."""
+    def _resume(self, step: int, rank: int, world: int) -> None:
+        """Reload W_0 and the trajectory/state saved with the checkpoint of `step`: the one the trainer
+        resumes from (`resume_checkpoint`, set by the AlphaRL trainers), else, for a trainer the callback was
+        attached to by hand, `output_dir/checkpoint-{step}`. W_0 lives in the run folder that wrote the
+        checkpoint, in the shares of the number of processes it records; resuming into another output_dir,
+        or with another number of processes, saves this rank's share of it (and of the window's snapshots)
+        anew."""
         args = self.trainer.args
         checkpoint = Path(self.resume_checkpoint or Path(args.output_dir) / f"checkpoint-{step}")
-        self.start = int(load_meta(checkpoint, step).get("start", 0))
+        meta = load_meta(checkpoint, step)
+        self.start = int(meta.get("start", 0))
+        then = saved_world(meta, checkpoint.parent, self.start)
         owned = [key for n in self.names if self.owners[n] == rank for key, _ in self._start_tensors(n)]
-        self.base = load_base(checkpoint.parent, step, owned, self.start)
-        if checkpoint.parent.resolve() != Path(args.output_dir).resolve():
-            save_base(args.output_dir, rank, _rank_world()[1], self.base, self.start)
+        self.base = load_base(checkpoint.parent, step, owned, self.start, then)
         taken = [s for s in self._snapshot_steps() if s <= step]
         meta, self.trajectory = load_state(checkpoint, step, taken)
-        if self._keeps_window and checkpoint.parent.resolve() != Path(args.output_dir).resolve():
-            source, names = WindowReader(checkpoint.parent), [n for n in self.names if self.owners[n] == rank]
-            for at in taken:  # this rank's share of every snapshot's weights, into the new run folder
-                save_window(
-                    args.output_dir, at, rank, _rank_world()[1], {n: source.read(at, n) for n in names}
-                )
+        if checkpoint.parent.resolve() != Path(args.output_dir).resolve() or then != world:
+            self._share_again(checkpoint.parent, then, taken, rank, world)
         self.step_rewards = [(int(at), float(reward)) for at, reward in meta["step_rewards"]]
         self.swap = meta["swap"]
         self.swaps = meta.get("swaps", [self.swap] if self.swap else [])
+        self._ignore_leftovers({then, world})
+
+    def _share_again(self, source: Path, then: int, taken: list[int], rank: int, world: int) -> None:
+        """Save this rank's share of W_0 and of the snapshots `taken`, read from the shares of the `then`
+        processes that wrote them in the run folder `source`, as a share of `world` processes in output_dir:
+        a resume into another folder, or with another number of processes, reads only its own from then on."""
+        output_dir = self.trainer.args.output_dir
+        save_base(output_dir, rank, world, self.base, self.start)
+        if not self._keeps_window:
+            return
+        reader, names = WindowReader(source, then), [n for n in self.names if self.owners[n] == rank]
+        for at in taken:
+            save_window(output_dir, at, rank, world, {n: reader.read(at, n) for n in names})
+
+    def _ignore_leftovers(self, worlds: set[int]) -> None:
+        """Say (once, on rank 0) that the shares an earlier attempt with another number of processes left in
+        output_dir are not read: they are not this run's weights."""
+        stale = leftovers(self.trainer.args.output_dir, worlds)
+        if stale and _rank_world()[0] == 0:
+            logger.warning(
+                "AlphaRL: ignoring %d files of another number of processes in %s (an earlier attempt's; this "
+                "run reads the shares of %s processes only): %s",
+                len(stale),
+                Path(self.trainer.args.output_dir) / STATE_DIR,
+                " or ".join(map(str, sorted(worlds))),
+                ", ".join(str(p) for p in stale[:3]) + (", ..." if len(stale) > 3 else ""),
+            )
 
     # ---- snapshots ------------------------------------------------------------------------------------
     def _record_reward(self, step: int) -> None:

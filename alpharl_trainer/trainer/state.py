@@ -3,12 +3,14 @@
     output_dir/alpharl/base/rankRRRRR-of-WWWWW.safetensors   W_0 of the matrices each rank owns (once)
     output_dir/alpharl/base-SSSSSS/...                      W_0 of the window after the jump at step S
     output_dir/alpharl/window/step-SSSSSS/rankR...safetensors W_t at each snapshot (portfolio families only)
-    output_dir/checkpoint-N/alpharl/state.json              per-step rewards, the swap record, tracked names
+    output_dir/checkpoint-N/alpharl/state.json              per-step rewards, the swap record, tracked
+                                                            names, the number of processes W (`world`)
     output_dir/checkpoint-N/alpharl/trajectory/             the rank-1 trajectory so far
 
-Each is written atomically (`alpharl_trainer.atomic`); reading checks that what was saved is what the run
-needs (every owned matrix's W_0, the trajectory of every snapshot taken), because a silent gap would change
-the forecast without a word.
+Each is written atomically (`alpharl_trainer.atomic`). Only the shares of the W processes a checkpoint
+records are read: files an earlier attempt with another number of processes left hold other weights.
+Reading checks that what was saved is what the run needs (every owned matrix's W_0, the trajectory of every
+snapshot taken), because a silent gap would change the forecast without a word.
 """
 
 from __future__ import annotations
@@ -42,12 +44,24 @@ def save_base(
         save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp))
 
 
-def load_base(output_dir: str | Path, step: int, keys: list[str], start: int = 0) -> dict[str, torch.Tensor]:
-    """The W_0 tensors named `keys` of the window starting at `start`, from the shares of any world size."""
+def _shares(folder: Path, world: int) -> list[Path]:
+    """The shares a run of `world` processes wrote in `folder` (never those of an earlier attempt with
+    another number of processes, which hold other weights)."""
+    return sorted(folder.glob(f"rank*-of-{world:05d}.safetensors")) if folder.is_dir() else []
+
+
+def load_base(
+    output_dir: str | Path, step: int, keys: list[str], start: int = 0, world: int = 1
+) -> dict[str, torch.Tensor]:
+    """The W_0 tensors named `keys` of the window starting at `start`, from the shares of the `world`
+    processes that saved them."""
     folder = base_dir(output_dir, start)
-    files = sorted(folder.glob("rank*-of-*.safetensors")) if folder.is_dir() else []
+    files = _shares(folder, world)
     if not files:
-        raise AlphaRLError(f"resuming at step {step}, but the AlphaRL base weights are missing in {folder}")
+        raise AlphaRLError(
+            f"resuming at step {step}, but the AlphaRL base weights are missing in {folder} "
+            f"(shares of {world} processes)"
+        )
     wanted, base = set(keys), {}
     for path in files:
         with safe_open(str(path), framework="pt") as f:
@@ -58,6 +72,32 @@ def load_base(output_dir: str | Path, step: int, keys: list[str], start: int = 0
     if missing:
         raise AlphaRLError(f"AlphaRL base weights in {folder} lack {missing[:3]} (tracked set changed?)")
     return base
+
+
+def saved_world(meta: dict, output_dir: str | Path, start: int) -> int:
+    """The number of processes that wrote a checkpoint's W_0 and snapshot shares: recorded in its state
+    (a checkpoint older than that record: the one number found among the W_0 shares)."""
+    if "world" in meta:
+        return int(meta["world"])
+    folder = base_dir(output_dir, start)
+    worlds = sorted({_world_of(p) for p in folder.glob("rank*-of-*.safetensors")})
+    if len(worlds) > 1:
+        raise AlphaRLError(
+            f"{folder} holds W_0 shares of {worlds} processes and the checkpoint does not say which are its "
+            "own: remove the files of the other attempts"
+        )
+    return worlds[0] if worlds else 1
+
+
+def _world_of(share: Path) -> int:
+    return int(share.name.removesuffix(".safetensors").rsplit("-of-", 1)[1])
+
+
+def leftovers(output_dir: str | Path, worlds: set[int]) -> list[Path]:
+    """Shares in `output_dir/alpharl/` written by a number of processes not in `worlds`: an earlier attempt's,
+    which this run never reads."""
+    shares = (Path(output_dir) / STATE_DIR).glob("*/**/rank*-of-*.safetensors")
+    return sorted(p for p in shares if _world_of(p) not in worlds)
 
 
 def window_dir(output_dir: str | Path) -> Path:
@@ -72,17 +112,17 @@ def save_window(output_dir: str | Path, step: int, rank: int, world: int, tensor
 
 
 class WindowReader:
-    """The tracked weights saved at each snapshot (`save_window`), one matrix at a time, from the shares of
-    any world size."""
+    """The tracked weights saved at each snapshot (`save_window`) by a run of `world` processes, one matrix
+    at a time."""
 
-    def __init__(self, output_dir: str | Path):
-        self.folder = window_dir(output_dir)
+    def __init__(self, output_dir: str | Path, world: int):
+        self.folder, self.world = window_dir(output_dir), world
         self._where: dict[int, dict[str, Path]] = {}
 
     def read(self, step: int, name: str) -> torch.Tensor:
         if step not in self._where:
             where = {}
-            for path in sorted((self.folder / f"step-{step:06d}").glob("rank*-of-*.safetensors")):
+            for path in _shares(self.folder / f"step-{step:06d}", self.world):
                 with safe_open(str(path), framework="pt") as f:
                     where.update({key: path for key in f.keys()})  # noqa: SIM118 (not a dict)
             self._where[step] = where

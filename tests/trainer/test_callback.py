@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import forecast, predict_weight
@@ -266,13 +268,17 @@ def test_the_gate_scores_every_family_and_applies_the_best(tmp_path, model_dir):
     assert moved == pytest.approx(swap["scores"][best], rel=1e-4)  # the reward was the distance from W_K
 
 
+PORTFOLIO_RESUME = dict(
+    alpharl_candidates=["fixed_basis"], alpharl_interval=1, save_strategy="steps", save_steps=2
+)
+"""The fixed-basis family (it reads every snapshot's weights back from disk), a checkpoint every 2 steps."""
+
+
 @pytest.mark.parametrize("elsewhere", [False, True])
 def test_resume_keeps_the_window_weights_for_the_portfolio(tmp_path, model_dir, elsewhere):
     """Killed after checkpoint-4 and resumed (in place, or into another output_dir): the snapshots taken
     before the kill are read back from disk and the fixed-basis forecast is the uninterrupted run's."""
-    settings = dict(
-        alpharl_candidates=["fixed_basis"], alpharl_interval=1, save_strategy="steps", save_steps=2
-    )
+    settings = PORTFOLIO_RESUME
     _, full_rec, _ = run_grpo(tmp_path / "a", model_dir, **settings)
     with pytest.raises(KeyboardInterrupt):
         run_grpo(tmp_path / "b", model_dir, extra_callbacks=[crash_after_save(4)], **settings)
@@ -284,6 +290,78 @@ def test_resume_keeps_the_window_weights_for_the_portfolio(tmp_path, model_dir, 
     assert len(list((into / "run/alpharl/window").iterdir())) == 6
     for name, w in full_rec.after_swap.items():
         torch.testing.assert_close(res_rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
+
+
+def as_two_processes(names: list[str], folders: list[Path]) -> None:
+    """Rewrite the single-process shares in `folders` as the two shares of a 2-process run."""
+    from safetensors.torch import load_file
+
+    from alpharl_trainer.distributed import assign_owners
+
+    for folder in folders:
+        one = folder / "rank00000-of-00001.safetensors"
+        tensors = load_file(one)
+        owners = assign_owners({n: tensors[n].numel() for n in names}, 2)
+        for rank in (0, 1):
+            save_file(
+                {n: t for n, t in tensors.items() if owners[n] == rank},
+                folder / f"rank{rank:05d}-of-00002.safetensors",
+            )
+        one.unlink()
+
+
+def leave_another_worlds_files(run, shapes: dict[str, torch.Size], steps: list[int]) -> None:
+    """What an earlier attempt with 2 processes leaves in `run/alpharl/`: W_0 and the snapshots' weights in
+    two shares per folder (here zeros: any weights but this run's)."""
+    from alpharl_trainer.distributed import assign_owners
+    from alpharl_trainer.trainer.state import save_base, save_window
+
+    owners = assign_owners({n: shape.numel() for n, shape in shapes.items()}, 2)
+    for rank in (0, 1):
+        zeros = {n: torch.zeros(shape) for n, shape in shapes.items() if owners[n] == rank}
+        save_base(run, rank, 2, zeros)
+        for step in steps:
+            save_window(run, step, rank, 2, zeros)
+
+
+@pytest.mark.parametrize("start", ["fresh", "resumed"])
+def test_files_of_an_earlier_attempt_with_another_world_size_are_not_read(tmp_path, model_dir, start, caplog):
+    """An earlier attempt with 2 processes left its shares of W_0 and of every snapshot in the output_dir:
+    a single-process run (from the start, or resumed after checkpoint-4) used to read them as its own and
+    forecast from them. It reads only its own world size's files and says it ignores the others: the
+    forecast is the clean run's."""
+    _, clean_rec, _ = run_grpo(tmp_path / "a", model_dir, **PORTFOLIO_RESUME)
+    shapes = {n: w.shape for n, w in clean_rec.w_k.items()}
+    run = tmp_path / "b" / "run"
+    if start == "resumed":
+        with pytest.raises(KeyboardInterrupt):
+            run_grpo(tmp_path / "b", model_dir, extra_callbacks=[crash_after_save(4)], **PORTFOLIO_RESUME)
+    leave_another_worlds_files(run, shapes, steps=[1, 2, 3, 4, 5, 6])
+    caplog.clear()
+    resume = start == "resumed" or None
+    trainer, rec, _ = run_grpo(tmp_path / "b", model_dir, resume=resume, **PORTFOLIO_RESUME)
+    assert trainer.alpharl.swap["chosen"] == "fixed-basis k=1 step 9"
+    for name, w in clean_rec.after_swap.items():
+        torch.testing.assert_close(rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
+    assert f"ignoring 14 files of another number of processes in {run}/alpharl" in caplog.text
+
+
+def test_a_checkpoint_of_two_processes_resumes_in_one(tmp_path, model_dir):
+    """The checkpoint records the number of processes whose shares it needs: a single-process resume of a
+    2-process run's checkpoint-4 reads those, saves its own, and forecasts as the uninterrupted run."""
+    _, clean_rec, _ = run_grpo(tmp_path / "a", model_dir, **PORTFOLIO_RESUME)
+    with pytest.raises(KeyboardInterrupt):
+        run_grpo(tmp_path / "b", model_dir, extra_callbacks=[crash_after_save(4)], **PORTFOLIO_RESUME)
+    run = tmp_path / "b" / "run"
+    window = [run / f"alpharl/window/step-{s:06d}" for s in (1, 2, 3, 4)]
+    as_two_processes(sorted(clean_rec.w_k), [run / "alpharl/base", *window])
+    state = run / "checkpoint-4/alpharl/state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "world": 2}))
+    trainer, rec, _ = run_grpo(tmp_path / "b", model_dir, resume=True, **PORTFOLIO_RESUME)
+    for name, w in clean_rec.after_swap.items():
+        torch.testing.assert_close(rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
+    assert (run / "alpharl/base/rank00000-of-00001.safetensors").is_file()
+    assert json.loads((run / "checkpoint-6/alpharl/state.json").read_text())["world"] == 1
 
 
 JUMPS = dict(

@@ -19,6 +19,7 @@ from alpharl_trainer import recipe
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.recipe import ScriptArguments
 from alpharl_trainer.resume import resume_point
+from alpharl_trainer.run_lock import run_lock
 from alpharl_trainer.run_report import print_summary, write_summary
 from alpharl_trainer.trainer.candidates import describe
 
@@ -76,7 +77,6 @@ def whole_model(trainer):
 
 def main(argv: list[str] | None = None) -> int:
     from alpharl_trainer import plan
-    from alpharl_trainer.run_report import Stage
 
     dry_run, argv = plan.pop_plan_args(sys.argv[1:] if argv is None else argv)
     if dry_run is not None:
@@ -87,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
     script, config = recipe.parse(argv)
     recipe.check(script, config)
+    with run_lock(config.output_dir):  # one run per output_dir: a second one is refused here
+        return _train(argv, script, config)
+
+
+def _train(argv: list[str], script: ScriptArguments, config) -> int:
+    """The run itself (`main` has checked the recipe and holds the output_dir): resume point, training, the
+    test-split scoring of each stage, the summary."""
+    from alpharl_trainer.run_report import Stage
+
     if script.torch_threads:
         import torch
 

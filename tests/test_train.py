@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -285,3 +289,30 @@ def test_resume_skips_a_checkpoint_whose_state_is_damaged(damage, saved_run, tmp
     last = err.splitlines()[-1]
     assert last.startswith("alpharl train: error: ") and f"{out}/checkpoint-6/{said}" in last
     assert "Traceback" not in err
+
+
+def test_a_second_train_on_the_same_output_dir_is_refused(tmp_path, capsys):
+    """A requeue that starts while the job it replaces still runs, or a double submit: the second `alpharl
+    train` on one output_dir used to train into it too, interleaving checkpoints and AlphaRL state. It is
+    refused with the running one's host and pid; once that one is gone (killed outright, its lock file left
+    behind), a new one runs."""
+    out = tmp_path / "run"
+    args = ["train", str(REPO / "recipes" / "tiny" / "grpo.yaml"), *SHORT, "--report_test_size", "0"]
+    args += ["--model_name_or_path", str(test_model_dir()), "--output_dir", str(out)]
+    long = ["--max_steps", "100000", "--alpharl_window_end", "50000", "--alpharl_interval", "10000"]
+    first = subprocess.Popen([sys.executable, "-m", "alpharl_trainer.cli", *args, *long], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "alpharl" / "base").is_dir():  # the first run is training
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        assert cli(args) == 2
+        err = capsys.readouterr().err
+        holder = f"(host {socket.gethostname()}, pid {first.pid})"
+        assert f"{out} is in use by another `alpharl train` {holder}" in err
+        assert first.poll() is None  # the running one goes on
+    finally:
+        first.kill()
+        first.wait()
+    assert cli(args) == 0
+    assert json.loads((out / "alpharl" / "summary.json").read_text())["steps"] == 6

@@ -176,6 +176,33 @@ def _same_as_base(series, tmp_path):
             "needs .*--target-reward",
         ),
         (lambda s, _: (s.checkpoints, ["--steps", "1", "2", "3"]), "--steps has 3 values for 4"),
+        (
+            lambda s, _: (s.checkpoints[::-1], ["--steps", "10", "20", "30", "40"]),
+            "--steps 10 20 30 40 contradict the steps 40 30 20 10 in the folders' names",
+        ),
+        (
+            lambda s, _: (s.checkpoints, ["--steps", "10", "20", "30", "50"]),
+            "--steps 10 20 30 50 contradict the steps 10 20 30 40",
+        ),
+        (
+            lambda s, _: ([*s.checkpoints[:3], s.checkpoints[2]], ["--steps", "10", "20", "30", "40"]),
+            "checkpoint-30 is given twice",
+        ),
+        (
+            lambda s, _: (
+                [
+                    s.checkpoints[0],
+                    s.checkpoints[0].parent / ".." / s.checkpoints[0].parent.name / s.checkpoints[0].name,
+                    *s.checkpoints[1:3],
+                ],
+                ["--steps", "1", "2", "3", "4"],
+            ),
+            "checkpoint-10 is given twice",
+        ),
+        (
+            lambda s, _: ([s.base, *s.checkpoints[1:]], ["--steps", "1", "2", "3", "4"]),
+            "base is given twice \\(as the base and as a checkpoint\\)",
+        ),
         (_config(""), "checkpoint-40/config.json is unreadable or not JSON"),
         (_config('{"hidden_size": 8}'), "checkpoint-40/config.json is not a model config"),
         (_config(None), "checkpoint-40/config.json is a link to /dev/zero, outside"),  # never read
@@ -196,6 +223,11 @@ def _same_as_base(series, tmp_path):
         "rewards-count",
         "no-target-reward",
         "steps-count",
+        "steps-reversed-against-names",
+        "steps-respaced-against-names",
+        "same-checkpoint-twice",
+        "same-checkpoint-another-spelling",
+        "base-as-checkpoint",
         "empty-config",
         "config-without-model-type",
         "config-dev-zero",

@@ -57,6 +57,11 @@ from alpharl_trainer.trainer.state import (
 logger = logging.getLogger(__name__)
 
 
+class NonFiniteCandidate(AlphaRLError):
+    """A candidate whose weight of some matrix has NaN or inf values (e.g. `W_K + 1e300 (W_K - W_0)`): it is
+    dropped, never written whole. Every rank holds the same value when it is found, so every rank drops it."""
+
+
 def _rank_world() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
@@ -94,6 +99,8 @@ class AlphaRLCallback(TrainerCallback):
         """The tracked weights saved at each snapshot, for the candidate families that need them."""
         self._relex: RelexFit | None = None
         """During a swap: RELEX's whole-model fit, when it is offered."""
+        self.dropped: list[str] = []
+        """During a swap: the candidates dropped for NaN or inf weights (scored NaN)."""
         self._fits: dict[str, dict] = {}
         """During a swap: each owned matrix's fixed-basis fits by rank (one per matrix and rank, not per
         candidate step)."""
@@ -393,6 +400,8 @@ class AlphaRLCallback(TrainerCallback):
                 value = self._from_owner(
                     name, self._owner_weight(candidate, fcs, name, stash) if owned else None
                 )
+            if not torch.isfinite(value).all():
+                raise NonFiniteCandidate(f"its weight of {name} has NaN or inf values")
             if owned:
                 moved += float((value.float().cpu() - stash[name].float()).norm()) ** 2
             write_weights(
@@ -407,12 +416,22 @@ class AlphaRLCallback(TrainerCallback):
             dist.all_reduce(moved)
         return float(moved) ** 0.5
 
-    def _timed(self, candidate: Candidate, stash: dict, total: list[float], reset: bool = False) -> float:
-        """`_apply`, adding its seconds to `total[0]`."""
+    def _timed(
+        self, candidate: Candidate, stash: dict, total: list[float], reset: bool = False
+    ) -> float | None:
+        """`_apply`, adding its seconds to `total[0]`; None when the candidate is not finite: it is dropped
+        with a warning and `W_K` is put back (the matrices written before the bad one included), so a NaN
+        score (or, with the gate off, keeping `W_K`) follows instead of an abort after the whole window."""
         start = time.perf_counter()
-        moved = self._apply(candidate, stash, reset=reset)
-        total[0] += time.perf_counter() - start
-        return moved
+        try:
+            return self._apply(candidate, stash, reset=reset)
+        except NonFiniteCandidate as err:
+            logger.warning("AlphaRL: candidate %s dropped: %s", candidate.label, err)
+            self.dropped.append(candidate.label)
+            self._apply(None, stash)
+            return None
+        finally:
+            total[0] += time.perf_counter() - start
 
     def _owner_weight(
         self, candidate: Candidate, fcs, name: str, stash: dict[str, torch.Tensor]
@@ -479,7 +498,8 @@ class AlphaRLCallback(TrainerCallback):
         candidates = {c.label: c for c in built}
         labels = list(candidates)
         scores: dict[str, float] = {}
-        chosen, gate_engine, paired = labels[0], None, {}
+        chosen, gate_engine, paired, self.dropped = labels[0], None, {}, []
+        reset = cfg.alpharl_optimizer_state == "reset"
         if cfg.alpharl_acceptance_prompts > 0:
             held_out = trainer.eval_dataset
             rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
@@ -491,18 +511,17 @@ class AlphaRLCallback(TrainerCallback):
                 greedy=cfg.alpharl_acceptance_scoring == "greedy",
             )
             gate_engine = scorer.engine
-            write = lambda label: self._timed(candidates[label], stash, forecast_time)  # noqa: E731
+            write = lambda label: self._timed(candidates[label], stash, forecast_time) is not None  # noqa: E731
             scored = lambda label: self._notify("candidate", label)  # noqa: E731
             scores, per_prompt = judge(scorer, labels, write, scored)
             margin, margin_se = cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se
             chosen = best_over_bar(scores, labels, margin, per_prompt=per_prompt, margin_se=margin_se)
             paired = {k: paired_se(per_prompt["current"], v) for k, v in per_prompt.items() if k != "current"}
-        if chosen is None:
+        moved = None if chosen is None else self._timed(candidates[chosen], stash, forecast_time, reset=reset)
+        if moved is None:  # kept W_K: nothing beat it, or (gate off) the candidate was not finite
+            chosen, moved = None, 0.0
             self._apply(None, stash)
-            moved = 0.0
         else:
-            reset = cfg.alpharl_optimizer_state == "reset"
-            moved = self._timed(candidates[chosen], stash, forecast_time, reset=reset)
             self._invalidate_rollouts()
         if gate_engine == "vllm":  # vLLM holds the last candidate scored: push the decided weights
             trainer.vllm_generation.sync_weights()
@@ -519,6 +538,7 @@ class AlphaRLCallback(TrainerCallback):
             "covariate": cfg.alpharl_covariate,
             "gate_engine": gate_engine,
             "chosen": chosen,
+            "dropped": self.dropped,
             "saturation": saturation,
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,

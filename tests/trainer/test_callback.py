@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -372,3 +373,26 @@ def test_bad_settings_are_refused_before_training(tmp_path, model_dir):
             train_dataset=train,
             processing_class=tok,
         )
+
+
+def test_a_non_finite_candidate_is_dropped_and_the_others_are_scored(tmp_path, model_dir, caplog):
+    """`W_K + 1e300 (W_K - W_0)` overflows to inf: the run used to abort at the window end ("new value for
+    ... has non-finite entries") after the whole window was trained. Now that candidate scores NaN (which
+    never wins), the others are scored, and the run goes on."""
+    trainer, rec, _ = run_grpo(
+        tmp_path,
+        model_dir,
+        alpharl_candidates=["rank1", "expo"],
+        alpharl_expo_factors=[0.1, 1e300],
+        alpharl_acceptance_prompts=4,
+        alpharl_acceptance_samples=1,
+    )
+    swap = trainer.alpharl.swap
+    assert swap["dropped"] == ["expo a=1e+300"] and math.isnan(swap["scores"]["expo a=1e+300"])
+    assert all(
+        math.isfinite(swap["scores"][label]) for label in swap["candidates"] if label != "expo a=1e+300"
+    )
+    assert swap["chosen"] != "expo a=1e+300" and trainer.state.global_step == 8
+    assert "candidate expo a=1e+300 dropped: its weight of model." in caplog.text
+    assert all(torch.isfinite(w).all() for w in rec.after_swap.values())
+

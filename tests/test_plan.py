@@ -227,3 +227,14 @@ def test_dry_run_flag_after_the_recipe_and_exit_code_2(capsys):
     assert "2 process(es)" in capsys.readouterr().out
     assert cli.main(["train", "recipes/tiny/grpo.yaml", "--num_generations", "7", "--dry-run"]) == 2
     assert "not divisible by num_generations 7" in capsys.readouterr().err
+
+
+def test_an_unscored_jump_far_outside_the_window_is_reported():
+    """With the gate off, `--alpharl_horizons 5000` used to plan (and run) silently."""
+    recipe, off = REPO / "recipes" / "tiny" / "grpo.yaml", ["--alpharl_acceptance_prompts", "0"]
+    large = _plan(recipe, *off, "--alpharl_horizons", "5000")
+    assert not large.errors
+    assert any("about 5e+03 times their whole window update" in w for w in large.warnings), large.warnings
+    absurd = _plan(recipe, *off, "--alpharl_horizons", "20000")
+    assert any("about 2e+04 times" in e and "acceptance gate off" in e for e in absurd.errors), absurd.errors
+    assert not any("times their whole window update" in w for w in _plan(recipe, *off).warnings)

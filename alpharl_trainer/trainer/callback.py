@@ -36,11 +36,12 @@ from transformers import TrainerCallback
 from alpharl_trainer.distributed import assign_owners, full_weight, share_factors, write_weights
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
+from alpharl_trainer.extrapolation.apply import ABSURD_JUMP, LARGE_JUMP
 from alpharl_trainer.extrapolation.relex import RelexFit, gram
 from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_MIN_POINTS
 from alpharl_trainer.extrapolation.saturation import fit_saturation, horizon
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer, judge
-from alpharl_trainer.trainer.candidates import WINDOW_FAMILIES, Candidate, build_candidates
+from alpharl_trainer.trainer.candidates import WINDOW_FAMILIES, Candidate, build_candidates, describe
 from alpharl_trainer.trainer.config import AlphaRLConfig
 from alpharl_trainer.trainer.decision import best_over_bar, describe_decision, paired_se
 from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_rank1
@@ -115,6 +116,9 @@ class AlphaRLCallback(TrainerCallback):
         """Install on `trainer`, first in its callback list so its metrics reach every logger."""
         args = trainer.args
         self.config.validate_alpharl(args.max_steps)
+        unscored = self.config.unscored_jump_warning(args.max_steps)
+        if unscored:
+            logger.warning("AlphaRL: %s", unscored)
         if self.config.alpharl_acceptance_prompts > 0 and trainer.eval_dataset is None:
             raise AlphaRLError(
                 "the acceptance gate scores candidates on held-out prompts: pass eval_dataset to the "
@@ -518,7 +522,9 @@ class AlphaRLCallback(TrainerCallback):
             chosen = best_over_bar(scores, labels, margin, per_prompt=per_prompt, margin_se=margin_se)
             paired = {k: paired_se(per_prompt["current"], v) for k, v in per_prompt.items() if k != "current"}
         moved = None if chosen is None else self._timed(candidates[chosen], stash, forecast_time, reset=reset)
-        if moved is None:  # kept W_K: nothing beat it, or (gate off) the candidate was not finite
+        jump = None if moved is None else self._jump(moved)
+        refused = None if cfg.alpharl_acceptance_prompts > 0 or jump is None else self._refused(chosen, jump)
+        if moved is None or refused:  # kept W_K: nothing beat it, or (gate off) no finite, sane candidate
             chosen, moved = None, 0.0
             self._apply(None, stash)
         else:
@@ -539,6 +545,8 @@ class AlphaRLCallback(TrainerCallback):
             "gate_engine": gate_engine,
             "chosen": chosen,
             "dropped": self.dropped,
+            "jump": jump,
+            "refused": refused,
             "saturation": saturation,
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,
@@ -561,6 +569,27 @@ class AlphaRLCallback(TrainerCallback):
         )
         logger.warning("%s", describe_decision(self.swap))
         self._notify("decided", chosen)
+
+    def _jump(self, moved: float) -> float:
+        """`moved` (`||W_new - W_K||`) in units of the window's whole update `||W_K - W_0||` over every
+        tracked matrix (from the trajectory: the same on every rank), as offline `predict` judges a jump;
+        0 for a window that did not move (nothing was forecast)."""
+        update = math.sqrt(sum(float(self.trajectory.fro(name)[-1]) ** 2 for name in self.trajectory.names))
+        return moved / update if update > 0 else 0.0
+
+    def _refused(self, label: str, jump: float) -> str | None:
+        """Offline `predict`'s rule for a far forecast, on the jump the gate-off swap just wrote (`jump`
+        window updates): over `ABSURD_JUMP` it is refused (returned: W_K is then kept), over `LARGE_JUMP` a
+        warning. The gate judges its own winners; unscored, this is the only guard left."""
+        unit = "step" if self.config.alpharl_covariate == "step" else "reward"
+        what = f"{describe(label, unit)} moved the weights {jump:.3g} times their whole window update"
+        if jump > ABSURD_JUMP:
+            refused = f"{what}, far outside what the window can predict"
+            logger.warning("AlphaRL: refused: %s; kept the current weights", refused)
+            return refused
+        if jump > LARGE_JUMP:
+            logger.warning("AlphaRL: %s, far outside the window: evaluate before use", what)
+        return None
 
     def _saturation(self, step: int) -> dict:
         """One more candidate target from a saturating fit of the window's reward per snapshot

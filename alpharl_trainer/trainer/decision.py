@@ -65,7 +65,8 @@ def _decision(swap: dict, scores: dict[str, float], current: float | None, unit:
     chosen = swap["chosen"]
     if current is None:
         if chosen is None:
-            return "kept the current weights unscored (acceptance gate off)"
+            refused = f": refused {swap['refused']}" if swap.get("refused") else ""
+            return f"kept the current weights unscored (acceptance gate off){refused}"
         return f"applied {describe(chosen, unit)} unscored (acceptance gate off)"
     bar = f"the margin {swap['margin']:g}"
     if swap.get("margin_se"):

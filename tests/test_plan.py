@@ -238,3 +238,4 @@ def test_an_unscored_jump_far_outside_the_window_is_reported():
     absurd = _plan(recipe, *off, "--alpharl_horizons", "20000")
     assert any("about 2e+04 times" in e and "acceptance gate off" in e for e in absurd.errors), absurd.errors
     assert not any("times their whole window update" in w for w in _plan(recipe, *off).warnings)
+

@@ -239,14 +239,25 @@ class CheckpointReader:
             raise AlphaRLError(f"cannot read tensor {name} from {path}: {err}") from err
 
 
+def check_new_output(out_dir: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output folder `atomic_output_dir` could not put in place: one that exists
+    (unless `overwrite`), or a link (the folder built beside it cannot replace a link, and writing through it
+    would replace what it points to)."""
+    out_dir = Path(out_dir)
+    check_limits(out_dir)
+    if out_dir.is_symlink():
+        raise AlphaRLError(
+            f"output {out_dir} is a link to {out_dir.readlink()}: give the folder's own path, or a new one"
+        )
+    if out_dir.exists() and not (overwrite and out_dir.is_dir()):
+        raise AlphaRLError(f"output {out_dir} already exists; pass --overwrite to replace it")
+
+
 @contextmanager
 def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """The output folder of `predict`/`analyze`, written atomically (`atomic.atomic_dir`); an existing one
     is an error unless `overwrite` (then replaced whole, never a mix of old and new files)."""
-    out_dir = Path(out_dir)
-    check_limits(out_dir)
-    if out_dir.exists() and not (overwrite and out_dir.is_dir()):
-        raise AlphaRLError(f"output {out_dir} already exists; pass --overwrite to replace it")
+    check_new_output(out_dir, overwrite=overwrite)
     with atomic_dir(out_dir) as tmp:
         yield tmp
 

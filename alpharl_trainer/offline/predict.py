@@ -18,6 +18,7 @@ from alpharl_trainer.checkpoints import (
     DEFAULT_MAX_SHARD_BYTES,
     atomic_output_dir,
     check_model_config,
+    check_new_output,
     copy_model_files,
     write_shards,
 )
@@ -123,6 +124,7 @@ def predict(
     started = time.perf_counter()
     out = Path(out)
     check_output(out, [base, *checkpoints])
+    check_new_output(out, overwrite=overwrite)
     if fit not in FITS:
         raise AlphaRLError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
     if mode not in MODES:

@@ -501,3 +501,23 @@ def test_hugging_face_hub_cache_snapshots_are_accepted(sharded, tmp_path):
     assert (out / "config.json").is_file() and not (out / "config.json").is_symlink()
     assert (out / "config.json").read_bytes() == (sharded.checkpoints[-1] / "config.json").read_bytes()
     load_model(out)
+
+
+@pytest.mark.parametrize("points_to", ["a folder", "nothing"])
+def test_out_that_is_a_link_is_refused_before_any_work(series, tmp_path, capsys, points_to):
+    """`--out LINK --overwrite` read and forecast the whole window, then failed at the final rename."""
+    dest = tmp_path / "elsewhere"
+    if points_to == "a folder":
+        dest.mkdir()
+        (dest / "keep.txt").write_text("the user's file")
+    link = tmp_path / "pred"
+    link.symlink_to(dest)
+    assert main(_args(series, link, "--target-step", "90", "--overwrite")) == 2
+    err = capsys.readouterr().err
+    assert f"output {link} is a link to {dest}" in err and err.count("\n") == 1, err
+    assert link.is_symlink() and (
+        points_to == "nothing" or (dest / "keep.txt").read_text() == "the user's file"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["pred", *(["elsewhere"] if dest.exists() else [])]
+    )

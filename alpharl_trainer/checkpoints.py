@@ -67,6 +67,19 @@ _SAFETENSORS_DTYPES = {
 _STEP_PATTERN = re.compile(r"(?:checkpoint|step)[-_]?(\d+)$", re.IGNORECASE)
 
 
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None):
+    """safetensors' `save_file`, its I/O errors raised as the OSError they are: safetensors writes in Rust and
+    reports a full disk as `SafetensorError("... No space left on device (os error 28)")`, which the atomic
+    writers (`atomic.WRITE_ERRORS`) would otherwise let through as a traceback."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as err:
+        code = re.search(r"\(os error (\d+)\)", str(err))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from err
+
+
 def _plain_file_name(name: object) -> bool:
     """A file name without a folder part: an entry of a checkpoint's index names a file beside the index."""
     return (
@@ -155,7 +168,7 @@ class CheckpointReader:
         try:
             weight_map = json.loads(index.read_text())["weight_map"]
             file_of = {name: self.folder / shard for name, shard in weight_map.items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
             raise AlphaRLError(f"unreadable checkpoint index {index}: {err}") from err
         for name in file_of:  # an index may only name shards beside it, judged by the name: in
             # the hub cache every shard is a link into ../../blobs/ (and a shard is parsed, never copied)
@@ -276,7 +289,7 @@ def write_shards(
 
     def flush() -> None:
         temp_name = f".shard-{len(shards):05d}.tmp"
-        save_file(shard, folder / temp_name, metadata={"format": "pt"})
+        save_safetensors(shard, folder / temp_name, metadata={"format": "pt"})
         shards.append(dict.fromkeys(shard, temp_name))
         shard.clear()
 
@@ -330,7 +343,7 @@ def check_model_config(folder: str | os.PathLike) -> None:
         config = json.loads(data.decode("utf-8"))
     except FileNotFoundError as err:
         raise AlphaRLError(f"{path} is missing; a predicted checkpoint needs it") from err
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # nested too deep
         raise AlphaRLError(
             f"{path} is unreadable or not JSON ({err}): the predicted checkpoint copies it"
         ) from err

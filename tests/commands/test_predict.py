@@ -204,6 +204,7 @@ def _same_as_base(series, tmp_path):
             "base is given twice \\(as the base and as a checkpoint\\)",
         ),
         (_config(""), "checkpoint-40/config.json is unreadable or not JSON"),
+        (_config("[" * 200_000 + "]" * 200_000), "checkpoint-40/config.json is unreadable .*recursion depth"),
         (_config('{"hidden_size": 8}'), "checkpoint-40/config.json is not a model config"),
         (_config(None), "checkpoint-40/config.json is a link to /dev/zero, outside"),  # never read
         (_last_edited(lambda st: st.pop("model.norm.weight")), "model.norm.weight is in .*base but not in"),
@@ -229,6 +230,7 @@ def _same_as_base(series, tmp_path):
         "same-checkpoint-another-spelling",
         "base-as-checkpoint",
         "empty-config",
+        "config-nested-200000-deep",
         "config-without-model-type",
         "config-dev-zero",
         "untracked-missing-from-last",
@@ -521,3 +523,42 @@ def test_out_that_is_a_link_is_refused_before_any_work(series, tmp_path, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["pred", *(["elsewhere"] if dest.exists() else [])]
     )
+
+
+def disk_full_at(marker: str):
+    """safetensors' save_file failing as it does on a full disk (measured on a full tmpfs) for paths holding
+    `marker`: the lowest write this code reaches (the bytes are written in Rust)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    def save(tensors, filename, metadata=None):
+        if marker in str(filename):
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return save_file(tensors, filename, metadata=metadata)
+
+    return save
+
+
+def test_a_full_disk_is_one_line_leaves_nothing_and_a_rerun_works(series, tmp_path, capsys, monkeypatch):
+    """A full disk while the shards were written ended in a SafetensorError traceback."""
+    out = tmp_path / "pred"
+    monkeypatch.setattr("alpharl_trainer.checkpoints.save_file", disk_full_at(".shard-"))
+    assert main(_args(series, out, "--target-step", "90")) == 2
+    err = capsys.readouterr().err
+    expected = f"cannot write the output {out}: No space left on device; nothing was written"
+    assert err == f"alpharl predict: error: {expected}\n"
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert main(_args(series, out, "--target-step", "90")) == 0
+    load_model(out)
+
+
+def test_an_index_nested_too_deep_is_one_line(sharded, tmp_path, capsys):
+    """JSON nested 200,000 deep ended in a RecursionError traceback."""
+    bad = shutil.copytree(sharded.checkpoints[2], tmp_path / "checkpoint-30")
+    (bad / "model.safetensors.index.json").write_text("[" * 200_000 + "]" * 200_000)
+    checkpoints = [*sharded.checkpoints[:2], bad, sharded.checkpoints[3]]
+    assert main(_args(sharded, tmp_path / "pred", "--target-step", "90", checkpoints=checkpoints)) == 2
+    err = capsys.readouterr().err
+    assert f"unreadable checkpoint index {bad}/model.safetensors.index.json: maximum recursion depth" in err
+    assert err.count("\n") == 1 and not (tmp_path / "pred").exists()

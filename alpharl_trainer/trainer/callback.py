@@ -521,13 +521,17 @@ class AlphaRLCallback(TrainerCallback):
             margin, margin_se = cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se
             chosen = best_over_bar(scores, labels, margin, per_prompt=per_prompt, margin_se=margin_se)
             paired = {k: paired_se(per_prompt["current"], v) for k, v in per_prompt.items() if k != "current"}
-        moved = None if chosen is None else self._timed(candidates[chosen], stash, forecast_time, reset=reset)
+        unscored = cfg.alpharl_acceptance_prompts == 0  # the jump is judged once written: reset moments after
+        first = reset and not unscored
+        moved = None if chosen is None else self._timed(candidates[chosen], stash, forecast_time, reset=first)
         jump = None if moved is None else self._jump(moved)
-        refused = None if cfg.alpharl_acceptance_prompts > 0 or jump is None else self._refused(chosen, jump)
+        refused = self._refused(chosen, jump) if unscored and jump is not None else None
         if moved is None or refused:  # kept W_K: nothing beat it, or (gate off) no finite, sane candidate
             chosen, moved = None, 0.0
             self._apply(None, stash)
         else:
+            if reset and unscored:  # the same weights again, now resetting the moments of a jump that is kept
+                self._timed(candidates[chosen], stash, forecast_time, reset=True)
             self._invalidate_rollouts()
         if gate_engine == "vllm":  # vLLM holds the last candidate scored: push the decided weights
             trainer.vllm_generation.sync_weights()

@@ -12,6 +12,7 @@ and says so.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -23,6 +24,9 @@ from pathlib import Path
 from alpharl_trainer.errors import AlphaRLError
 
 NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits, in bytes
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+"""OS errors that say the output cannot be written (disk or quota full, a file too large, a read-only
+filesystem): a clear error naming the output, never a traceback, and nothing half-written."""
 
 
 def _temp_prefix(target: Path) -> str:
@@ -65,6 +69,20 @@ def check_limits(target: Path) -> None:
         raise AlphaRLError(f"output name {target.name[:40]}... is over the {NAME_MAX}-byte file-name limit")
     if len(os.fsencode(str(target.absolute()))) >= PATH_MAX:
         raise AlphaRLError(f"output path {str(target)[:40]}... is over the {PATH_MAX}-byte path limit")
+
+
+def check_writable_dir(out: str | os.PathLike, *, flag: str = "--out") -> None:
+    """Refuse, before the work that fills it, an output folder that cannot be made or written: a file, a path
+    inside a file, or under a folder this user may not write (the OS would say so only at the end)."""
+    target = Path(out)
+    check_limits(target)
+    if target.exists() and not target.is_dir():
+        raise AlphaRLError(f"{flag} {out} is a file, not a folder")
+    existing = next(p for p in [target.absolute(), *target.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise AlphaRLError(f"{flag} {out} lies inside {existing}, which is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AlphaRLError(f"{flag} {out} cannot be written: {existing} is not writable by this user")
 
 
 def check_output(
@@ -138,6 +156,11 @@ def _atomic(target: str | os.PathLike, make) -> Iterator[Path]:
         else:
             os.replace(tmp, target)
         _fsync(target.parent)
+    except OSError as err:
+        _remove(tmp)
+        if err.errno not in WRITE_ERRORS:
+            raise
+        raise AlphaRLError(f"cannot write the output {target}: {err.strerror}; nothing was written") from err
     except BaseException:
         _remove(tmp)
         raise

@@ -67,6 +67,19 @@ _SAFETENSORS_DTYPES = {
 _STEP_PATTERN = re.compile(r"(?:checkpoint|step)[-_]?(\d+)$", re.IGNORECASE)
 
 
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None):
+    """safetensors' `save_file`, its I/O errors raised as the OSError they are: safetensors writes in Rust and
+    reports a full disk as `SafetensorError("... No space left on device (os error 28)")`, which the atomic
+    writers (`atomic.WRITE_ERRORS`) would otherwise let through as a traceback."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as err:
+        code = re.search(r"\(os error (\d+)\)", str(err))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from err
+
+
 def _plain_file_name(name: object) -> bool:
     """A file name without a folder part: an entry of a checkpoint's index names a file beside the index."""
     return (
@@ -155,7 +168,7 @@ class CheckpointReader:
         try:
             weight_map = json.loads(index.read_text())["weight_map"]
             file_of = {name: self.folder / shard for name, shard in weight_map.items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
             raise AlphaRLError(f"unreadable checkpoint index {index}: {err}") from err
         for name in file_of:  # an index may only name shards beside it, judged by the name: in
             # the hub cache every shard is a link into ../../blobs/ (and a shard is parsed, never copied)
@@ -239,14 +252,25 @@ class CheckpointReader:
             raise AlphaRLError(f"cannot read tensor {name} from {path}: {err}") from err
 
 
+def check_new_output(out_dir: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output folder `atomic_output_dir` could not put in place: one that exists
+    (unless `overwrite`), or a link (the folder built beside it cannot replace a link, and writing through it
+    would replace what it points to)."""
+    out_dir = Path(out_dir)
+    check_limits(out_dir)
+    if out_dir.is_symlink():
+        raise AlphaRLError(
+            f"output {out_dir} is a link to {out_dir.readlink()}: give the folder's own path, or a new one"
+        )
+    if out_dir.exists() and not (overwrite and out_dir.is_dir()):
+        raise AlphaRLError(f"output {out_dir} already exists; pass --overwrite to replace it")
+
+
 @contextmanager
 def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """The output folder of `predict`/`analyze`, written atomically (`atomic.atomic_dir`); an existing one
     is an error unless `overwrite` (then replaced whole, never a mix of old and new files)."""
-    out_dir = Path(out_dir)
-    check_limits(out_dir)
-    if out_dir.exists() and not (overwrite and out_dir.is_dir()):
-        raise AlphaRLError(f"output {out_dir} already exists; pass --overwrite to replace it")
+    check_new_output(out_dir, overwrite=overwrite)
     with atomic_dir(out_dir) as tmp:
         yield tmp
 
@@ -265,7 +289,7 @@ def write_shards(
 
     def flush() -> None:
         temp_name = f".shard-{len(shards):05d}.tmp"
-        save_file(shard, folder / temp_name, metadata={"format": "pt"})
+        save_safetensors(shard, folder / temp_name, metadata={"format": "pt"})
         shards.append(dict.fromkeys(shard, temp_name))
         shard.clear()
 
@@ -319,7 +343,7 @@ def check_model_config(folder: str | os.PathLike) -> None:
         config = json.loads(data.decode("utf-8"))
     except FileNotFoundError as err:
         raise AlphaRLError(f"{path} is missing; a predicted checkpoint needs it") from err
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # nested too deep
         raise AlphaRLError(
             f"{path} is unreadable or not JSON ({err}): the predicted checkpoint copies it"
         ) from err

@@ -230,6 +230,22 @@ def check(script: ScriptArguments, config) -> None:
         )
     resolve_policy(script.model_name_or_path)
     check_output_dir(config.output_dir, script.model_name_or_path, script.task)
+    check_run({f.name: getattr(obj, f.name) for obj in (script, config) for f in fields(obj)})
+    resume = config.resume_from_checkpoint
+    if resume is not None and not Path(resume).is_dir():
+        raise AlphaRLError(f"resume_from_checkpoint {resume} does not exist (or is not a checkpoint folder)")
+
+
+def check_run(values: dict[str, Any]) -> None:
+    """Settings that used to fail only after the weights were loaded (or after the whole window was trained),
+    checked by `alpharl train` and `--dry-run` alike from the resolved values: torch_threads, an output_dir
+    that is a file, and the held-out prompts the acceptance gate scores on."""
+    if values["torch_threads"] < 0:
+        raise AlphaRLError(f"torch_threads must be >= 0 (0: torch's default), got {values['torch_threads']}")
+    if Path(values["output_dir"]).is_file():
+        raise AlphaRLError(f"{values['output_dir']} is a file: output_dir must be a folder (new or a run's)")
+    if values.get("alpharl") and values.get("alpharl_acceptance_prompts", 0) > 0:
+        check_held_out(values["task"], values["eval_size"])
 
 
 def check_output_dir(output_dir: str, model_name_or_path: str, task: str) -> None:
@@ -240,6 +256,34 @@ def check_output_dir(output_dir: str, model_name_or_path: str, task: str) -> Non
 
     inputs = [given for given in (model_name_or_path, task) if Path(given).exists()]
     check_output(output_dir, inputs, flag="--output_dir", cwd_ok=True)
+
+
+def benchmark_held_out(problems: int, eval_size: int) -> int:
+    """Prompts held out of a benchmark file of `problems` gradable problems: `eval_size`, at most a fifth of
+    them (the rest trains)."""
+    return min(eval_size, problems // 5)
+
+
+def check_held_out(task: str, eval_size: int) -> None:
+    """The acceptance gate scores candidates on held-out prompts: with none, the run would die at the window
+    end, after the whole window was trained."""
+    from alpharl_trainer.tasks import TASKS
+
+    if eval_size < 1:
+        raise AlphaRLError(
+            f"eval_size {eval_size} holds out no prompt for the acceptance gate: raise eval_size, or set "
+            "alpharl_acceptance_prompts 0 to apply the first candidate unscored"
+        )
+    if task in TASKS or not Path(task).is_file():
+        return
+    from alpharl_trainer.tasks.benchmarks import load_benchmark
+
+    problems = len(load_benchmark(task).records)
+    if benchmark_held_out(problems, eval_size) < 1:
+        raise AlphaRLError(
+            f"{task}: {problems} problems hold out 0 prompts (a fifth) for the acceptance gate: give a file "
+            "of at least 5 gradable problems, or set alpharl_acceptance_prompts 0"
+        )
 
 
 def load_policy(script: ScriptArguments):
@@ -267,7 +311,7 @@ def build_data(script: ScriptArguments):
     from alpharl_trainer.tasks.benchmarks import benchmark_dataset, load_benchmark
 
     data = benchmark_dataset(load_benchmark(script.task)).shuffle(seed=script.task_seed)
-    n_eval = min(script.eval_size, len(data) // 5)
+    n_eval = benchmark_held_out(len(data), script.eval_size)
     return data.select(range(n_eval, len(data))), data.select(range(n_eval)), None
 
 

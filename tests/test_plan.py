@@ -227,3 +227,47 @@ def test_dry_run_flag_after_the_recipe_and_exit_code_2(capsys):
     assert "2 process(es)" in capsys.readouterr().out
     assert cli.main(["train", "recipes/tiny/grpo.yaml", "--num_generations", "7", "--dry-run"]) == 2
     assert "not divisible by num_generations 7" in capsys.readouterr().err
+
+
+def test_an_unscored_jump_far_outside_the_window_is_reported():
+    """With the gate off, `--alpharl_horizons 5000` used to plan (and run) silently."""
+    recipe, off = REPO / "recipes" / "tiny" / "grpo.yaml", ["--alpharl_acceptance_prompts", "0"]
+    large = _plan(recipe, *off, "--alpharl_horizons", "5000")
+    assert not large.errors
+    assert any("about 5e+03 times their whole window update" in w for w in large.warnings), large.warnings
+    absurd = _plan(recipe, *off, "--alpharl_horizons", "20000")
+    assert any("about 2e+04 times" in e and "acceptance gate off" in e for e in absurd.errors), absurd.errors
+    assert not any("times their whole window update" in w for w in _plan(recipe, *off).warnings)
+
+
+def test_a_config_without_hidden_size_is_read_by_its_architectures_names(tmp_path):
+    """GPT-2 names its sizes n_embd, n_layer, n_positions: the dry run died on KeyError 'hidden_size'."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64)
+    config.save_pretrained(tmp_path)
+    assert "hidden_size" not in (tmp_path / "config.json").read_text()
+    size = resolve_model(str(tmp_path), None)
+    assert size.params == sum(p.numel() for p in GPT2LMHeadModel(config).parameters())
+    assert (size.config["hidden_size"], size.config["num_hidden_layers"]) == (32, 2)
+    assert (size.config["vocab_size"], size.config["max_position_embeddings"]) == (100, 64)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"hidden_size": 8}', "config.json has no model_type: not a Hugging Face model config"),
+        ("{not json", "config.json is not JSON"),
+        (
+            '{"model_type": "no-such-architecture"}',
+            "transformers cannot build model_type 'no-such-architecture'",
+        ),
+    ],
+    ids=["no-model-type", "not-json", "unknown-type"],
+)
+def test_an_unusable_model_config_is_one_line(tmp_path, capsys, text, expected):
+    (tmp_path / "config.json").write_text(text)
+    args = ["train", "--dry-run", "recipes/tiny/grpo.yaml", "--model_name_or_path", str(tmp_path)]
+    assert cli.main([*args, "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and str(tmp_path) in err and err.count("\n") == 1, err

@@ -316,3 +316,42 @@ def test_a_second_train_on_the_same_output_dir_is_refused(tmp_path, capsys):
         first.wait()
     assert cli(args) == 0
     assert json.loads((out / "alpharl" / "summary.json").read_text())["steps"] == 6
+
+
+LATE_FAILURES = {
+    "eval_size 0": (["--eval_size", "0"], "eval_size 0 holds out no prompt for the acceptance gate"),
+    "benchmark too small": (
+        ["--task", "{bench}", "--rewards", "math_accuracy"],
+        "bench.jsonl: 4 problems hold out 0 prompts (a fifth) for the acceptance gate",
+    ),
+    "negative torch_threads": (["--torch_threads", "-2"], "torch_threads must be >= 0 (0: torch's default)"),
+    "missing resume": (["--resume_from_checkpoint", "{tmp}/gone/checkpoint-4"], "gone/checkpoint-4 does not"),
+    "output_dir a file": (["--output_dir", "{tmp}/a-file"], "a-file is a file: output_dir must be a folder"),
+}
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize("case", list(LATE_FAILURES))
+def test_settings_that_failed_late_are_one_line_at_the_start(case, dry_run, tmp_path, monkeypatch, capsys):
+    """Each used to pass the checks and fail later with a traceback (set_num_threads, FileExistsError,
+    transformers' "Can't find a valid checkpoint") or, worse, after the window was trained (the gate with no
+    held-out prompt). A dry run on another machine only notes a resume checkpoint it cannot see."""
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr("alpharl_trainer.recipe.load_policy", never)
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(f'{{"problem": "{i}+1?", "answer": "{i + 1}"}}\n' for i in range(4)))
+    (tmp_path / "a-file").write_text("not a folder")
+    extra, expected = LATE_FAILURES[case]
+    extra = [arg.format(bench=bench, tmp=tmp_path) for arg in extra]
+    args = ["train", *(["--dry-run"] if dry_run else []), str(RECIPES[0]), *SHORT]
+    args += ["--model_name_or_path", str(test_model_dir()), "--output_dir", str(tmp_path / "out"), *extra]
+    code = cli(args)
+    captured = capsys.readouterr()
+    if dry_run and case == "missing resume":
+        assert code == 0 and expected in captured.out, captured
+        return
+    assert code == 2 and expected in captured.err and captured.err.count("\n") == 1, captured.err
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from alpharl_trainer.atomic import check_output
+from alpharl_trainer.atomic import check_output, check_writable_dir
 from alpharl_trainer.commands.numbers import non_negative_float, non_negative_int, positive_int
 from alpharl_trainer.errors import AlphaRLError
 
@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
             cwd_ok=True,
         )
     grader, problems, default_tokens = _target(args)
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval" / grader.name
+    check_writable_dir(out)  # before the evaluation, which can take hours
     settings = EvalSettings(
         greedy=not args.no_greedy,
         samples=args.samples,
@@ -185,8 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if args.teacher_forced:
         scores = teacher_forced(model, tokenizer, problems, args.batch_size)
         result.summary["teacher_forced"] = {"exact": scores["exact"], "logprob": scores["logprob"]}
-    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval" / grader.name
+    print(json.dumps(result.summary, indent=2), flush=True)  # on screen even if the write fails
     results_path, summary_path = write_results(result, out)
-    print(json.dumps(result.summary, indent=2))
     print(f"wrote {results_path} and {summary_path}")
     return 0

@@ -22,6 +22,13 @@ from alpharl_trainer.extrapolation.forecast import Forecast
 
 MODES = ("rank1_replace", "rank1_only", "reference")
 
+LARGE_JUMP = 10.0
+"""A forecast that moves the weights more than this many times their whole window update (`W_K - W_0`) is
+reported: far outside the window, to be evaluated before use (offline `predict`, and the swap with the gate
+off)..."""
+ABSURD_JUMP = 1e4
+"""...and more than this many times is refused: weights 1e4 times further out than training took them."""
+
 
 def predict_weight(
     w_last: torch.Tensor, w0: torch.Tensor, fc: Forecast, mode: str = "rank1_replace", scale: float = 1.0

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from alpharl_trainer.atomic import atomic_dir
+from alpharl_trainer.checkpoints import save_safetensors
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.rank1 import Rank1
 
@@ -183,7 +184,7 @@ class Trajectory:
             "covariates": self.covariates,
         }
         with atomic_dir(path) as tmp:
-            save_file(tensors, tmp / TENSORS_FILE)
+            save_safetensors(tensors, tmp / TENSORS_FILE)
             (tmp / META_FILE).write_text(json.dumps(meta) + "\n")
 
     @classmethod
@@ -196,7 +197,12 @@ class Trajectory:
             tensors = load_file(tensors_file)
         except FileNotFoundError as err:
             raise AlphaRLError(f"{err.filename}: trajectory file not found") from err
-        except (OSError, ValueError, SafetensorError) as err:
+        except (
+            OSError,
+            ValueError,
+            RecursionError,
+            SafetensorError,
+        ) as err:  # RecursionError: nested too deep
             raise AlphaRLError(f"{path}: unreadable trajectory ({err})") from err
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise AlphaRLError(f"{meta_file}: not an {FORMAT} v{VERSION} file")

@@ -12,7 +12,7 @@ import torch
 
 from alpharl_trainer import __version__
 from alpharl_trainer.atomic import check_output
-from alpharl_trainer.checkpoints import atomic_output_dir
+from alpharl_trainer.checkpoints import atomic_output_dir, check_new_output
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS, forecast
 from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.offline.plots import plot_analysis
@@ -50,6 +50,7 @@ def analyze(
     """
     out = Path(out)
     check_output(out, [base, *checkpoints])
+    check_new_output(out, overwrite=overwrite)
     window = open_window(
         base, checkpoints, steps=steps, selector=selector, allow_pickle=allow_pickle, min_checkpoints=1
     )

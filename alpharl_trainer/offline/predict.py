@@ -18,11 +18,12 @@ from alpharl_trainer.checkpoints import (
     DEFAULT_MAX_SHARD_BYTES,
     atomic_output_dir,
     check_model_config,
+    check_new_output,
     copy_model_files,
     write_shards,
 )
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation.apply import MODES, predict_weight
+from alpharl_trainer.extrapolation.apply import ABSURD_JUMP, LARGE_JUMP, MODES, predict_weight
 from alpharl_trainer.extrapolation.fixed_basis import PROFILES, fixed_basis_weight
 from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
 from alpharl_trainer.extrapolation.select import ParamSelector
@@ -31,11 +32,6 @@ from alpharl_trainer.offline.window import Window, build_trajectory, finite_mean
 METHODS = ("rank1", "fixed-basis")
 REPORT_FILE = "alpharl_report.json"
 TRAJECTORY_DIR = "alpharl_trajectory"
-
-LARGE_JUMP = 10.0
-"""A forecast that moves a tensor more than this many times its whole window update is reported."""
-ABSURD_JUMP = 1e4
-"""...and more than this many times is refused: weights 1e4 times further out than training took them."""
 
 
 def predicted_tensors(
@@ -128,6 +124,7 @@ def predict(
     started = time.perf_counter()
     out = Path(out)
     check_output(out, [base, *checkpoints])
+    check_new_output(out, overwrite=overwrite)
     if fit not in FITS:
         raise AlphaRLError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
     if mode not in MODES:

@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -49,6 +50,7 @@ def open_window(
     """Open and cross-check every folder from headers only, before any heavy work."""
     if len(checkpoints) < min_checkpoints:
         raise AlphaRLError(f"need at least {min_checkpoints} checkpoints, got {len(checkpoints)}")
+    _check_distinct(base, checkpoints)
     if steps is None:
         steps = [checkpoint_step(c) for c in checkpoints]
     elif len(steps) != len(checkpoints):
@@ -61,8 +63,9 @@ def open_window(
         if steps[k] < steps[k - 1]:
             raise AlphaRLError(
                 f"checkpoint {checkpoints[k]} (step {steps[k]}) comes after {checkpoints[k - 1]} "
-                f"(step {steps[k - 1]}): list checkpoints in increasing step order, or pass --steps"
+                f"(step {steps[k - 1]}): list checkpoints in increasing step order"
             )
+    _check_steps_against_names(checkpoints, steps)
     base_reader = CheckpointReader(base, allow_pickle=allow_pickle)
     readers = [CheckpointReader(c, allow_pickle=allow_pickle) for c in checkpoints]
     selector = selector or ParamSelector()
@@ -88,6 +91,44 @@ def open_window(
                     "checkpoints or leave the tensor out with --exclude"
                 )
     return Window(base_reader, readers, [int(s) for s in steps], tracked)
+
+
+def _check_distinct(base: str | os.PathLike, checkpoints: Sequence[str | os.PathLike]) -> None:
+    """Refuse a folder given twice (however spelled): a checkpoint repeated, or the base as a checkpoint,
+    would be fitted as two points of the window (or found to be no update only after reading every tensor)."""
+    seen: dict[Path, str] = {}
+    for given, role in [(base, "the base"), *((c, "a checkpoint") for c in checkpoints)]:
+        real = Path(given).resolve()
+        if real in seen:
+            raise AlphaRLError(
+                f"{given} is given twice (as {seen[real]} and as {role}): list each folder once"
+            )
+        seen[real] = role
+
+
+def _name_step(folder: str | os.PathLike) -> int | None:
+    """The step a folder's name encodes, or None (a hub cache snapshot, a folder named by hand)."""
+    try:
+        return checkpoint_step(folder)
+    except AlphaRLError:
+        return None
+
+
+def _check_steps_against_names(checkpoints: Sequence[str | os.PathLike], steps: Sequence[int]) -> None:
+    """`--steps` may shift or rescale the steps the folders' names encode (to count samples, say), but not
+    reorder or respace them: that forecasts from the wrong end of the window, or bends its line. Folders
+    whose names hold no step are not compared."""
+    named = [(n, s) for n, s in zip(map(_name_step, checkpoints), steps, strict=True) if n is not None]
+    if len(named) < 2:
+        return
+    (n0, s0), (n1, s1) = named[0], named[-1]
+    same_line = all((s - s0) * (n1 - n0) == (n - n0) * (s1 - s0) for n, s in named)
+    if not (same_line and (n1 - n0) * (s1 - s0) > 0):
+        raise AlphaRLError(
+            f"--steps {' '.join(str(s) for _, s in named)} contradict the steps "
+            f"{' '.join(str(n) for n, _ in named)} in the folders' names: --steps may shift or rescale "
+            "them, not reorder or respace them; list the checkpoints in step order"
+        )
 
 
 def _check_same_tensors(base: CheckpointReader, last: CheckpointReader) -> None:

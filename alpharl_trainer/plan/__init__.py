@@ -36,7 +36,7 @@ from alpharl_trainer.plan.launch import Launch, resolve_launch
 from alpharl_trainer.plan.model import ModelSize, resolve_model
 from alpharl_trainer.plan.report import format_plan
 from alpharl_trainer.policies import SHIPPED
-from alpharl_trainer.recipe import check_output_dir
+from alpharl_trainer.recipe import check_output_dir, check_run
 
 
 @dataclass
@@ -136,10 +136,17 @@ def make_plan(argv: list[str], options: PlanOptions, environ: dict[str, str] | N
         memory_plan(values, launch, model, options.gpu_memory_gb, plan)
         _model_checks(values, model, plan)
     _launch_checks(values, launch, plan)
-    try:
-        check_output_dir(values["output_dir"], values["model_name_or_path"], values["task"])
-    except AlphaRLError as err:
-        plan.errors.append(str(err))
+    for check in (
+        lambda: check_output_dir(values["output_dir"], values["model_name_or_path"], values["task"]),
+        lambda: check_run(values),
+    ):
+        try:
+            check()
+        except AlphaRLError as err:
+            plan.errors.append(str(err))
+    resume = values.get("resume_from_checkpoint")
+    if resume is not None and not Path(resume).is_dir():
+        plan.notes.append(f"resume_from_checkpoint {resume} does not exist here (needed at launch)")
     return plan
 
 

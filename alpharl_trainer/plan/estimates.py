@@ -95,6 +95,9 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
     except AlphaRLError as err:
         plan.errors.append(f"AlphaRL: {err}")
         return
+    unscored = config.unscored_jump_warning(max_steps)
+    if unscored:
+        plan.warnings.append(f"AlphaRL: {unscored}")
     end = config.window_end_step(max_steps)
     targets, snapshots = config.targets(end), config.snapshot_steps(max_steps)
     built = build_candidates(config, targets, end, max_steps, len(snapshots))

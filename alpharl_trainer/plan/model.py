@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.policies import SHIPPED
 
 # Real config.json values of the models the paper recipes name (Qwen3 base models share them with the
@@ -44,41 +45,70 @@ def resolve_model(path: str, params_hint: float | None) -> ModelSize | None:
 
     folder = ROOT / path if path in SHIPPED else cache_root() / path if path in CONVERTED else Path(path)
     if (folder / "config.json").is_file():
-        config = json.loads((folder / "config.json").read_text())
-        return ModelSize(_count_params(config), f"{folder}/config.json (meta-device build)", _arch(config))
+        where = f"{folder}/config.json"
+        return _size(_read_config(folder / "config.json"), where, f"{where} (meta-device build)")
     if params_hint:
         return ModelSize(int(params_hint), "--model-params")
     name = Path(path).name.lower()
     for key in sorted(KNOWN_CONFIGS, key=len, reverse=True):
         if name.startswith(key):
             config = {**QWEN3_COMMON, **KNOWN_CONFIGS[key]}
-            return ModelSize(
-                _count_params(config), f"known architecture {key!r} (folder absent)", _arch(config)
-            )
+            return _size(config, f"known architecture {key!r}", f"known architecture {key!r} (folder absent)")
     return None
 
 
-def _count_params(config: dict) -> int:
-    """Build the model on the meta device (shapes only, no memory) and count its parameters."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+def _read_config(path: Path) -> dict:
+    """A model folder's config.json as a mapping with a `model_type`, or an AlphaRLError naming the file."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, RecursionError, ValueError) as err:
+        raise AlphaRLError(f"{path} is not JSON ({err}): not a Hugging Face model config") from err
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise AlphaRLError(f"{path} has no model_type: not a Hugging Face model config")
+    return config
+
+
+def _size(config: dict, where: str, source: str) -> ModelSize:
+    """The size of the model `config` describes (`where` names it in messages)."""
+    from transformers import AutoConfig
 
     settings = {
         k: v for k, v in config.items() if k not in ("model_type", "architectures", "transformers_version")
     }
-    hf_config = AutoConfig.for_model(config["model_type"], **settings)
+    try:
+        hf_config = AutoConfig.for_model(config["model_type"], **settings)
+    except (ValueError, KeyError, TypeError) as err:
+        raise AlphaRLError(
+            f"{where}: transformers cannot build model_type {config['model_type']!r} ({err})"[:500]
+        ) from err
+    return ModelSize(_count_params(hf_config), source, _arch(config, hf_config, where))
+
+
+def _count_params(hf_config) -> int:
+    """Build the model on the meta device (shapes only, no memory) and count its parameters."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(hf_config)
     return sum(p.numel() for p in model.parameters())
 
 
-def _arch(config: dict) -> dict:
+def _arch(config: dict, hf_config, where: str) -> dict:
+    """The sizes the memory estimate needs, by transformers' own names: a config that spells them its
+    architecture's way (GPT-2's n_embd, n_layer, n_positions; T5's d_model) is read through the config
+    class's attribute map."""
     text = config.get("text_config", config)  # multimodal configs nest the language model's
+    hf_text = hf_config.get_text_config()
+    sizes = {
+        name: text.get(name, getattr(hf_text, name, None))
+        for name in ("hidden_size", "num_hidden_layers", "vocab_size", "max_position_embeddings")
+    }
+    missing = [name for name in ("hidden_size", "num_hidden_layers", "vocab_size") if sizes[name] is None]
+    if missing:
+        raise AlphaRLError(f"{where} gives no {', '.join(missing)} (nor an alias transformers knows)")
     return {
-        "hidden_size": text["hidden_size"],
-        "num_hidden_layers": text["num_hidden_layers"],
-        "vocab_size": text["vocab_size"],
-        "max_position_embeddings": text.get("max_position_embeddings"),
+        **sizes,
         "tie_word_embeddings": bool(
             config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))
         ),

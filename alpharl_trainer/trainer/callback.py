@@ -36,11 +36,12 @@ from transformers import TrainerCallback
 from alpharl_trainer.distributed import assign_owners, full_weight, share_factors, write_weights
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight, top_singular
+from alpharl_trainer.extrapolation.apply import ABSURD_JUMP, LARGE_JUMP
 from alpharl_trainer.extrapolation.relex import RelexFit, gram
 from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_MIN_POINTS
 from alpharl_trainer.extrapolation.saturation import fit_saturation, horizon
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer, judge
-from alpharl_trainer.trainer.candidates import WINDOW_FAMILIES, Candidate, build_candidates
+from alpharl_trainer.trainer.candidates import WINDOW_FAMILIES, Candidate, build_candidates, describe
 from alpharl_trainer.trainer.config import AlphaRLConfig
 from alpharl_trainer.trainer.decision import best_over_bar, describe_decision, paired_se
 from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_rank1
@@ -58,6 +59,11 @@ from alpharl_trainer.trainer.state import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class NonFiniteCandidate(AlphaRLError):
+    """A candidate whose weight of some matrix has NaN or inf values (e.g. `W_K + 1e300 (W_K - W_0)`): it is
+    dropped, never written whole. Every rank holds the same value when it is found, so every rank drops it."""
 
 
 def _rank_world() -> tuple[int, int]:
@@ -97,6 +103,8 @@ class AlphaRLCallback(TrainerCallback):
         """The tracked weights saved at each snapshot, for the candidate families that need them."""
         self._relex: RelexFit | None = None
         """During a swap: RELEX's whole-model fit, when it is offered."""
+        self.dropped: list[str] = []
+        """During a swap: the candidates dropped for NaN or inf weights (scored NaN)."""
         self._fits: dict[str, dict] = {}
         """During a swap: each owned matrix's fixed-basis fits by rank (one per matrix and rank, not per
         candidate step)."""
@@ -111,6 +119,9 @@ class AlphaRLCallback(TrainerCallback):
         """Install on `trainer`, first in its callback list so its metrics reach every logger."""
         args = trainer.args
         self.config.validate_alpharl(args.max_steps)
+        unscored = self.config.unscored_jump_warning(args.max_steps)
+        if unscored:
+            logger.warning("AlphaRL: %s", unscored)
         if self.config.alpharl_acceptance_prompts > 0 and trainer.eval_dataset is None:
             raise AlphaRLError(
                 "the acceptance gate scores candidates on held-out prompts: pass eval_dataset to the "
@@ -423,6 +434,8 @@ class AlphaRLCallback(TrainerCallback):
                 value = self._from_owner(
                     name, self._owner_weight(candidate, fcs, name, stash) if owned else None
                 )
+            if not torch.isfinite(value).all():
+                raise NonFiniteCandidate(f"its weight of {name} has NaN or inf values")
             if owned:
                 moved += float((value.float().cpu() - stash[name].float()).norm()) ** 2
             write_weights(
@@ -437,12 +450,22 @@ class AlphaRLCallback(TrainerCallback):
             dist.all_reduce(moved)
         return float(moved) ** 0.5
 
-    def _timed(self, candidate: Candidate, stash: dict, total: list[float], reset: bool = False) -> float:
-        """`_apply`, adding its seconds to `total[0]`."""
+    def _timed(
+        self, candidate: Candidate, stash: dict, total: list[float], reset: bool = False
+    ) -> float | None:
+        """`_apply`, adding its seconds to `total[0]`; None when the candidate is not finite: it is dropped
+        with a warning and `W_K` is put back (the matrices written before the bad one included), so a NaN
+        score (or, with the gate off, keeping `W_K`) follows instead of an abort after the whole window."""
         start = time.perf_counter()
-        moved = self._apply(candidate, stash, reset=reset)
-        total[0] += time.perf_counter() - start
-        return moved
+        try:
+            return self._apply(candidate, stash, reset=reset)
+        except NonFiniteCandidate as err:
+            logger.warning("AlphaRL: candidate %s dropped: %s", candidate.label, err)
+            self.dropped.append(candidate.label)
+            self._apply(None, stash)
+            return None
+        finally:
+            total[0] += time.perf_counter() - start
 
     def _owner_weight(
         self, candidate: Candidate, fcs, name: str, stash: dict[str, torch.Tensor]
@@ -509,7 +532,8 @@ class AlphaRLCallback(TrainerCallback):
         candidates = {c.label: c for c in built}
         labels = list(candidates)
         scores: dict[str, float] = {}
-        chosen, gate_engine, paired = labels[0], None, {}
+        chosen, gate_engine, paired, self.dropped = labels[0], None, {}, []
+        reset = cfg.alpharl_optimizer_state == "reset"
         if cfg.alpharl_acceptance_prompts > 0:
             held_out = trainer.eval_dataset
             rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
@@ -521,18 +545,23 @@ class AlphaRLCallback(TrainerCallback):
                 greedy=cfg.alpharl_acceptance_scoring == "greedy",
             )
             gate_engine = scorer.engine
-            write = lambda label: self._timed(candidates[label], stash, forecast_time)  # noqa: E731
+            write = lambda label: self._timed(candidates[label], stash, forecast_time) is not None  # noqa: E731
             scored = lambda label: self._notify("candidate", label)  # noqa: E731
             scores, per_prompt = judge(scorer, labels, write, scored)
             margin, margin_se = cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se
             chosen = best_over_bar(scores, labels, margin, per_prompt=per_prompt, margin_se=margin_se)
             paired = {k: paired_se(per_prompt["current"], v) for k, v in per_prompt.items() if k != "current"}
-        if chosen is None:
+        unscored = cfg.alpharl_acceptance_prompts == 0  # the jump is judged once written: reset moments after
+        first = reset and not unscored
+        moved = None if chosen is None else self._timed(candidates[chosen], stash, forecast_time, reset=first)
+        jump = None if moved is None else self._jump(moved)
+        refused = self._refused(chosen, jump) if unscored and jump is not None else None
+        if moved is None or refused:  # kept W_K: nothing beat it, or (gate off) no finite, sane candidate
+            chosen, moved = None, 0.0
             self._apply(None, stash)
-            moved = 0.0
         else:
-            reset = cfg.alpharl_optimizer_state == "reset"
-            moved = self._timed(candidates[chosen], stash, forecast_time, reset=reset)
+            if reset and unscored:  # the same weights again, now resetting the moments of a jump that is kept
+                self._timed(candidates[chosen], stash, forecast_time, reset=True)
             self._invalidate_rollouts()
         if gate_engine == "vllm":  # vLLM holds the last candidate scored: push the decided weights
             trainer.vllm_generation.sync_weights()
@@ -549,6 +578,9 @@ class AlphaRLCallback(TrainerCallback):
             "covariate": cfg.alpharl_covariate,
             "gate_engine": gate_engine,
             "chosen": chosen,
+            "dropped": self.dropped,
+            "jump": jump,
+            "refused": refused,
             "saturation": saturation,
             "mean_fit_r2": sum(f.fit_r2 for f in fits.values()) / len(fits),
             "delta_norm": moved,
@@ -571,6 +603,27 @@ class AlphaRLCallback(TrainerCallback):
         )
         logger.warning("%s", describe_decision(self.swap))
         self._notify("decided", chosen)
+
+    def _jump(self, moved: float) -> float:
+        """`moved` (`||W_new - W_K||`) in units of the window's whole update `||W_K - W_0||` over every
+        tracked matrix (from the trajectory: the same on every rank), as offline `predict` judges a jump;
+        0 for a window that did not move (nothing was forecast)."""
+        update = math.sqrt(sum(float(self.trajectory.fro(name)[-1]) ** 2 for name in self.trajectory.names))
+        return moved / update if update > 0 else 0.0
+
+    def _refused(self, label: str, jump: float) -> str | None:
+        """Offline `predict`'s rule for a far forecast, on the jump the gate-off swap just wrote (`jump`
+        window updates): over `ABSURD_JUMP` it is refused (returned: W_K is then kept), over `LARGE_JUMP` a
+        warning. The gate judges its own winners; unscored, this is the only guard left."""
+        unit = "step" if self.config.alpharl_covariate == "step" else "reward"
+        what = f"{describe(label, unit)} moved the weights {jump:.3g} times their whole window update"
+        if jump > ABSURD_JUMP:
+            refused = f"{what}, far outside what the window can predict"
+            logger.warning("AlphaRL: refused: %s; kept the current weights", refused)
+            return refused
+        if jump > LARGE_JUMP:
+            logger.warning("AlphaRL: %s, far outside the window: evaluate before use", what)
+        return None
 
     def _saturation(self, step: int) -> dict:
         """One more candidate target from a saturating fit of the window's reward per snapshot

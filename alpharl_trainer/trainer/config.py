@@ -15,9 +15,11 @@ from trl import GRPOConfig, RLOOConfig
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import FITS, MODES, ParamSelector
+from alpharl_trainer.extrapolation.apply import ABSURD_JUMP, LARGE_JUMP
 from alpharl_trainer.extrapolation.fixed_basis import PROFILES
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS as MIN_SNAPSHOTS
 from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_POINTS
+from alpharl_trainer.trainer.candidates import build_candidates, describe
 
 OPTIMIZER_STATES = ("keep", "reset")
 FAMILIES = ("rank1", "fixed_basis", "expo", "average", "relex")
@@ -339,6 +341,7 @@ class AlphaRLConfig:
         if set(left_out) == set(self.alpharl_candidates):
             reasons = "; ".join(f"{family}: {why}" for family, why in left_out.items())
             raise AlphaRLError(f"no candidate family of alpharl_candidates can be offered ({reasons})")
+        self.unscored_jump_warning(max_steps)
 
     def _validate_candidates(self) -> None:
         families = list(self.alpharl_candidates)
@@ -357,6 +360,43 @@ class AlphaRLConfig:
                 "alpharl_average_snapshots must be >= 2 (1 is W_K itself), got "
                 f"{self.alpharl_average_snapshots}"
             )
+
+    def unscored_jump(self, max_steps: int) -> tuple[str, float] | None:
+        """With the gate off the first candidate is applied unscored: its label and about how far it moves the
+        weights, in units of their whole window update `W_K - W_0` (offline `predict`'s unit): the distance
+        beyond the window end in window lengths for a forecast (times `alpharl_scale` for rank-1), `a` for
+        ExPO. None with the gate on (the gate judges the jump), or when it cannot be priced before the run:
+        a reward target, or an average (inside the window)."""
+        if self.alpharl_acceptance_prompts > 0:
+            return None
+        end = self.window_end_step(max_steps)
+        snapshots = len(self.snapshot_steps(max_steps))
+        first = build_candidates(self, self.targets(end), end, max_steps, snapshots)[0]
+        if first.family == "expo":
+            return describe(first.label), first.value
+        if first.family == "average" or self.alpharl_covariate != "step":
+            return None
+        beyond = (first.value - end) / end + (1 if self.alpharl_mode == "reference" else 0)
+        return describe(first.label), beyond * (self.alpharl_scale if first.family == "rank1" else 1.0)
+
+    def unscored_jump_warning(self, max_steps: int) -> str | None:
+        """The rule offline `predict` applies to a far forecast, for the candidate the gate-off swap applies
+        unscored: over `ABSURD_JUMP` window updates it is refused (AlphaRLError), over `LARGE_JUMP` the
+        returned warning says so; None otherwise."""
+        unscored = self.unscored_jump(max_steps)
+        if unscored is None or unscored[1] <= LARGE_JUMP:
+            return None
+        label, jump = unscored
+        what = (
+            f"with the acceptance gate off (alpharl_acceptance_prompts 0) {label} is applied unscored and "
+            f"moves the weights about {jump:.3g} times their whole window update"
+        )
+        if jump > ABSURD_JUMP:
+            raise AlphaRLError(
+                f"{what}: far outside what the window can predict; choose a nearer target (alpharl_horizons, "
+                "alpharl_expo_factors) or a smaller alpharl_scale, or turn the gate on"
+            )
+        return f"{what}: far outside the window, evaluate before use"
 
     def left_out(self, snapshots: int, lora: bool = False) -> dict[str, str]:
         """The families of `alpharl_candidates` a run with `snapshots` snapshots cannot offer, and why. The

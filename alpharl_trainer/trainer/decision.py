@@ -49,20 +49,34 @@ def describe_decision(swap: dict) -> str:
     scores = dict(swap["scores"])
     current = scores.pop("current", None)
     unit = "step" if swap.get("covariate", "step") == "step" else "reward"
-    others = ", ".join(f"{short(k, unit)} {v:.3f}" for k, v in scores.items())
     head = f"AlphaRL at step {swap['step']}: "
+    return head + _decision(swap, scores, current, unit) + _dropped(swap)
+
+
+def _dropped(swap: dict) -> str:
+    """The candidates left out for NaN or inf weights (they score NaN), for the end of the decision line."""
+    dropped = swap.get("dropped") or []
+    return f"; dropped for NaN or inf weights: {', '.join(dropped)}" if dropped else ""
+
+
+def _decision(swap: dict, scores: dict[str, float], current: float | None, unit: str) -> str:
+    """What was decided, after the line's head; `scores` are the candidates' (`current` apart)."""
+    others = ", ".join(f"{short(k, unit)} {v:.3f}" for k, v in scores.items())
     chosen = swap["chosen"]
     if current is None:
-        return head + f"applied {describe(chosen, unit)} unscored (acceptance gate off)"
+        if chosen is None:
+            refused = f": refused {swap['refused']}" if swap.get("refused") else ""
+            return f"kept the current weights unscored (acceptance gate off){refused}"
+        return f"applied {describe(chosen, unit)} unscored (acceptance gate off)"
     bar = f"the margin {swap['margin']:g}"
     if swap.get("margin_se"):
         bar += f" + {swap['margin_se']:g} paired SE"
     if chosen is None:
-        return head + (
+        return (
             f"rollback: kept the current weights (held-out reward {current:.3f}); no candidate beat them "
             f"by more than {bar} (candidates: {others})"
         )
-    return head + (
+    return (
         f"applied {describe(chosen, unit)} (held-out reward {scores[chosen]:.3f} vs {current:.3f} for "
         f"the current weights, {bar}; candidates: {others})"
     )

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from alpharl_trainer.atomic import atomic_dir, atomic_file
+from alpharl_trainer.checkpoints import save_safetensors
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory
 
@@ -41,7 +41,7 @@ def save_base(
     """This rank's share of W_0 of the window starting at `start`."""
     folder = base_dir(output_dir, start)
     with atomic_file(folder / f"rank{rank:05d}-of-{world:05d}.safetensors") as tmp:
-        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp))
+        save_safetensors({n: t.contiguous() for n, t in tensors.items()}, tmp)
 
 
 def _shares(folder: Path, world: int) -> list[Path]:
@@ -108,7 +108,7 @@ def save_window(output_dir: str | Path, step: int, rank: int, world: int, tensor
     """This rank's share of the tracked weights at the snapshot of `step` (read back by `WindowReader`)."""
     folder = window_dir(output_dir) / f"step-{step:06d}"
     with atomic_file(folder / f"rank{rank:05d}-of-{world:05d}.safetensors") as tmp:
-        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp))
+        save_safetensors({n: t.contiguous() for n, t in tensors.items()}, tmp)
 
 
 class WindowReader:

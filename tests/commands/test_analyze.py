@@ -39,3 +39,24 @@ def test_analyze_cli_errors_leave_nothing(series, tmp_path, capsys):
     assert main([*_args(series, out), "--steps", "5", "10", "--quiet"]) == 2
     assert "--steps has 2 values for 3" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("checkpoints", "steps", "expected"),
+    [
+        ([2, 1, 0], ["5", "10", "15"], "--steps 5 10 15 contradict the steps 15 10 5 in the folders' names"),
+        ([0, 1, 1], ["5", "10", "15"], "checkpoint-10 is given twice"),
+    ],
+    ids=["reversed", "twice"],
+)
+def test_steps_against_the_folder_names_and_a_folder_twice_are_refused(
+    series, tmp_path, capsys, checkpoints, steps, expected
+):
+    """Both used to be accepted: the window then ran backwards (or held one checkpoint twice)."""
+    out = tmp_path / "analysis"
+    args = ["analyze", "--base", str(series.base), "--checkpoints"]
+    args += [str(series.checkpoints[i]) for i in checkpoints]
+    assert main([*args, "--out", str(out), "--steps", *steps, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []

@@ -182,3 +182,50 @@ def test_temperature_must_be_a_finite_non_negative_number(checkpoint, tmp_path, 
         )
     assert exit_.value.code == 2 and "--temperature" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("where", ["a file", "inside a file"])
+def test_out_that_cannot_be_written_is_refused_before_evaluating(
+    checkpoint, tmp_path, capsys, monkeypatch, where
+):
+    """An --out that cannot be a folder used to fail (FileExistsError, NotADirectoryError) after the whole
+    evaluation had run."""
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("the evaluation ran")
+
+    monkeypatch.setattr("alpharl_trainer.evaluate.evaluate", never)
+    blocker = tmp_path / "results"
+    blocker.write_text("the user's file")
+    out = blocker if where == "a file" else blocker / "eval"
+    argv = ["eval", str(checkpoint), "--task", "arithmetic", "--n-problems", "2", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    expected = "is a file, not a folder" if where == "a file" else f"lies inside {blocker}, which is a file"
+    assert f"--out {out}" in err and expected in err and err.count("\n") == 1, err
+    assert blocker.read_text() == "the user's file"
+
+
+def test_a_failed_write_keeps_the_summary_on_screen_and_leaves_no_partial_file(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    """Disk full while writing: the evaluation's summary is printed before the write, the error is one line,
+    and no half-written results.jsonl is left."""
+    import errno
+
+    real_write = Path.write_text
+
+    def disk_full(self, *args, **kwargs):
+        if ".tmp-" in self.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    out = tmp_path / "out"
+    argv = ["eval", str(checkpoint), "--task", "arithmetic", "--n-problems", "3", "--max-new-tokens", "2"]
+    assert main([*argv, "--no-progress", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["problems"] == 3
+    last = captured.err.splitlines()[-1]  # after the weights' loading bar
+    assert last.startswith(f"alpharl eval: error: cannot write the output {out}/results.jsonl: No space left")
+    assert "Traceback" not in captured.err and list(out.iterdir()) == []

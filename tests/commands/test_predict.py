@@ -176,7 +176,35 @@ def _same_as_base(series, tmp_path):
             "needs .*--target-reward",
         ),
         (lambda s, _: (s.checkpoints, ["--steps", "1", "2", "3"]), "--steps has 3 values for 4"),
+        (
+            lambda s, _: (s.checkpoints[::-1], ["--steps", "10", "20", "30", "40"]),
+            "--steps 10 20 30 40 contradict the steps 40 30 20 10 in the folders' names",
+        ),
+        (
+            lambda s, _: (s.checkpoints, ["--steps", "10", "20", "30", "50"]),
+            "--steps 10 20 30 50 contradict the steps 10 20 30 40",
+        ),
+        (
+            lambda s, _: ([*s.checkpoints[:3], s.checkpoints[2]], ["--steps", "10", "20", "30", "40"]),
+            "checkpoint-30 is given twice",
+        ),
+        (
+            lambda s, _: (
+                [
+                    s.checkpoints[0],
+                    s.checkpoints[0].parent / ".." / s.checkpoints[0].parent.name / s.checkpoints[0].name,
+                    *s.checkpoints[1:3],
+                ],
+                ["--steps", "1", "2", "3", "4"],
+            ),
+            "checkpoint-10 is given twice",
+        ),
+        (
+            lambda s, _: ([s.base, *s.checkpoints[1:]], ["--steps", "1", "2", "3", "4"]),
+            "base is given twice \\(as the base and as a checkpoint\\)",
+        ),
         (_config(""), "checkpoint-40/config.json is unreadable or not JSON"),
+        (_config("[" * 200_000 + "]" * 200_000), "checkpoint-40/config.json is unreadable .*recursion depth"),
         (_config('{"hidden_size": 8}'), "checkpoint-40/config.json is not a model config"),
         (_config(None), "checkpoint-40/config.json is a link to /dev/zero, outside"),  # never read
         (_last_edited(lambda st: st.pop("model.norm.weight")), "model.norm.weight is in .*base but not in"),
@@ -196,7 +224,13 @@ def _same_as_base(series, tmp_path):
         "rewards-count",
         "no-target-reward",
         "steps-count",
+        "steps-reversed-against-names",
+        "steps-respaced-against-names",
+        "same-checkpoint-twice",
+        "same-checkpoint-another-spelling",
+        "base-as-checkpoint",
         "empty-config",
+        "config-nested-200000-deep",
         "config-without-model-type",
         "config-dev-zero",
         "untracked-missing-from-last",
@@ -469,3 +503,62 @@ def test_hugging_face_hub_cache_snapshots_are_accepted(sharded, tmp_path):
     assert (out / "config.json").is_file() and not (out / "config.json").is_symlink()
     assert (out / "config.json").read_bytes() == (sharded.checkpoints[-1] / "config.json").read_bytes()
     load_model(out)
+
+
+@pytest.mark.parametrize("points_to", ["a folder", "nothing"])
+def test_out_that_is_a_link_is_refused_before_any_work(series, tmp_path, capsys, points_to):
+    """`--out LINK --overwrite` read and forecast the whole window, then failed at the final rename."""
+    dest = tmp_path / "elsewhere"
+    if points_to == "a folder":
+        dest.mkdir()
+        (dest / "keep.txt").write_text("the user's file")
+    link = tmp_path / "pred"
+    link.symlink_to(dest)
+    assert main(_args(series, link, "--target-step", "90", "--overwrite")) == 2
+    err = capsys.readouterr().err
+    assert f"output {link} is a link to {dest}" in err and err.count("\n") == 1, err
+    assert link.is_symlink() and (
+        points_to == "nothing" or (dest / "keep.txt").read_text() == "the user's file"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["pred", *(["elsewhere"] if dest.exists() else [])]
+    )
+
+
+def disk_full_at(marker: str):
+    """safetensors' save_file failing as it does on a full disk (measured on a full tmpfs) for paths holding
+    `marker`: the lowest write this code reaches (the bytes are written in Rust)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    def save(tensors, filename, metadata=None):
+        if marker in str(filename):
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return save_file(tensors, filename, metadata=metadata)
+
+    return save
+
+
+def test_a_full_disk_is_one_line_leaves_nothing_and_a_rerun_works(series, tmp_path, capsys, monkeypatch):
+    """A full disk while the shards were written ended in a SafetensorError traceback."""
+    out = tmp_path / "pred"
+    monkeypatch.setattr("alpharl_trainer.checkpoints.save_file", disk_full_at(".shard-"))
+    assert main(_args(series, out, "--target-step", "90")) == 2
+    err = capsys.readouterr().err
+    expected = f"cannot write the output {out}: No space left on device; nothing was written"
+    assert err == f"alpharl predict: error: {expected}\n"
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert main(_args(series, out, "--target-step", "90")) == 0
+    load_model(out)
+
+
+def test_an_index_nested_too_deep_is_one_line(sharded, tmp_path, capsys):
+    """JSON nested 200,000 deep ended in a RecursionError traceback."""
+    bad = shutil.copytree(sharded.checkpoints[2], tmp_path / "checkpoint-30")
+    (bad / "model.safetensors.index.json").write_text("[" * 200_000 + "]" * 200_000)
+    checkpoints = [*sharded.checkpoints[:2], bad, sharded.checkpoints[3]]
+    assert main(_args(sharded, tmp_path / "pred", "--target-step", "90", checkpoints=checkpoints)) == 2
+    err = capsys.readouterr().err
+    assert f"unreadable checkpoint index {bad}/model.safetensors.index.json: maximum recursion depth" in err
+    assert err.count("\n") == 1 and not (tmp_path / "pred").exists()

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation import trajectory as trajectory_module
 from alpharl_trainer.extrapolation.rank1 import Rank1
 from alpharl_trainer.extrapolation.trajectory import META_FILE, TENSORS_FILE, Trajectory
 
@@ -160,7 +159,7 @@ def test_save_replaces_an_existing_folder_only_when_complete(tmp_path, monkeypat
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(trajectory_module, "save_file", broken)
+    monkeypatch.setattr("alpharl_trainer.checkpoints.save_file", broken)
     with pytest.raises(OSError, match="disk full"):
         _filled(k=4).save(tmp_path / "traj")
     assert Trajectory.load(tmp_path / "traj").steps == [10, 20, 30]
@@ -178,6 +177,11 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path):
     _filled(k=2).save(tmp_path / "t")
     (tmp_path / "t" / META_FILE).write_text("{not json")
     with pytest.raises(AlphaRLError, match="unreadable"):
+        Trajectory.load(tmp_path / "t")
+
+    _filled(k=2).save(tmp_path / "t")
+    (tmp_path / "t" / META_FILE).write_text("[" * 200_000 + "]" * 200_000)  # was a RecursionError traceback
+    with pytest.raises(AlphaRLError, match="unreadable trajectory .*recursion depth"):
         Trajectory.load(tmp_path / "t")
 
     _filled(k=2).save(tmp_path / "t")

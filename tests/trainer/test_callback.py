@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -450,3 +451,47 @@ def test_bad_settings_are_refused_before_training(tmp_path, model_dir):
             train_dataset=train,
             processing_class=tok,
         )
+
+
+def test_a_non_finite_candidate_is_dropped_and_the_others_are_scored(tmp_path, model_dir, caplog):
+    """`W_K + 1e300 (W_K - W_0)` overflows to inf: the run used to abort at the window end ("new value for
+    ... has non-finite entries") after the whole window was trained. Now that candidate scores NaN (which
+    never wins), the others are scored, and the run goes on."""
+    trainer, rec, _ = run_grpo(
+        tmp_path,
+        model_dir,
+        alpharl_candidates=["rank1", "expo"],
+        alpharl_expo_factors=[0.1, 1e300],
+        alpharl_acceptance_prompts=4,
+        alpharl_acceptance_samples=1,
+    )
+    swap = trainer.alpharl.swap
+    assert swap["dropped"] == ["expo a=1e+300"] and math.isnan(swap["scores"]["expo a=1e+300"])
+    assert all(
+        math.isfinite(swap["scores"][label]) for label in swap["candidates"] if label != "expo a=1e+300"
+    )
+    assert swap["chosen"] != "expo a=1e+300" and trainer.state.global_step == 8
+    assert "candidate expo a=1e+300 dropped: its weight of model." in caplog.text
+    assert all(torch.isfinite(w).all() for w in rec.after_swap.values())
+
+
+def test_an_absurd_unscored_jump_keeps_w_k(tmp_path, model_dir, caplog):
+    """Gate off, the forecast to reward 1e6 (a reward target cannot be priced before the run) moves the
+    weights ~1e7 times their window update: it used to be applied silently (and the next rollout died with
+    "probability tensor contains either `inf`, `nan`"). Now it is refused as offline `predict` refuses it,
+    and W_K is kept."""
+    trainer, rec, _ = run_grpo(tmp_path, model_dir, alpharl_covariate="reward", alpharl_target_rewards=[1e6])
+    swap = trainer.alpharl.swap
+    assert swap["chosen"] is None and swap["jump"] > 1e4 and trainer.state.global_step == 8
+    assert "refused: the forecast to reward 1e+06 moved the weights" in caplog.text
+    assert "kept the current weights unscored (acceptance gate off): refused the forecast" in caplog.text
+    for name, w in rec.after_swap.items():
+        assert torch.equal(w, rec.w_k[name]), name
+
+
+def test_a_large_unscored_jump_is_applied_with_a_warning(tmp_path, model_dir, caplog):
+    trainer, rec, _ = run_grpo(tmp_path, model_dir, alpharl_horizons=[50])
+    swap = trainer.alpharl.swap
+    assert swap["chosen"] == "300" and 10 < swap["jump"] < 1e4
+    assert "the forecast to step 300 is applied unscored and moves the weights about 49 times" in caplog.text
+    assert "the forecast to step 300 moved the weights" in caplog.text  # measured at the swap

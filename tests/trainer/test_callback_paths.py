@@ -420,3 +420,30 @@ def test_with_the_reward_covariate_the_fit_gives_the_papers_target(tmp_path):
         assert f"{saturation['target']:g}" in swap["scores"]
     else:
         assert saturation["target"] is None and swap["targets"] == [0.5]
+
+
+def test_a_full_disk_at_a_snapshot_is_one_error_and_the_run_resumes(tmp_path, monkeypatch):
+    """The snapshot of step 4 (the window's weights, for the average candidate) hits a full disk: the run
+    used to die on a SafetensorError traceback. Now it stops with one AlphaRLError, leaves no partial
+    snapshot, and resumed from checkpoint-2 it ends where an uninterrupted run ends."""
+    from tests.commands.test_predict import disk_full_at
+
+    out, settings = (
+        tmp_path / "run",
+        dict(alpharl_candidates=["average"], save_strategy="steps", save_steps=2),
+    )
+    monkeypatch.setattr("alpharl_trainer.checkpoints.save_file", disk_full_at("step-000004"))
+    with pytest.raises(
+        AlphaRLError, match="cannot write the output .*step-000004.*: No space left on device"
+    ):
+        grpo_run(out, **settings)
+    window = out / "alpharl" / "window"
+    assert [p.name for p in (window / "step-000002").iterdir()] == ["rank00000-of-00001.safetensors"]
+    assert list((window / "step-000004").iterdir()) == []  # no partial (or temporary) snapshot file
+    monkeypatch.undo()
+    resumed, _ = grpo_run(out, resume=str(out / "checkpoint-2"), **settings)
+    full, _ = grpo_run(tmp_path / "full", **settings)
+    assert resumed.alpharl.swap["chosen"] == full.alpharl.swap["chosen"] == "average of 3"
+    final = dict(full.model.named_parameters())
+    for name, p in resumed.model.named_parameters():
+        torch.testing.assert_close(p.detach(), final[name].detach(), rtol=1e-5, atol=1e-6)

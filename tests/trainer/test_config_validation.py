@@ -176,3 +176,19 @@ def test_portfolios_and_jumps_that_cannot_work_are_refused(settings, message):
     config = AlphaRLConfig(**{"alpharl_window_end": 60, "alpharl_interval": 10, **settings})
     with pytest.raises(AlphaRLError, match=message):
         config.validate_alpharl(150)
+
+
+def test_an_absurd_unscored_jump_is_refused_and_a_large_one_warned():
+    """With the gate off the first candidate is applied unscored: the forecast to 20001 x the window end moves
+    the weights ~2e4 times their window update (offline `predict` refuses over 1e4, warns over 10)."""
+    message = refused(alpharl_acceptance_prompts=0, alpharl_horizons=[20001])
+    assert "acceptance gate off" in message and "about 2e+04 times their whole window update" in message
+    large = AlphaRLConfig(**GOOD, alpharl_acceptance_prompts=0, alpharl_horizons=[50])
+    large.validate_alpharl(30)
+    assert "the forecast to step 500 is applied unscored" in large.unscored_jump_warning(30)
+    assert "about 49 times their whole window update" in large.unscored_jump_warning(30)
+    gated = AlphaRLConfig(**GOOD, alpharl_horizons=[20001])  # the gate scores it: no estimate needed
+    gated.validate_alpharl(30)
+    assert gated.unscored_jump_warning(30) is None
+    expo = AlphaRLConfig(**GOOD, alpharl_acceptance_prompts=0, alpharl_candidates=["expo", "rank1"])
+    assert expo.unscored_jump_warning(30) is None  # ExPO a=0.1 first: a tenth of the window's update

@@ -55,6 +55,17 @@ def test_the_decision_reads_as_one_line():
     assert "applied the forecast to reward 1 unscored" in by_reward  # a reward level, not "step 1"
 
 
+def test_the_decision_line_names_dropped_candidates_and_why_w_k_was_kept_unscored():
+    swap = {"step": 6, "scores": {"current": 0.3, "9": 0.4, "expo a=1e+300": math.nan}, "chosen": "9"}
+    line = describe_decision({**swap, "margin": 0.01, "dropped": ["expo a=1e+300"]})
+    assert line.endswith("; dropped for NaN or inf weights: expo a=1e+300")
+    kept = describe_decision({"step": 6, "scores": {}, "chosen": None, "dropped": ["expo a=1e+300"]})
+    assert kept == (
+        "AlphaRL at step 6: kept the current weights unscored (acceptance gate off); "
+        "dropped for NaN or inf weights: expo a=1e+300"
+    )
+
+
 @pytest.mark.parametrize(
     ("window_end", "max_steps", "end", "snapshots", "targets"),
     [

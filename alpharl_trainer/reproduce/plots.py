@@ -128,7 +128,7 @@ def scans(results: list[dict], path: Path) -> None:
 def paired_differences(results: list[dict], path: Path) -> None:
     """Per cell (task, loss, regime), each method's difference to the truncated run at the same cost, pooled
     over the cell's seeds: mean and 95% stratified bootstrap interval, one colour per window."""
-    from alpharl_trainer.reproduce import stats
+    from alpharl_trainer import stats
     from alpharl_trainer.reproduce.report import METHODS, PAIRED_AT
 
     cells = defaultdict(list)

@@ -18,8 +18,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from alpharl_trainer import stats
 from alpharl_trainer.checkpoints import atomic_output_dir
-from alpharl_trainer.reproduce import plots, stats
+from alpharl_trainer.reproduce import plots
+from alpharl_trainer.reproduce.admission import pooled_admission
 from alpharl_trainer.reproduce.config import Suite
 from alpharl_trainer.trainer.candidates import describe, short
 
@@ -479,21 +481,6 @@ def _admission_section(results: list[dict]) -> list[str]:
                 f"{'yes' if a.admitted else 'no'} |"
             )
     return [*lines, ""]
-
-
-def pooled_admission(group: list[dict]) -> stats.Admission:
-    """A regime's admission numbers over its seeds: the mean gain in units of the SE of that mean (each seed's
-    paired SE combined), and the mean of each seed's held and added shares."""
-    gains = [a["gain"] for a in group]
-    ses = [a["gain"] / a["gain_in_se"] if a["gain_in_se"] else math.inf for a in group]
-    se = math.sqrt(sum(x * x for x in ses)) / len(group)
-    mean = statistics.fmean(gains)
-    return stats.Admission(
-        mean,
-        mean / se if se > 0 else math.inf,
-        statistics.fmean(a["held_at_40"] for a in group),
-        statistics.fmean(a["added_by_last_20"] for a in group),
-    )
 
 
 def render_csv(results: list[dict]) -> str:

@@ -95,18 +95,3 @@ def test_markdown_states_paired_verdicts_and_runs_without_gain():
     no_gain = {**res, "admission": {"gain": 0.001, "gain_in_se": 0.5}}
     text = "\n".join(_targets_section([no_gain], {"r": flat_rows([no_gain])}))
     assert "n/a: no measurable gain" in text
-
-
-def test_a_regime_is_judged_pooled_over_its_seeds():
-    """Mean gain over the SE of that mean (per-seed SEs 0.01 each: sqrt(2) x 0.01 / 2), mean shares."""
-    from alpharl_trainer.reproduce.report import pooled_admission
-
-    group = [
-        {"gain": 0.3, "gain_in_se": 30.0, "held_at_40": 0.70, "added_by_last_20": 0.12},
-        {"gain": 0.1, "gain_in_se": 10.0, "held_at_40": 0.66, "added_by_last_20": 0.09},
-    ]
-    a = pooled_admission(group)
-    assert a.gain == pytest.approx(0.2) and a.gain_in_se == pytest.approx(0.2 / (0.01 * 2**0.5 / 2))
-    assert a.held_at_40 == pytest.approx(0.68) and a.added_by_last_20 == pytest.approx(0.105) and a.admitted
-    group[1]["added_by_last_20"] = 0.07  # the mean falls under 0.10
-    assert not pooled_admission(group).admitted

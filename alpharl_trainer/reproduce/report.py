@@ -23,41 +23,16 @@ from alpharl_trainer.checkpoints import atomic_output_dir
 from alpharl_trainer.reproduce import plots
 from alpharl_trainer.reproduce.admission import pooled_admission
 from alpharl_trainer.reproduce.config import Suite
+from alpharl_trainer.reproduce.registry import (
+    BASELINES,
+    METHODS,
+    OURS,
+    PAIRED_AT,
+    PAIRED_RESAMPLES,
+    seed_pairs,
+)
 from alpharl_trainer.trainer.candidates import describe, short
 
-METHODS = (
-    "truncated",
-    "alpharl_paper",
-    "alpharl_paper_tuned",
-    "step_linear",
-    "expo",
-    "relex",
-    "fixed_basis_linear",
-    "fixed_basis_saturating",
-    "portfolio",
-    "best_recent",
-    "first_update",
-    "lawa",
-    "default",
-    "default+ft",
-    "truncated@ft",
-    "default+jumps",
-    "truncated@jumps",
-    "oracle_rank1",
-)
-PAIRED_AT = {
-    "default+ft": "truncated@ft",
-    "truncated@ft": "truncated@ft",
-    "default+jumps": "truncated@jumps",
-    "truncated@jumps": "truncated@jumps",
-}
-"""Rows that spend more than the window's steps, and the truncated run they are paired with (at that
-budget); every other row is paired with `truncated` at the window end."""
-OURS = ("default", "default+ft", "default+jumps")
-BASELINES = tuple(
-    m for m in METHODS if m not in ("truncated", "first_update", "oracle_rank1", *PAIRED_AT, *OURS)
-)
-"""Baselines that spend exactly the window's steps (first_update spends 1; it is reported, not compared)."""
 COLUMNS = (
     "run",
     "task",
@@ -131,9 +106,6 @@ def _paired(res: dict, reference: str, method: str) -> stats.Paired | None:
     if reference not in outcomes or method not in outcomes:
         return None
     return stats.paired(outcomes[reference], outcomes[method], resamples=PAIRED_RESAMPLES)
-
-
-PAIRED_RESAMPLES = 2000
 
 
 def _ci(d: stats.Paired | None) -> str:
@@ -266,18 +238,13 @@ def _pooled_table(group: list[dict]) -> list[str]:
         "|---|" + "---|" * len(ends),
     ]
     for method in METHODS:
-        reference = PAIRED_AT.get(method, "truncated")
         cells = []
         for end in ends:
-            pairs = [
-                (res["per_problem"][f"{reference}@{end}"], res["per_problem"][f"{method}@{end}"])
-                for res in group
-                if f"{method}@{end}" in res["per_problem"] and f"{reference}@{end}" in res["per_problem"]
-            ]
-            if len(pairs) != len(group):
+            pairs = seed_pairs(group, method, end)
+            if pairs is None:
                 cells.append("-")
                 continue
-            d = stats.pooled(pairs, resamples=2000)
+            d = stats.pooled(pairs, resamples=PAIRED_RESAMPLES)
             cells.append(
                 f"{d.diff:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
                 + ("" if d.verdict == "tie" else f" {d.verdict}")

@@ -26,7 +26,7 @@ from alpharl_trainer.reproduce import methods
 from alpharl_trainer.reproduce.admission import admission
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
-from alpharl_trainer.reproduce.report import METHODS, PAIRED_AT
+from alpharl_trainer.reproduce.registry import METHODS, PAIRED_RESAMPLES, reference_of
 from alpharl_trainer.reproduce.runs import RECIPES, FullRun, product_run, recipe_settings, train_full
 from alpharl_trainer.trainer.candidates import describe, short
 from alpharl_trainer.trainer.config import AlphaRLConfig
@@ -334,9 +334,6 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
     }
 
 
-PAIRED_RESAMPLES = 2000
-
-
 def pair_with_truncated(rows: list[dict]) -> dict[str, list[int]]:
     """Give every scored row its paired difference to the truncated run at the same cost (the window end's
     checkpoint, or the full run's checkpoint at the fine-tune's budget), with a 95% bootstrap interval and
@@ -344,8 +341,7 @@ def pair_with_truncated(rows: list[dict]) -> dict[str, list[int]]:
     outcomes = {f"{r['method']}@{r['window_step']}": r.pop("per_problem") for r in rows if "per_problem" in r}
     for row in rows:
         key = f"{row['method']}@{row['window_step']}"
-        reference = PAIRED_AT.get(row["method"], "truncated")
-        ref = outcomes.get(f"{reference}@{row['window_step']}")
+        ref = outcomes.get(f"{reference_of(row['method'])}@{row['window_step']}")
         if key not in outcomes or ref is None:
             continue
         diff = stats.paired(ref, outcomes[key], resamples=PAIRED_RESAMPLES)

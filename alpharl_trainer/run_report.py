@@ -4,50 +4,24 @@ run's summary (`alpharl/summary.json`) and its closing lines.
 A stage's accuracy alone says little at this scale (a few points on 1,000 problems). What matters is the
 difference to what you would have had without the forecast: the truncated run, the same training stopped
 at the same step. Every model is scored on the same test problems (teacher-forced exact match, equal to
-greedy decoding for the synthetic tasks), so differences are paired: per problem, `d_i = b_i - a_i`, and
-the interval is `mean(d) +- 1.96 sd(d) / sqrt(n)` (a 95% normal interval; with 1,000 problems the normal
-approximation of a mean of {-1, 0, 1} values is fine). This is far tighter than two unpaired binomial
-errors, because most problems are solved by both models or by neither.
+greedy decoding for the synthetic tasks), so differences are paired, with a 95% normal interval of the
+per-problem difference (`stats.paired_normal`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from alpharl_trainer.atomic import atomic_file
+from alpharl_trainer.stats import Paired, paired_normal
 
 
-@dataclass(frozen=True)
-class PairedDiff:
-    """Mean of `b - a` over paired 0/1 outcomes, with its 95% interval."""
-
-    diff: float
-    low: float
-    high: float
-    n: int
-
-    def as_dict(self) -> dict:
-        return {"diff": self.diff, "ci95_low": self.low, "ci95_high": self.high, "n": self.n}
-
-    def __str__(self) -> str:
-        half = (self.high - self.low) / 2
-        verdict = "better" if self.low > 0 else "worse" if self.high < 0 else "no significant difference"
-        return f"{self.diff:+.3f} +- {half:.3f} ({verdict})"
-
-
-def paired_diff(a: list[bool] | list[float], b: list[bool] | list[float]) -> PairedDiff:
-    """`b` against `a` on the same problems (same order)."""
-    if len(a) != len(b) or not a:
-        raise ValueError(f"paired outcomes need equal, non-zero lengths (got {len(a)} and {len(b)})")
-    d = [float(y) - float(x) for x, y in zip(a, b, strict=True)]
-    n = len(d)
-    mean = sum(d) / n
-    var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 0.0
-    half = 1.96 * math.sqrt(var / n)
-    return PairedDiff(mean, mean - half, mean + half, n)
+def _plus_minus(d: Paired) -> str:
+    """`+0.030 +- 0.012 (better)`: the difference, its interval's half-width, and what the interval says."""
+    verdict = "no significant difference" if d.verdict == "tie" else d.verdict
+    return f"{d.diff:+.3f} +- {(d.high - d.low) / 2:.3f} ({verdict})"
 
 
 @dataclass
@@ -74,7 +48,8 @@ def stage_table(stages: list[Stage]) -> list[dict]:
         if s.reference is not None:
             ref = by_name[s.reference]
             row["vs"] = s.reference
-            row["paired"] = paired_diff(ref.exact, s.exact).as_dict()
+            d = paired_normal(ref.exact, s.exact)
+            row["paired"] = {"diff": d.diff, "ci95_low": d.low, "ci95_high": d.high, "n": d.n}
         rows.append(row)
     return rows
 
@@ -86,8 +61,8 @@ def format_stages(rows: list[dict]) -> list[str]:
         text = f"  {row['stage']:<31} step {row['step']:>4}   accuracy {row['accuracy']:.3f}"
         if "paired" in row:
             p = row["paired"]
-            diff = PairedDiff(p["diff"], p["ci95_low"], p["ci95_high"], p["n"])
-            text += f"   vs {row['vs']}: {diff}"
+            diff = Paired(p["diff"], p["ci95_low"], p["ci95_high"], p["n"])
+            text += f"   vs {row['vs']}: {_plus_minus(diff)}"
         lines.append(text)
     return lines
 

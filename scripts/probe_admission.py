@@ -3,7 +3,7 @@
 Trains one GRPO run exactly as the suite trains a full run (`reproduce.runs`: the tiny recipe plus a regime:
 task mix, lr, prompts), scores a checkpoint every `T_max / 15` steps on held-out problems of the same mix
 (teacher-forced exact match, per category), and prints, for every budget T up to `--steps`, the admission
-rule's two shape numbers on that curve (`reproduce.stats.admission`'s definitions): the share of the gain the
+rule's two shape numbers on that curve (`reproduce.admission`'s definitions): the share of the gain the
 run holds at 40% of T, and the share the last 20% of T adds (the full run = mean of its last 3 checkpoints).
 The test split is never read: the suite measures admission there, on the regime chosen here.
 

@@ -1,40 +1,10 @@
-"""Paired differences against the truncated run: known answers, the verdict, and the stage table."""
+"""The run report's stage table: each stage's accuracy and its paired difference to its reference."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from alpharl_trainer.run_report import Stage, format_stages, paired_diff, stage_table
-
-
-def test_paired_difference_known_answer():
-    # d = [0, -1, 1, 1]: mean 0.25, sample variance 11/12, half-width 1.96 * sqrt(11/12 / 4)
-    diff = paired_diff([1, 1, 0, 0], [1, 0, 1, 1])
-    half = 1.96 * math.sqrt(11 / 12 / 4)
-    assert diff.diff == pytest.approx(0.25)
-    assert (diff.low, diff.high) == pytest.approx((0.25 - half, 0.25 + half))
-    assert "no significant difference" in str(diff)
-
-
-def test_pairing_is_what_narrows_the_interval():
-    """Two models that differ on 30 of 1,000 problems, all in b's favour: a clear win when paired, although
-    the unpaired binomial errors (~0.016 each) would call +0.03 noise."""
-    a = [True] * 500 + [False] * 500
-    b = [True] * 530 + [False] * 470
-    diff = paired_diff(a, b)
-    assert diff.diff == pytest.approx(0.03) and diff.low > 0 and str(diff).endswith("(better)")
-    assert str(paired_diff(b, a)).endswith("(worse)")
-    same = paired_diff(a, a)
-    assert (same.diff, same.low, same.high) == (0, 0, 0)
-
-
-def test_unequal_or_empty_outcomes_are_refused():
-    with pytest.raises(ValueError, match="equal, non-zero"):
-        paired_diff([1, 0], [1])
-    with pytest.raises(ValueError, match="equal, non-zero"):
-        paired_diff([], [])
+from alpharl_trainer.run_report import Stage, format_stages, stage_table
 
 
 def test_stage_table_compares_each_stage_with_its_reference():
@@ -49,3 +19,14 @@ def test_stage_table_compares_each_stage_with_its_reference():
     assert rows[2]["paired"]["diff"] == pytest.approx(0.25) and rows[2]["paired"]["n"] == 4
     lines = format_stages(rows)
     assert len(lines) == 3 and "final" in lines[2] and "vs truncated run: +0.250" in lines[2]
+
+
+def test_a_stage_line_says_what_its_interval_says():
+    """30 of 1,000 problems, all one way: a clear win paired (`stats.paired_normal`), a loss the other way."""
+    a = [True] * 500 + [False] * 500
+    b = [True] * 530 + [False] * 470
+    stages = [Stage("truncated", 10, a), Stage("b", 10, b, "truncated"), Stage("a", 10, a, "b")]
+    stages.append(Stage("again", 10, a, "truncated"))
+    lines = format_stages(stage_table(stages))
+    assert lines[1].endswith("+0.030 +- 0.011 (better)") and lines[2].endswith("(worse)")
+    assert lines[3].endswith("+0.000 +- 0.000 (no significant difference)")

@@ -141,8 +141,8 @@ class Suite:
         return sorted(set(self.trajectory_steps(self.steps)) | set(self.window_steps()))
 
     def admission_steps(self) -> dict[str, list[int]]:
-        """The checkpoints the admission rule reads (`stats.admission`): the run at 40% and at 80% of T, and
-        its last three checkpoints (the full run's accuracy is their mean)."""
+        """The checkpoints the admission rule reads (`reproduce.admission`): the run at 40% and at 80% of T,
+        and its last three checkpoints (the full run's accuracy is their mean)."""
         last = sorted({max(1, self.steps - k * self.checkpoint_every) for k in range(3)})
         return {"at_40": [round(0.4 * self.steps)], "at_80": [round(0.8 * self.steps)], "last_three": last}
 

@@ -15,6 +15,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from alpharl_trainer import stats  # noqa: E402
+from alpharl_trainer.reproduce.registry import METHODS, PAIRED_AT, seed_pairs  # noqa: E402
+
 MARKERS = {
     "alpharl_paper": ("tab:red", "v"),
     "step_linear": ("tab:orange", "^"),
@@ -128,9 +131,6 @@ def scans(results: list[dict], path: Path) -> None:
 def paired_differences(results: list[dict], path: Path) -> None:
     """Per cell (task, loss, regime), each method's difference to the truncated run at the same cost, pooled
     over the cell's seeds: mean and 95% stratified bootstrap interval, one colour per window."""
-    from alpharl_trainer.reproduce import stats
-    from alpharl_trainer.reproduce.report import METHODS, PAIRED_AT
-
     cells = defaultdict(list)
     for res in results:
         cells[(res["task"], res["loss"], res["regime"])].append(res)
@@ -141,13 +141,8 @@ def paired_differences(results: list[dict], path: Path) -> None:
         for j, end in enumerate(ends):
             xs, ys, lows, highs = [], [], [], []
             for i, method in enumerate(methods):
-                reference = PAIRED_AT.get(method, "truncated")
-                pairs = [
-                    (res["per_problem"][f"{reference}@{end}"], res["per_problem"][f"{method}@{end}"])
-                    for res in group
-                    if f"{method}@{end}" in res["per_problem"] and f"{reference}@{end}" in res["per_problem"]
-                ]
-                if len(pairs) != len(group):
+                pairs = seed_pairs(group, method, end)
+                if pairs is None:
                     continue
                 d = stats.pooled(pairs, resamples=1000)
                 xs.append(i + (j - (len(ends) - 1) / 2) * 0.18)

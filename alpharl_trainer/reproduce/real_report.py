@@ -19,7 +19,7 @@ from pathlib import Path
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.reproduce.real import RealSuite, distinct
-from alpharl_trainer.reproduce.stats import paired, pooled, seed_interval
+from alpharl_trainer.stats import paired, pooled, seed_interval
 
 COLUMNS = (
     "run,task,loss,regime,seed,T,window,window_step,method,cost_steps,cost_step_equivalents,speedup,test_n,"

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import torch
 
+from alpharl_trainer import stats
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.offline.window import build_trajectory, open_window
-from alpharl_trainer.reproduce import methods, stats
+from alpharl_trainer.reproduce import methods
+from alpharl_trainer.reproduce.admission import admission
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
-from alpharl_trainer.reproduce.report import METHODS, PAIRED_AT
+from alpharl_trainer.reproduce.registry import METHODS, PAIRED_RESAMPLES, reference_of
 from alpharl_trainer.reproduce.runs import RECIPES, FullRun, product_run, recipe_settings, train_full
 from alpharl_trainer.trainer.candidates import describe, short
 from alpharl_trainer.trainer.config import AlphaRLConfig
@@ -178,7 +180,7 @@ class RunEvaluation:
                 self.scans.append({"window_step": end, "direction": direction, "scale": s, "heldout": acc})
 
     def admission(self, base: list[int]) -> dict:
-        """The numbers that admit this run's regime as a headline (`stats.admission`), and the verdict."""
+        """The numbers that admit this run's regime as a headline (`reproduce.admission`), and the verdict."""
         steps = self.suite.admission_steps()
         outcomes = {
             s: self.evaluator.test_outcomes(self.weights(s)) for group in steps.values() for s in group
@@ -187,7 +189,7 @@ class RunEvaluation:
         last_three = [outcomes[s] for s in steps["last_three"]]
         if len(last_three) < 3:  # a run shorter than three checkpoints: its last one, thrice
             last_three += [last_three[-1]] * (3 - len(last_three))
-        result = stats.admission(base, outcomes[at_40], outcomes[at_80], last_three)
+        result = admission(base, outcomes[at_40], outcomes[at_80], last_three)
         return {**dataclasses.asdict(result), "admitted": result.admitted, "steps": steps}
 
     def _heldout(self, weights: methods.Weights) -> list[int]:
@@ -303,7 +305,7 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         log(f"{spec.name}: window {end} done ({time.perf_counter() - start:.0f}s)")
     r2, share = ev.r2_and_shares()
     per_problem = pair_with_truncated(ev.rows)
-    admission = ev.admission(base_scores.per_problem)
+    regime_admission = ev.admission(base_scores.per_problem)
     return {
         **dataclasses.asdict(spec),
         "run": spec.name,
@@ -319,7 +321,7 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         "curve": curve,
         "rows": ev.rows,
         "per_problem": per_problem,
-        "admission": admission,
+        "admission": regime_admission,
         "decisions": ev.decisions,
         "scans": ev.scans,
         "r2": r2,
@@ -332,9 +334,6 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
     }
 
 
-PAIRED_RESAMPLES = 2000
-
-
 def pair_with_truncated(rows: list[dict]) -> dict[str, list[int]]:
     """Give every scored row its paired difference to the truncated run at the same cost (the window end's
     checkpoint, or the full run's checkpoint at the fine-tune's budget), with a 95% bootstrap interval and
@@ -342,8 +341,7 @@ def pair_with_truncated(rows: list[dict]) -> dict[str, list[int]]:
     outcomes = {f"{r['method']}@{r['window_step']}": r.pop("per_problem") for r in rows if "per_problem" in r}
     for row in rows:
         key = f"{row['method']}@{row['window_step']}"
-        reference = PAIRED_AT.get(row["method"], "truncated")
-        ref = outcomes.get(f"{reference}@{row['window_step']}")
+        ref = outcomes.get(f"{reference_of(row['method'])}@{row['window_step']}")
         if key not in outcomes or ref is None:
             continue
         diff = stats.paired(ref, outcomes[key], resamples=PAIRED_RESAMPLES)

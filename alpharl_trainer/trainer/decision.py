@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import math
 
+from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.candidates import describe, short
-
-
-def paired_se(current: list[float], candidate: list[float]) -> float:
-    """Standard error of the mean per-prompt difference `candidate - current` (prompts both scored)."""
-    diffs = [b - a for a, b in zip(current, candidate, strict=True) if math.isfinite(a) and math.isfinite(b)]
-    if len(diffs) < 2:
-        return math.inf
-    mean = sum(diffs) / len(diffs)
-    return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
 
 
 def best_over_bar(

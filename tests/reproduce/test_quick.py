@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from alpharl_trainer.cli import main
-from alpharl_trainer.reproduce.report import METHODS
+from alpharl_trainer.reproduce.registry import METHODS
 
 
 @pytest.mark.slow

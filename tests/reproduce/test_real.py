@@ -1,11 +1,10 @@
-"""The real-model suite's pure parts: its recipe, the seed-level interval, and a report written from
+"""The real-model suite's pure parts: its recipe and a report written from
 planted per-problem outcomes (the runs themselves are `make real`'s, minutes each)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import random
 
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.reproduce.real import RealSuite, distinct, load_real_suite, rank1_models
 from alpharl_trainer.reproduce.real_report import COLUMNS, write_report
-from alpharl_trainer.reproduce.stats import seed_interval
 from alpharl_trainer.tasks import get_task
 from tests.trainer.harness import REPO
 
@@ -34,15 +32,6 @@ def test_bad_suite_recipes_are_refused(tmp_path, body, message):
     path.write_text(body)
     with pytest.raises(AlphaRLError, match=message):
         load_real_suite(path)
-
-
-def test_seed_interval_is_a_t_interval_over_seeds():
-    mean, low, high = seed_interval([0.1, 0.2, 0.3])
-    assert mean == pytest.approx(0.2)
-    assert high - mean == pytest.approx(4.303 * 0.1 / math.sqrt(3))  # sd 0.1, t(2) = 4.303
-    assert math.isnan(seed_interval([0.1])[1])
-    with pytest.raises(AlphaRLError):
-        seed_interval([])
 
 
 def _bits(rng, p, n):

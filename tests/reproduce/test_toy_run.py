@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from alpharl_trainer.reproduce.config import EvalSpec, MethodSpec, Regime, RunSpec, Suite
-from alpharl_trainer.reproduce.report import METHODS, write_report
+from alpharl_trainer.reproduce.registry import METHODS
+from alpharl_trainer.reproduce.report import write_report
 from alpharl_trainer.reproduce.runs import product_run, train_full
 from alpharl_trainer.reproduce.suite import load_weights, run_suite
 from alpharl_trainer.trainer.candidates import describe

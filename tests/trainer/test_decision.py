@@ -7,8 +7,9 @@ import math
 import pytest
 
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.config import AlphaRLConfig
-from alpharl_trainer.trainer.decision import best_over_bar, describe_decision, paired_se
+from alpharl_trainer.trainer.decision import best_over_bar, describe_decision
 
 TARGETS = [75.0, 90.0, 150.0]
 LABELS = [f"{t:g}" for t in TARGETS]
@@ -94,16 +95,6 @@ def test_windows_that_cannot_work_are_refused():
         AlphaRLConfig(alpharl_window_end=60).validate_alpharl(30)
     with pytest.raises(AlphaRLError, match=r"holds 2 snapshot\(s\) .*steps \[10, 20\]"):
         AlphaRLConfig(alpharl_window_end=0.2).validate_alpharl(100)
-
-
-def test_paired_se_is_the_standard_error_of_the_per_prompt_difference():
-    current = [0.0, 0.0, 1.0, 1.0, 0.5, math.nan]
-    candidate = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]  # the NaN prompt is left out: diffs 1, 0, 0, -1, 0.5
-    diffs = [1.0, 0.0, 0.0, -1.0, 0.5]
-    mean = sum(diffs) / 5
-    expected = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 4 / 5)
-    assert paired_se(current, candidate) == pytest.approx(expected)
-    assert paired_se([1.0], [0.0]) == math.inf  # one prompt: no spread to measure
 
 
 def test_a_margin_in_paired_standard_errors_scales_with_the_noise():

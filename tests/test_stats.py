@@ -1,4 +1,5 @@
-"""Paired statistics and the admission rule, on answers known in advance."""
+"""Paired statistics on answers known in advance: the gate's SE, the normal and bootstrap intervals, McNemar,
+pooling over seeds, the seed-level t-interval."""
 
 from __future__ import annotations
 
@@ -8,7 +9,39 @@ import numpy as np
 import pytest
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.reproduce.stats import admission, mcnemar_p, paired, pooled
+from alpharl_trainer.stats import mcnemar_p, paired, paired_normal, paired_se, pooled, seed_interval
+
+
+def test_paired_se_is_the_standard_error_of_the_per_prompt_difference():
+    current = [0.0, 0.0, 1.0, 1.0, 0.5, math.nan]
+    candidate = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]  # the NaN prompt is left out: diffs 1, 0, 0, -1, 0.5
+    diffs = [1.0, 0.0, 0.0, -1.0, 0.5]
+    mean = sum(diffs) / 5
+    expected = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 4 / 5)
+    assert paired_se(current, candidate) == pytest.approx(expected)
+    assert paired_se([1.0], [0.0]) == math.inf  # one prompt: no spread to measure
+
+
+def test_paired_normal_known_answer():
+    # d = [0, -1, 1, 1]: mean 0.25, sample variance 11/12, half-width 1.96 * sqrt(11/12 / 4)
+    diff = paired_normal([1, 1, 0, 0], [1, 0, 1, 1])
+    half = 1.96 * math.sqrt(11 / 12 / 4)
+    assert diff.diff == pytest.approx(0.25)
+    assert (diff.low, diff.high) == pytest.approx((0.25 - half, 0.25 + half))
+    assert diff.verdict == "tie" and diff.interval == "95% normal interval"
+
+
+def test_pairing_is_what_narrows_the_normal_interval():
+    """Two models that differ on 30 of 1,000 problems, all in b's favour: a clear win when paired, although
+    the unpaired binomial errors (~0.016 each) would call +0.03 noise."""
+    a = [True] * 500 + [False] * 500
+    b = [True] * 530 + [False] * 470
+    diff = paired_normal(a, b)
+    assert diff.diff == pytest.approx(0.03) and diff.verdict == "better"
+    assert paired_normal(b, a).verdict == "worse"
+    same = paired_normal(a, a)
+    assert (same.diff, same.low, same.high) == (0, 0, 0)
+    assert paired_normal([1], [0]).low == -1.0  # one problem: a zero-width interval
 
 
 def test_mcnemar_exact_known_values():
@@ -63,31 +96,17 @@ def test_pooled_is_the_mean_of_per_run_differences_with_a_stratified_interval():
 
 def test_bad_pairs_are_refused():
     for a, b in (([], []), ([1, 0], [1]), ([1, math.nan], [1, 0])):
-        with pytest.raises(AlphaRLError):
-            paired(a, b)
+        for compare in (paired, paired_normal):
+            with pytest.raises(AlphaRLError):
+                compare(a, b)
     with pytest.raises(AlphaRLError, match="no runs"):
         pooled([])
 
 
-def _outcomes(n: int, solved: int) -> list[float]:
-    return [1.0] * solved + [0.0] * (n - solved)
-
-
-def test_admission_of_a_climbing_regime_and_refusal_of_a_saturating_one():
-    n = 5000
-    base = _outcomes(n, 1000)
-    climbing = admission(
-        base, _outcomes(n, 1600), _outcomes(n, 1850), [_outcomes(n, s) for s in (1990, 2000, 2010)]
-    )
-    assert climbing.gain == pytest.approx(0.2) and climbing.gain_in_se > 10
-    assert climbing.held_at_40 == pytest.approx(0.6) and climbing.added_by_last_20 == pytest.approx(0.15)
-    assert climbing.admitted
-    saturating = admission(base, _outcomes(n, 1950), _outcomes(n, 2000), [_outcomes(n, 2000)] * 3)
-    assert saturating.held_at_40 == pytest.approx(0.95) and saturating.added_by_last_20 == 0
-    assert not saturating.admitted
-    small = admission(_outcomes(200, 50), _outcomes(200, 53), _outcomes(200, 54), [_outcomes(200, 55)] * 3)
-    assert small.gain_in_se < 10 and not small.admitted  # 5 problems of 200 is no headline
-    flat = admission(base, base, base, [base] * 3)
-    assert flat.gain == 0 and not flat.admitted
-    with pytest.raises(AlphaRLError, match="last 3 checkpoints"):
-        admission(base, base, base, [base])
+def test_seed_interval_is_a_t_interval_over_seeds():
+    mean, low, high = seed_interval([0.1, 0.2, 0.3])
+    assert mean == pytest.approx(0.2)
+    assert high - mean == pytest.approx(4.303 * 0.1 / math.sqrt(3))  # sd 0.1, t(2) = 4.303
+    assert math.isnan(seed_interval([0.1])[1])
+    with pytest.raises(AlphaRLError):
+        seed_interval([])

@@ -1,16 +1,18 @@
-"""Paired statistics for the reproduction suite, and the rule that admits a regime as the headline.
+"""Paired statistics: how much better one model is than another on the same problems, and how sure we are.
 
-Every method is scored on the same test problems, so the yardstick of "method vs truncated run" is the
-per-problem difference `d_i = b_i - a_i` (0/1 outcomes, or a checkpoint-mean in [0, 1]), not two unpaired
-binomial errors: most problems are solved by both or by neither, which makes the paired interval 2-3x tighter.
+Every comparison in this project scores two models on the same prompts or test problems, so the yardstick
+is the per-problem difference `d_i = b_i - a_i` (0/1 outcomes, a reward, or a checkpoint-mean in [0, 1]),
+not two unpaired binomial errors: most problems are solved by both or by neither, which makes the paired
+interval 2-3x tighter. The trainer's gate, the run report and the reproduction suite all read them here.
 
-- `paired`: mean difference with a 95% percentile-bootstrap interval over problems (seeded, so a report
+- `paired_se`: the standard error of the mean difference; the gate's bar is a number of them.
+- `paired_normal`: the mean difference with a 95% normal interval (the run report's stage table).
+- `paired`: the mean difference with a 95% percentile-bootstrap interval over problems (seeded, so a report
   reproduces) and the exact two-sided McNemar p-value of the discordant pairs (0/1 outcomes only).
 - `pooled`: the same over several runs (seeds) of one cell: the mean of the per-run mean differences, the
   bootstrap resampling problems within each run (a stratified bootstrap), so a noisy seed widens the interval
   instead of being averaged away.
-- `admission`: whether a regime keeps climbing enough to tell methods apart: full-run gain >= 10 paired SE,
-  the truncated run at 40% of T holding 0.6-0.9 of the gain, the last 20% of T adding >= 10% of it.
+- `seed_interval`: a t-interval over per-seed values, when seeds rather than problems are the unit.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from alpharl_trainer.errors import AlphaRLError
 
 LEVEL = 0.95
 RESAMPLES = 10_000
+Z_975 = 1.96
+"""Two-sided 95% quantile of the normal distribution."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class Paired:
         return "better" if self.low > 0 else "worse" if self.high < 0 else "tie"
 
 
-def _pairs(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def paired_arrays(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """`a` and `b` as float64 arrays, refused unless they are two equal, non-empty lists of finite values."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise AlphaRLError(f"paired outcomes need two equal, non-empty lists, got {a.shape} and {b.shape}")
@@ -53,9 +58,36 @@ def _pairs(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarr
     return a, b
 
 
+def _standard_error(diffs: Sequence[float], mean: float) -> float:
+    """Standard error of the mean of `diffs` (at least two values; `mean` is theirs)."""
+    return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+
+
+def paired_se(current: Sequence[float], candidate: Sequence[float]) -> float:
+    """Standard error of the mean per-prompt difference `candidate - current` over the prompts both scored
+    (non-finite scores are left out); inf with fewer than two such prompts, as there is no spread to
+    measure."""
+    diffs = [b - a for a, b in zip(current, candidate, strict=True) if math.isfinite(a) and math.isfinite(b)]
+    if len(diffs) < 2:
+        return math.inf
+    return _standard_error(diffs, sum(diffs) / len(diffs))
+
+
+def paired_normal(a: Sequence[float], b: Sequence[float]) -> Paired:
+    """`b - a` on the same problems (same order) with the 95% normal interval `mean +- 1.96 SE`: with
+    hundreds of problems the normal approximation of a mean of {-1, 0, 1} values is fine, and it costs no
+    resampling. One problem gives a zero-width interval."""
+    a, b = paired_arrays(a, b)
+    d = (b - a).tolist()
+    n = len(d)
+    mean = sum(d) / n
+    half = Z_975 * _standard_error(d, mean) if n > 1 else 0.0
+    return Paired(mean, mean - half, mean + half, n, interval="95% normal interval")
+
+
 def mcnemar_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Exact two-sided McNemar test: with no difference, a discordant pair is b-only with probability 1/2."""
-    a, b = _pairs(a, b)
+    a, b = paired_arrays(a, b)
     only_b, only_a = int(((b == 1) & (a == 0)).sum()), int(((a == 1) & (b == 0)).sum())
     n, k = only_a + only_b, min(only_a, only_b)
     if n == 0:
@@ -81,7 +113,7 @@ def pooled(
     per-run mean differences, with a stratified bootstrap interval."""
     if not runs:
         raise AlphaRLError("no runs to pool")
-    pairs = [_pairs(a, b) for a, b in runs]
+    pairs = [paired_arrays(a, b) for a, b in runs]
     diffs = [b - a for a, b in pairs]
     means = _bootstrap_means(diffs, resamples, seed)
     low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
@@ -100,48 +132,8 @@ def paired(a: Sequence[float], b: Sequence[float], *, resamples: int = RESAMPLES
     return pooled([(a, b)], resamples=resamples, seed=seed)
 
 
-@dataclass(frozen=True)
-class Admission:
-    """The three numbers that admit a regime as the headline, and the verdict."""
-
-    gain: float
-    """Full-run accuracy minus the base's (full run: the mean of its last 3 checkpoints, per problem)."""
-    gain_in_se: float
-    """The gain in paired standard errors of the test split."""
-    held_at_40: float
-    """Share of the gain the truncated run holds at 40% of T."""
-    added_by_last_20: float
-    """Share of the gain the last 20% of T adds (full run minus the run at 80% of T)."""
-
-    @property
-    def admitted(self) -> bool:
-        return self.gain_in_se >= 10 and 0.6 <= self.held_at_40 <= 0.9 and self.added_by_last_20 >= 0.10
-
-
-def admission(
-    base: Sequence[float],
-    at_40: Sequence[float],
-    at_80: Sequence[float],
-    last_three: Sequence[Sequence[float]],
-) -> Admission:
-    """From per-problem outcomes on the test split: of the base policy, of the run's checkpoints at 40% and
-    80% of T, and of its last three checkpoints (averaged per problem: one noisy endpoint cannot decide)."""
-    if len(last_three) != 3:
-        raise AlphaRLError(f"the full run is the mean of its last 3 checkpoints, got {len(last_three)}")
-    full = np.mean([_pairs(base, c)[1] for c in last_three], axis=0)
-    base_, full = _pairs(base, full)
-    d = full - base_
-    gain = float(d.mean())
-    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
-    if gain <= 0:
-        return Admission(gain, gain / se if se > 0 else 0.0, math.nan, math.nan)
-    held = (float(np.mean(_pairs(base, at_40)[1])) - float(base_.mean())) / gain
-    late = (float(full.mean()) - float(np.mean(_pairs(base, at_80)[1]))) / gain
-    return Admission(gain, gain / se if se > 0 else math.inf, held, late)
-
-
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-"""Two-sided 95% quantiles of Student's t by degrees of freedom (1.96 beyond)."""
+"""Two-sided 95% quantiles of Student's t by degrees of freedom (the normal's beyond)."""
 
 
 def seed_interval(per_seed: Sequence[float]) -> tuple[float, float, float]:
@@ -154,5 +146,5 @@ def seed_interval(per_seed: Sequence[float]) -> tuple[float, float, float]:
     if n < 2:
         return mean, math.nan, math.nan
     sd = math.sqrt(sum((x - mean) ** 2 for x in per_seed) / (n - 1))
-    half = T_975.get(n - 1, 1.96) * sd / math.sqrt(n)
+    half = T_975.get(n - 1, Z_975) * sd / math.sqrt(n)
     return mean, mean - half, mean + half

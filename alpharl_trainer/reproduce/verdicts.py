@@ -1,0 +1,68 @@
+"""The suite's verdicts: measured numbers next to the targets they answer.
+
+- >= 96% of the full run's gain at <= 40% of the steps, >= 98% at <= 25% (best of default / default+ft /
+  default+jumps within that budget);
+- default never significantly below the truncated run on the test split (and no collapse off-task);
+- default >= every baseline at equal step budget.
+Every comparison is paired (same test problems, per-problem outcomes) with a 95% bootstrap interval, and a
+verdict is stated only where the interval excludes 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+from alpharl_trainer import stats
+from alpharl_trainer.reproduce.registry import BASELINES, OURS, PAIRED_AT, PAIRED_RESAMPLES, seed_pairs
+from alpharl_trainer.reproduce.table import find_row
+
+
+def paired_difference(res: dict, reference: str, method: str) -> stats.Paired | None:
+    """`method - reference` on the test split, paired per problem (keys `method@window_step`)."""
+    outcomes = res.get("per_problem", {})
+    if reference not in outcomes or method not in outcomes:
+        return None
+    return stats.paired(outcomes[reference], outcomes[method], resamples=PAIRED_RESAMPLES)
+
+
+def pooled_difference(group: list[dict], method: str, end: int) -> stats.Paired | None:
+    """`method` minus its truncated reference at window end `end`, pooled over a cell's runs (its seeds):
+    the mean of the per-seed differences with a 95% stratified bootstrap interval; None unless every seed
+    has both."""
+    pairs = seed_pairs(group, method, end)
+    return None if pairs is None else stats.pooled(pairs, resamples=PAIRED_RESAMPLES)
+
+
+def targets(res: dict, rows: list[dict]) -> dict:
+    """The suite's targets for one run, measured; every difference paired with its 95% interval."""
+    steps = res["steps"]
+    ours = [r for r in rows if r["method"] in OURS and r.get("greedy") is not None]
+
+    def best_within(fraction: float) -> dict | None:
+        eligible = [r for r in ours if r["cost"] <= fraction * steps + 1e-9]
+        return max(eligible, key=lambda r: r["greedy"], default=None)
+
+    vs_truncated, vs_off, vs_baselines = [], [], []
+    for end in sorted({r["window_step"] for r in rows}):
+        default, truncated = find_row(rows, end, "default"), find_row(rows, end, "truncated")
+        if default is None or "greedy" not in default:
+            continue
+        vs_truncated.append(paired_difference(res, f"truncated@{end}", f"default@{end}"))
+        vs_off.append(default["off_task"] - truncated["off_task"])
+        others = [find_row(rows, end, m) for m in BASELINES]
+        best = max((o for o in others if o and "greedy" in o), key=lambda o: o["greedy"])
+        d = paired_difference(res, f"{best['method']}@{end}", f"default@{end}")
+        vs_baselines.append((end, d, best["method"]))
+        for method in ("default+ft", "default+jumps"):
+            ours_there, reference = find_row(rows, end, method), find_row(rows, end, PAIRED_AT[method])
+            if ours_there and reference:
+                d = paired_difference(res, f"{PAIRED_AT[method]}@{end}", f"{method}@{end}")
+                vs_baselines.append((ours_there["cost"], d, PAIRED_AT[method]))
+    known = [d for d in vs_truncated if d is not None]
+    return {
+        "at40": best_within(0.4),
+        "at25": best_within(0.25),
+        "worst_vs_truncated": min(known, key=lambda d: d.diff, default=None),
+        "min_off_task_vs_truncated": min(vs_off, default=math.nan),
+        "vs_baselines": [x for x in vs_baselines if x[1] is not None],
+    }

@@ -1,0 +1,60 @@
+"""A hand-made suite result for the report's tests: rows, per-problem outcomes and the admission
+numbers of one run, with answers known in advance."""
+
+from __future__ import annotations
+
+
+def _row(end: int, method: str, cost: int, greedy: float, off: float = 0.5) -> dict:
+    return {
+        "window_step": end,
+        "method": method,
+        "cost": cost,
+        "greedy": greedy,
+        "sampled": greedy,
+        "logprob": -1.0,
+        "off_task": off,
+    }
+
+
+N = 800
+
+
+def _solved(acc: float) -> list[int]:
+    """Outcomes of N problems with the first round(acc N) solved: any two are nested, so their paired
+    difference is one-signed and its interval excludes 0 whenever the accuracies differ."""
+    k = round(acc * N)
+    return [1] * k + [0] * (N - k)
+
+
+def hand_made_result() -> dict:
+    """One run, windows at steps 10 and 16 of 40: default ahead of truncated, a baseline ahead of default at
+    16, a failed row, and the fine-tune rows at 4 steps more."""
+    rows = []
+    for end, trunc, default, best_baseline in ((10, 0.50, 0.58, 0.55), (16, 0.55, 0.59, 0.60)):
+        rows += [
+            _row(end, "truncated", end, trunc),
+            _row(end, "default", end, default, off=0.45 if end == 16 else 0.5),
+            _row(end, "step_linear", end, best_baseline),
+            _row(end, "expo", end, trunc),
+            _row(end, "lawa", end, trunc),
+            {"window_step": end, "method": "alpharl_paper", "cost": end, "error": "no fit"},
+            _row(end, "default+ft", end + 4, default + 0.005),
+            _row(end, "truncated@ft", end + 4, trunc + 0.01),
+        ]
+    return {
+        "run": "r",
+        "task": "arithmetic",
+        "loss": "grpo",
+        "regime": "x",
+        "seed": 0,
+        "steps": 40,
+        "finetune_steps": 4,
+        "test_problems": 800,
+        "base": {"greedy": 0.4},
+        "full": {"greedy": 0.6},
+        "rows": rows,
+        "per_problem": {
+            f"{r['method']}@{r['window_step']}": _solved(r["greedy"]) for r in rows if "greedy" in r
+        },
+        "admission": {"gain": 0.2, "gain_in_se": 20.0},
+    }

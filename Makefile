@@ -66,9 +66,9 @@ reproduce:
 # parallel processes at one torch thread each (faster on 2 cores than one process at 2 threads, measured in
 # results/real/results.md), then one process scores everything and writes the report; caches in .cache/real.
 real: install
-	$(PY) -m alpharl_trainer reproduce-real --seeds 0 --threads 1 --runs-only & \
-	$(PY) -m alpharl_trainer reproduce-real --seeds 1 --threads 1 --runs-only; wait
-	$(PY) -m alpharl_trainer reproduce-real --seeds 2 --threads 2 --runs-only
+	$(PY) -m alpharl_trainer reproduce-real --seeds 0 --runs-only & \
+	$(PY) -m alpharl_trainer reproduce-real --seeds 1 --runs-only; wait
+	$(PY) -m alpharl_trainer reproduce-real --seeds 2 --runs-only
 	$(PY) -m alpharl_trainer reproduce-real
 
 clean:

@@ -359,7 +359,7 @@ def write_report(
     md = [
         "# The product on a real pretrained model: SmolLM2-135M-Instruct, GRPO, CPU",
         "",
-        "Written by `make real` (`python -m alpharl_trainer.reproduce.real`) in "
+        "Written by `make real` (`alpharl reproduce-real`) in "
         f"{seconds / 60:.1f} min of wall "
         f"time for this invocation (cached runs are reused). Recipe `{suite.recipe}` (T = {t.T} "
         "steps), seeds "

@@ -197,12 +197,7 @@ class Trajectory:
             tensors = load_file(tensors_file)
         except FileNotFoundError as err:
             raise AlphaRLError(f"{err.filename}: trajectory file not found") from err
-        except (
-            OSError,
-            ValueError,
-            RecursionError,
-            SafetensorError,
-        ) as err:  # RecursionError: nested too deep
+        except (OSError, ValueError, RecursionError, SafetensorError) as err:  # RecursionError: JSON too deep
             raise AlphaRLError(f"{path}: unreadable trajectory ({err})") from err
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise AlphaRLError(f"{meta_file}: not an {FORMAT} v{VERSION} file")

@@ -91,11 +91,10 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
     config = AlphaRLConfig(**{f.name: values[f.name] for f in fields(AlphaRLConfig)})
     max_steps = values["max_steps"]
     try:
-        config.validate_alpharl(max_steps)
+        unscored = config.validate_alpharl(max_steps)
     except AlphaRLError as err:
         plan.errors.append(f"AlphaRL: {err}")
         return
-    unscored = config.unscored_jump_warning(max_steps)
     if unscored:
         plan.warnings.append(f"AlphaRL: {unscored}")
     end = config.window_end_step(max_steps)

@@ -118,8 +118,7 @@ class AlphaRLCallback(TrainerCallback):
     def attach(self, trainer) -> AlphaRLCallback:
         """Install on `trainer`, first in its callback list so its metrics reach every logger."""
         args = trainer.args
-        self.config.validate_alpharl(args.max_steps)
-        unscored = self.config.unscored_jump_warning(args.max_steps)
+        unscored = self.config.validate_alpharl(args.max_steps)
         if unscored:
             logger.warning("AlphaRL: %s", unscored)
         if self.config.alpharl_acceptance_prompts > 0 and trainer.eval_dataset is None:

@@ -257,9 +257,10 @@ class AlphaRLConfig:
         default=None, metadata={"help": "Regex of parameter names never to track (wins over everything)."}
     )
 
-    def validate_alpharl(self, max_steps: int) -> None:
+    def validate_alpharl(self, max_steps: int) -> str | None:
         """Raise AlphaRLError for settings that cannot work (or would fail only at the window end, after the
-        window was trained); called before any weight is loaded and when the callback is built."""
+        window was trained); called before any weight is loaded and when the callback is built. Returns the
+        warning for a far jump applied unscored (`unscored_jump_warning`), or None."""
         numbers = {
             "alpharl_window_end": [self.alpharl_window_end],
             "alpharl_horizons": self.alpharl_horizons,
@@ -341,7 +342,7 @@ class AlphaRLConfig:
         if set(left_out) == set(self.alpharl_candidates):
             reasons = "; ".join(f"{family}: {why}" for family, why in left_out.items())
             raise AlphaRLError(f"no candidate family of alpharl_candidates can be offered ({reasons})")
-        self.unscored_jump_warning(max_steps)
+        return self.unscored_jump_warning(max_steps)
 
     def _validate_candidates(self) -> None:
         families = list(self.alpharl_candidates)

@@ -1,16 +1,10 @@
-"""The real-model suite's report: `results.csv` (the reproduction suite's columns plus the cost in
-training-step equivalents), `results.md`, `outcomes.json` (every model's per-problem outcomes, so every
-interval can be recomputed) and `accuracy_vs_step.png`, written into the suite's `out`.
-
-Two intervals per comparison, both 95%: problem-level (a bootstrap over test problems, stratified by seed:
-it knows nothing of seed-to-seed variation) and seed-level (a t-interval over the per-seed mean differences:
-seeds are the unit). A cell is called better or worse only where the seed-level interval excludes 0.
+"""The real-model suite's report: `results.csv` (`real_table`), `results.md`, `outcomes.json` (every model's
+per-problem outcomes, so every interval can be recomputed) and `accuracy_vs_step.png`, written into the
+suite's `out`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import statistics
 from collections import defaultdict
@@ -19,127 +13,13 @@ from pathlib import Path
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.reproduce.real import RealSuite, distinct
-from alpharl_trainer.stats import paired, pooled, seed_interval
-
-COLUMNS = (
-    "run,task,loss,regime,seed,T,window,window_step,method,cost_steps,cost_step_equivalents,speedup,test_n,"
-    "greedy,gain_share,diff_vs_truncated,diff_ci_low,diff_ci_high,p_mcnemar,sampled,logprob,off_task,choice,"
-    "heldout,error"
-).split(",")
-
-
-def _mean(bits: list[int]) -> float:
-    return sum(bits) / len(bits)
-
-
-def _fmt(x: float | None, digits: int = 3, sign: bool = False) -> str:
-    if x is None or x != x:
-        return "-"
-    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+from alpharl_trainer.reproduce.real_table import Tables, accuracy, fmt, write_csv
+from alpharl_trainer.stats import paired
 
 
 def _write(path: Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-class Tables:
-    """The suite's numbers, computed once from the per-problem outcomes."""
-
-    def __init__(self, suite: RealSuite, runs: dict, products: dict, scores: dict):
-        self.suite, self.runs, self.products, self.scores = suite, runs, products, scores
-        self.T = suite.steps()
-        self.base = scores["base"]["test"]
-
-    def test(self, seed: int, name: str) -> list[int]:
-        return self.scores[f"s{seed}/{name}"]["test"]
-
-    def step_seconds(self, seed: int) -> float:
-        times = list(self.runs[seed]["step_seconds"].values())
-        return statistics.mean(times) if times else self.runs[seed]["seconds"] / self.runs[seed]["steps"]
-
-    def cost(self, seed: int, end: int) -> float:
-        """The product run's compute in training steps: its K steps plus the swap (forecast and gate) in
-        units of the full run's mean step time."""
-        return end + self.products[seed, end]["summary"]["swap"]["seconds"] / self.step_seconds(seed)
-
-    def share(self, seed: int, bits: list[int]) -> float:
-        full = _mean(self.test(seed, f"full@{self.T}"))
-        gain = full - _mean(self.base)
-        return (_mean(bits) - _mean(self.base)) / gain if gain else float("nan")
-
-    def compare(self, pairs: list[tuple[list[int], list[int]]]) -> dict:
-        """b - a over seeds: the problem-level pooled interval and the seed-level t-interval."""
-        problem = pooled(pairs)
-        per_seed = [_mean(b) - _mean(a) for a, b in pairs]
-        mean, low, high = seed_interval(per_seed)
-        verdict = "better" if low > 0 else "worse" if high < 0 else "no significant difference"
-        return {"diff": mean, "problem": (problem.low, problem.high), "p": problem.p_mcnemar,
-                "seed": (low, high), "per_seed": per_seed, "verdict": verdict}  # fmt: skip
-
-
-def _csv_row(t: Tables, seed: int, window, end: int, method: str, score: dict, **extra) -> dict:
-    """One results.csv row; `reference` (the truncated run's outcomes) adds the paired difference to it."""
-    recipe, bits = t.suite._recipe(), score["test"]
-    reference, cost = extra.pop("reference", None), extra.pop("cost", end)
-    diff = paired(reference, bits) if reference is not None else None
-    return {
-        "run": f"real-{recipe['task']}-{recipe['trainer']}-s{seed}",
-        "task": recipe["task"],
-        "loss": recipe.get("loss_type", ""),
-        "regime": "real",
-        "seed": seed,
-        "T": t.T,
-        "window": window,
-        "window_step": end,
-        "method": method,
-        "cost_steps": end,
-        "cost_step_equivalents": _fmt(cost, 2),
-        "speedup": _fmt(t.T / cost, 2) if cost else "",
-        "test_n": len(bits),
-        "greedy": _fmt(_mean(bits), 4),
-        "gain_share": _fmt(t.share(seed, bits), 4),
-        "diff_vs_truncated": _fmt(diff.diff, 4) if diff else "",
-        "diff_ci_low": _fmt(diff.low, 4) if diff else "",
-        "diff_ci_high": _fmt(diff.high, 4) if diff else "",
-        "p_mcnemar": f"{diff.p_mcnemar:.3g}" if diff else "",
-        "sampled": "",
-        "logprob": "",
-        "off_task": _fmt(_mean(score["off_task"]), 4),
-        "error": "",
-        **extra,
-    }
-
-
-def write_csv(t: Tables) -> str:
-    rows = []
-    for seed in t.suite.seeds:
-        rows.append(_csv_row(t, seed, "", 0, "base", t.scores["base"]))
-        rows.append(_csv_row(t, seed, 1.0, t.T, "full", t.scores[f"s{seed}/full@{t.T}"]))
-        for share, end in zip(t.suite.windows, t.suite.window_steps(), strict=True):
-            trunc = t.scores[f"s{seed}/full@{end}"]
-            rows.append(_csv_row(t, seed, share, end, "truncated", trunc, reference=trunc["test"]))
-            swap = t.products[seed, end]["summary"]["swap"]
-            chosen = swap["chosen"] or "current"
-            rows.append(
-                _csv_row(
-                    t,
-                    seed,
-                    share,
-                    end,
-                    "default",
-                    t.scores[f"s{seed}/product@{end}"],
-                    reference=trunc["test"],
-                    cost=t.cost(seed, end),
-                    choice=swap["chosen"] or "W_K",
-                    heldout=_fmt(swap["scores"].get(chosen), 4),
-                )  # fmt: skip
-            )
-    out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def headline(t: Tables) -> list[str]:
@@ -159,16 +39,16 @@ def headline(t: Tables) -> list[str]:
         shares_p = statistics.mean(t.share(s, b) for s, b in zip(seeds, prod, strict=True))
         chosen = ", ".join(t.products[s, end]["summary"]["swap"]["chosen"] or "W_K" for s in seeds)
         lines.append(
-            f"| {share:.0%} (step {end}) | {statistics.mean(map(_mean, trunc)):.3f} | "
-            f"{statistics.mean(map(_mean, prod)):.3f} | {_fmt(c['diff'], sign=True)} ({c['verdict']}) | "
-            f"[{_fmt(c['seed'][0], sign=True)}, {_fmt(c['seed'][1], sign=True)}] | "
-            f"[{_fmt(c['problem'][0], sign=True)}, {_fmt(c['problem'][1], sign=True)}] | "
+            f"| {share:.0%} (step {end}) | {statistics.mean(map(accuracy, trunc)):.3f} | "
+            f"{statistics.mean(map(accuracy, prod)):.3f} | {fmt(c['diff'], sign=True)} ({c['verdict']}) | "
+            f"[{fmt(c['seed'][0], sign=True)}, {fmt(c['seed'][1], sign=True)}] | "
+            f"[{fmt(c['problem'][0], sign=True)}, {fmt(c['problem'][1], sign=True)}] | "
             f"{shares_t:.0%} / {shares_p:.0%} | {statistics.mean(costs):.1f} of {t.T} "
             f"({statistics.mean(costs) / t.T:.0%}) | {chosen} |"
         )
     full = [t.test(s, f"full@{t.T}") for s in seeds]
     lines.append(
-        f"| full run (step {t.T}) | | {statistics.mean(map(_mean, full)):.3f} | | | | 100% | {t.T} | |"
+        f"| full run (step {t.T}) | | {statistics.mean(map(accuracy, full)):.3f} | | | | 100% | {t.T} | |"
     )
     return lines
 
@@ -182,12 +62,11 @@ def per_seed(t: Tables) -> list[str]:
         for e in ends:
             swap = t.products[s, e]["summary"]["swap"]
             cells.append(
-                f"{_mean(t.test(s, f'full@{e}')):.3f} / {_mean(t.test(s, f'product@{e}')):.3f} "
+                f"{accuracy(t.test(s, f'full@{e}')):.3f} / {accuracy(t.test(s, f'product@{e}')):.3f} "
                 f"({swap['chosen'] or 'W_K'})"
             )
-        lines.append(
-            f"| {s} | {_mean(t.base):.3f} | {' | '.join(cells)} | {_mean(t.test(s, f'full@{t.T}')):.3f} |"
-        )
+        full = accuracy(t.test(s, f"full@{t.T}"))
+        lines.append(f"| {s} | {accuracy(t.base):.3f} | {' | '.join(cells)} | {full:.3f} |")
     return lines
 
 
@@ -233,18 +112,18 @@ def off_task(t: Tables) -> list[str]:
         "|---|---|---|",
     ]
     base = t.scores["base"]["off_task"]
-    lines.append(f"| base | {_mean(base):.3f} | |")
+    lines.append(f"| base | {accuracy(base):.3f} | |")
     for e in t.suite.window_steps():
         trunc = [t.scores[f"s{s}/full@{e}"]["off_task"] for s in t.suite.seeds]
         prod = [t.scores[f"s{s}/product@{e}"]["off_task"] for s in t.suite.seeds]
         c = t.compare(list(zip(trunc, prod, strict=True)))
-        lines.append(f"| truncated@{e} | {statistics.mean(map(_mean, trunc)):.3f} | |")
+        lines.append(f"| truncated@{e} | {statistics.mean(map(accuracy, trunc)):.3f} | |")
         lines.append(
-            f"| product@{e} | {statistics.mean(map(_mean, prod)):.3f} | {_fmt(c['diff'], sign=True)} "
-            f"[{_fmt(c['seed'][0], sign=True)}, {_fmt(c['seed'][1], sign=True)}] |"
+            f"| product@{e} | {statistics.mean(map(accuracy, prod)):.3f} | {fmt(c['diff'], sign=True)} "
+            f"[{fmt(c['seed'][0], sign=True)}, {fmt(c['seed'][1], sign=True)}] |"
         )
     full = [t.scores[f"s{s}/full@{t.T}"]["off_task"] for s in t.suite.seeds]
-    lines.append(f"| full@{t.T} | {statistics.mean(map(_mean, full)):.3f} | |")
+    lines.append(f"| full@{t.T} | {statistics.mean(map(accuracy, full)):.3f} | |")
     return lines
 
 
@@ -288,14 +167,14 @@ def diagnostics_lines(t: Tables, analysis: dict) -> list[str]:
         f"| model (seed {seed}, step {T}) | test accuracy | share of the gain | vs full run, "
         "problem-level 95% |",
         "|---|---|---|---|",
-        f"| base | {_mean(base):.3f} | 0% | |",
+        f"| base | {accuracy(base):.3f} | 0% | |",
     ]
     for label, name in rows:
         bits = t.test(seed, name)
         d = paired(full, bits)
         lines.append(
-            f"| {label} | {_mean(bits):.3f} | {t.share(seed, bits):.0%} | {_fmt(d.diff, sign=True)} "
-            f"[{_fmt(d.low, sign=True)}, {_fmt(d.high, sign=True)}] |"
+            f"| {label} | {accuracy(bits):.3f} | {t.share(seed, bits):.0%} | {fmt(d.diff, sign=True)} "
+            f"[{fmt(d.low, sign=True)}, {fmt(d.high, sign=True)}] |"
         )
     return lines
 
@@ -310,10 +189,10 @@ def plot_curve(t: Tables, path: Path) -> None:
     for i, s in enumerate(t.suite.seeds):
         color = f"C{i}"
         steps = [0, *t.suite.save_steps()]
-        acc = [_mean(t.base)] + [_mean(t.test(s, f"full@{k}")) for k in t.suite.save_steps()]
+        acc = [accuracy(t.base)] + [accuracy(t.test(s, f"full@{k}")) for k in t.suite.save_steps()]
         ax.plot(steps, acc, "-o", color=color, ms=3, label=f"full run, seed {s}")
         ends = t.suite.window_steps()
-        ax.plot([t.cost(s, e) for e in ends], [_mean(t.test(s, f"product@{e}")) for e in ends], "*",
+        ax.plot([t.cost(s, e) for e in ends], [accuracy(t.test(s, f"product@{e}")) for e in ends], "*",
                 color=color, ms=11, label=f"AlphaRL at cost (steps + gate), seed {s}")  # fmt: skip
     ax.set_xlabel("training steps (AlphaRL: at its cost in training-step equivalents)")
     ax.set_ylabel("greedy test accuracy")

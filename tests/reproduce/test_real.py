@@ -11,7 +11,8 @@ import pytest
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.reproduce.real import RealSuite, distinct, load_real_suite, rank1_models
-from alpharl_trainer.reproduce.real_report import COLUMNS, write_report
+from alpharl_trainer.reproduce.real_report import write_report
+from alpharl_trainer.reproduce.real_table import COLUMNS
 from alpharl_trainer.tasks import get_task
 from tests.trainer.harness import REPO
 

@@ -293,3 +293,73 @@ def write_weights(
             _write_one(params[name], new_values[name], layout)
             if reset_moments and stepped:
                 _reset_moments(name, params[name], layout, optimizer)
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a process group."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+class OwnedWeights:
+    """The tracked matrices of a live model, each owned by one rank (`assign_owners`): whole-matrix reads that
+    keep only the owner's copy, an owner's tensor sent to every rank, and writes on every rank.
+
+    Every method that walks matrices is collective (under ZeRO-3 each gather is; with several processes each
+    broadcast is): all ranks call it with the same names in the same order. `written` maps a tracked name to
+    the parameter that holds it (a LoRA layer's frozen base weight; the name itself otherwise).
+    """
+
+    def __init__(self, model: torch.nn.Module, owners: Mapping[str, int], written: Mapping[str, str], device):
+        self.model, self.owners, self.written, self.device = model, owners, written, device
+        self.rank, self.world = rank_world()
+        self.zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
+
+    def owned_copies(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        """`{key: CPU copy of parameter}` for each `(key, parameter)` of `pairs` whose tracked matrix (the key
+        up to a ':') this rank owns."""
+        params, out = dict(self.model.named_parameters()), {}
+        for key, param in pairs:
+            with full_weight(params[param], zero3=self.zero3) as w:
+                if self.owners[key.split(":")[0]] == self.rank:
+                    out[key] = w.detach().to("cpu", copy=True)
+        return out
+
+    def stash(self, names: list[str]) -> dict[str, torch.Tensor]:
+        """`W_K` of the owned matrices of `names` on CPU: the copy candidates start from and rollback
+        restores. Only the owner keeps one, so a node holds one copy of the tracked weights in host memory
+        whatever its number of ranks; the others receive each matrix from its owner when it is written."""
+        return self.owned_copies([(n, self.written.get(n, n)) for n in names])
+
+    def from_owner(self, name: str, local: torch.Tensor | None) -> torch.Tensor:
+        """The owner's tensor for `name` on every rank (`local` on the owner, None elsewhere)."""
+        if self.world == 1:
+            return local
+        param = dict(self.model.named_parameters())[self.written.get(name, name)]
+        shape = tuple(getattr(param, "ds_shape", param.shape))
+        buf = (
+            local.to(self.device)
+            if local is not None
+            else torch.empty(shape, dtype=param.dtype, device=self.device)
+        )
+        dist.broadcast(buf, src=self.owners[name])
+        return buf
+
+    def write(
+        self, name: str, value: torch.Tensor, *, engine=None, optimizer=None, reset: bool = False
+    ) -> None:
+        """Write `value` (the same on every rank) into the parameter holding `name` (`write_weights`)."""
+        write_weights(
+            self.model,
+            {self.written.get(name, name): value},
+            deepspeed_engine=engine,
+            optimizer=optimizer,
+            reset_moments=reset,
+        )
+
+    def all_reduce(self, total: torch.Tensor) -> torch.Tensor:
+        """`total` summed over the ranks (itself in a single process)."""
+        if self.world == 1:
+            return total
+        total = total.to(self.device)
+        dist.all_reduce(total)
+        return total.cpu()

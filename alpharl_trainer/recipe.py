@@ -218,10 +218,6 @@ def check(script: ScriptArguments, config) -> None:
     from alpharl_trainer.policies import resolve_policy
     from alpharl_trainer.tasks import TASKS
 
-    if getattr(config, "alpharl", False):
-        from alpharl_trainer.trainer.config import AlphaRLConfig
-
-        AlphaRLConfig.from_args(config).validate_alpharl(config.max_steps)
     for name in script.rewards:
         _known(name, REWARDS, "reward")
     if script.task not in TASKS and not Path(script.task).is_file():

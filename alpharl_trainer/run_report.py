@@ -72,9 +72,10 @@ def write_summary(script, config, trainer, stages: list[Stage]) -> dict:
     out = Path(config.output_dir)
     summary: dict = {"output_dir": str(out), "steps": trainer.state.global_step, "finished": True}
     if trainer.alpharl is not None:
-        summary.update(swap=trainer.alpharl.swap, snapshots=trainer.alpharl.trajectory.steps)
+        swap = trainer.alpharl.swap
+        summary.update(swap=swap and swap.to_dict(), snapshots=trainer.alpharl.trajectory.steps)
         if trainer.alpharl.config.alpharl_jumps > 1:  # every jump's decision; `swap` is the last one
-            summary["swaps"] = trainer.alpharl.swaps
+            summary["swaps"] = [s.to_dict() for s in trainer.alpharl.swaps]
     if stages:
         summary["test"] = {
             "problems": script.report_test_size,
@@ -93,13 +94,13 @@ def write_summary(script, config, trainer, stages: list[Stage]) -> dict:
 
 def print_summary(summary: dict) -> None:
     """A few plain lines: what happened at the window end, accuracy per stage, where the outputs are."""
-    from alpharl_trainer.trainer.decision import describe_decision
+    from alpharl_trainer.trainer.decision import SwapRecord, describe_decision
 
     lines = ["", f"== run finished at step {summary['steps']} =="]
     swap = summary.get("swap")
     if "swap" in summary:
         decisions = summary.get("swaps") or ([swap] if swap else [])
-        lines += [describe_decision(s) for s in decisions] or [
+        lines += [describe_decision(SwapRecord.from_dict(s)) for s in decisions] or [
             "AlphaRL: the run stopped before the window closed"
         ]
     test = summary.get("test")

@@ -102,3 +102,35 @@ def horizon(fit: SaturationFit, window_end: float, threshold: float, max_multipl
     ahead = fit.predict(steps + window_end) - fit.predict(steps)
     below = (ahead < threshold * seen).nonzero()
     return float(steps[below[0, 0]]) if len(below) else float(max_multiple * window_end)
+
+
+def saturation_target(
+    steps: list[int],
+    rewards: list[float] | None,
+    *,
+    origin: int,
+    run_end: int,
+    covariate: str,
+    threshold: float,
+    max_multiple: float,
+) -> dict:
+    """One more forecast target from a saturating fit of a window's reward per snapshot (`steps`, from the
+    window's `W_0` at step `origin`; the last is the window end): with covariate 'step', the saturation
+    horizon (`horizon`) as a whole step after the window end; with covariate 'reward', the reward the fit
+    predicts at `run_end` (the paper's y*) when it rises beyond the window's. Returns `target` (None when
+    there is none) with the fit's `form`, `shape` and `r2`, or `why` there is none (too few rewards, or a
+    window that did not gain)."""
+    if not rewards or len(rewards) < MIN_POINTS:
+        return {"target": None, "why": f"needs the reward at >= {MIN_POINTS} snapshots"}
+    fit = fit_saturation([float(s - origin) for s in steps], [float(r) for r in rewards])
+    described = {"form": fit.form, "shape": fit.shape, "r2": fit.r2}
+    if covariate == "reward":
+        y_star = float(fit.predict(run_end - origin))
+        target = round(y_star, 4) if math.isfinite(y_star) and y_star > max(rewards) else None
+        why = None if target is not None else "the fitted reward does not rise beyond the window's"
+        return {"target": target, **described, "why": why}
+    end = steps[-1]
+    reach = origin + horizon(fit, end - origin, threshold, max_multiple)
+    target = float(math.floor(reach + 0.5)) if reach >= end + 1 else None
+    why = None if target is not None else "the fitted reward does not rise beyond the window"
+    return {"target": target, **described, "why": why}

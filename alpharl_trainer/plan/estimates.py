@@ -88,17 +88,17 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
 
     if not values.get("alpharl"):
         return
-    config = AlphaRLConfig(**{f.name: values[f.name] for f in fields(AlphaRLConfig)})
     max_steps = values["max_steps"]
     try:
+        config = AlphaRLConfig(**{f.name: values[f.name] for f in fields(AlphaRLConfig)})
         unscored = config.validate_alpharl(max_steps)
     except AlphaRLError as err:
         plan.errors.append(f"AlphaRL: {err}")
         return
     if unscored:
         plan.warnings.append(f"AlphaRL: {unscored}")
-    end = config.window_end_step(max_steps)
-    targets, snapshots = config.targets(end), config.snapshot_steps(max_steps)
+    schedule = config.schedule(max_steps)
+    end, targets, snapshots = schedule.length, schedule.targets(), schedule.snapshot_steps()
     built = build_candidates(config, targets, end, max_steps, len(snapshots))
     candidates = [c.label for c in built]
     samples = 1 if config.alpharl_acceptance_scoring == "greedy" else config.alpharl_acceptance_samples
@@ -112,9 +112,7 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
         "window_store_snapshots": len(snapshots) if any(c.family in WINDOW_FAMILIES for c in built) else 0,
         "covariate": config.alpharl_covariate,
         "jumps": config.alpharl_jumps,
-        "stop_step": None
-        if config.alpharl_continue_after_swap
-        else config.alpharl_jumps * end + config.alpharl_finetune_steps,
+        "stop_step": schedule.stop_step,
         "acceptance_completions": acceptance,
     }
     if acceptance:
@@ -127,7 +125,7 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
     if config.alpharl_jumps > 1:
         plan.notes.append(
             f"AlphaRL jumps {config.alpharl_jumps} times (steps "
-            f"{', '.join(str(j * end) for j in range(1, config.alpharl_jumps + 1))}): the gate's cost per "
+            f"{', '.join(map(str, schedule.jump_steps))}): the gate's cost per "
             "swap below is paid at each"
         )
     if config.alpharl_covariate == "step" and max_steps > 0 and max(targets) > max_steps:
@@ -260,7 +258,7 @@ def _tracked(p: int, arch: dict) -> int:
 
 def _swap_cpu(p: int, arch: dict, load_bytes: int, launch: Launch) -> float:
     """The callback keeps W_0 of owned matrices per rank and, at the swap, W_K + one candidate of every
-    tracked matrix on every rank (callback._swap_at): CPU bytes on one node at that moment."""
+    tracked matrix on every rank (WindowSwap): CPU bytes on one node at that moment."""
     tracked = _tracked(p, arch)
     per_node = launch.processes // launch.machines
     return per_node * (tracked * load_bytes / launch.processes + 2 * tracked * load_bytes)

@@ -16,7 +16,7 @@ import yaml
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS
 from alpharl_trainer.tasks import TASKS, get_task
-from alpharl_trainer.trainer.config import FAMILIES
+from alpharl_trainer.trainer.candidates import FAMILIES
 
 LOSSES = ("grpo", "dapo", "rloo", "ppo")
 

@@ -29,7 +29,7 @@ from alpharl_trainer.reproduce.evaluation import Evaluator
 from alpharl_trainer.reproduce.registry import METHODS, PAIRED_RESAMPLES, reference_of
 from alpharl_trainer.reproduce.runs import RECIPES, FullRun, product_run, recipe_settings, train_full
 from alpharl_trainer.trainer.candidates import describe, short
-from alpharl_trainer.trainer.config import AlphaRLConfig
+from alpharl_trainer.trainer.schedule import target_steps
 
 
 def log(message: str) -> None:
@@ -134,7 +134,7 @@ class RunEvaluation:
         self._chosen(end, "expo", expo, last)
 
         window = [(s, self.weights(s)) for s in traj.steps if s <= end]
-        targets = AlphaRLConfig(alpharl_horizons=list(spec.horizons)).target_steps(end)  # the product's
+        targets = target_steps(spec.horizons, end)  # the product's
         relex = {}  # the product's candidate steps, the same choice and the same option to keep W_K
         for target in targets:
             relex[f"step {target}"] = lambda t=target: methods.relex(self.base, window, t)

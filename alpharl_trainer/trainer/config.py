@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Literal
 
 from trl import GRPOConfig, RLOOConfig
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import FITS, MODES, ParamSelector
-from alpharl_trainer.extrapolation.apply import ABSURD_JUMP, LARGE_JUMP
-from alpharl_trainer.extrapolation.fixed_basis import PROFILES
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS as MIN_SNAPSHOTS
-from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_POINTS
-from alpharl_trainer.trainer.candidates import build_candidates, describe
+from alpharl_trainer.trainer.candidates import check_families, families_left_out, unscored_jump_warning
+from alpharl_trainer.trainer.schedule import Schedule, window_length
 
 OPTIMIZER_STATES = ("keep", "reset")
-FAMILIES = ("rank1", "fixed_basis", "expo", "average", "relex")
-"""The gate's candidate families (`alpharl_candidates`; built in `trainer/candidates.py`)."""
 
 
 @dataclass
@@ -257,10 +253,16 @@ class AlphaRLConfig:
         default=None, metadata={"help": "Regex of parameter names never to track (wins over everything)."}
     )
 
-    def validate_alpharl(self, max_steps: int) -> str | None:
-        """Raise AlphaRLError for settings that cannot work (or would fail only at the window end, after the
-        window was trained); called before any weight is loaded and when the callback is built. Returns the
-        warning for a far jump applied unscored (`unscored_jump_warning`), or None."""
+    def __post_init__(self):
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:  # TRL's config first (AlphaRLGRPOConfig and the others)
+            parent()
+        self._check_fields()
+        if self.alpharl and hasattr(self, "max_steps"):  # a trainer's config: the run's length is known
+            self.validate_alpharl(self.max_steps)
+
+    def _check_fields(self) -> None:
+        """Raise AlphaRLError for a field that cannot work whatever the run's length."""
         numbers = {
             "alpharl_window_end": [self.alpharl_window_end],
             "alpharl_horizons": self.alpharl_horizons,
@@ -303,6 +305,8 @@ class AlphaRLConfig:
             raise AlphaRLError(f"alpharl_saturation_threshold must be in [0, 1) (0 = off), got {threshold}")
         if self.alpharl_interval < 1:
             raise AlphaRLError(f"alpharl_interval must be >= 1, got {self.alpharl_interval}")
+        if self.alpharl_jumps < 1:
+            raise AlphaRLError(f"alpharl_jumps must be >= 1, got {self.alpharl_jumps}")
         if self.alpharl_fit not in FITS:
             raise AlphaRLError(f"alpharl_fit must be one of {FITS}, got {self.alpharl_fit!r}")
         if self.alpharl_mode not in MODES:
@@ -315,138 +319,52 @@ class AlphaRLConfig:
             raise AlphaRLError(f"alpharl_optimizer_state must be one of {OPTIMIZER_STATES}")
         if not (self.alpharl_horizons if self.alpharl_covariate == "step" else self.alpharl_target_rewards):
             raise AlphaRLError("no forecast candidates: set alpharl_horizons / alpharl_target_rewards")
-        self._validate_candidates()
         if self.alpharl_covariate == "step" and min(self.alpharl_horizons) <= 1.0:
             raise AlphaRLError("alpharl_horizons are multiples of the window end and must all be > 1")
-        end = self.window_end_step(max_steps)
+        check_families(self)
+
+    def validate_alpharl(self, max_steps: int) -> str | None:
+        """Raise AlphaRLError for a run of `max_steps` this config cannot serve (a window that never closes,
+        too few snapshots, no family it can offer): at construction for a trainer's config, by the planner,
+        and when the callback is attached. Returns the warning for a far jump applied unscored, or None."""
+        schedule = self.schedule(max_steps)
+        end = schedule.length
         if max_steps > 0 and end > max_steps:
             raise AlphaRLError(
                 f"the AlphaRL window ends at step {end}, after max_steps {max_steps}: the forecast would "
                 "never run; lower alpharl_window_end or raise max_steps"
             )
-        if self.alpharl_jumps < 1:
-            raise AlphaRLError(f"alpharl_jumps must be >= 1, got {self.alpharl_jumps}")
-        if max_steps > 0 and self.alpharl_jumps * end > max_steps:
+        if max_steps > 0 and schedule.jump_steps[-1] > max_steps:
             raise AlphaRLError(
                 f"alpharl_jumps {self.alpharl_jumps} windows of {end} steps end at step "
-                f"{self.alpharl_jumps * end}, after max_steps {max_steps}: lower one of them"
+                f"{schedule.jump_steps[-1]}, after max_steps {max_steps}: lower one of them"
             )
-        snapshots = self.snapshot_steps(max_steps)
+        snapshots = schedule.snapshot_steps()
         if len(snapshots) < MIN_SNAPSHOTS:
             raise AlphaRLError(
                 f"the window (ends at step {end}) holds {len(snapshots)} snapshot(s) at alpharl_interval="
                 f"{self.alpharl_interval} (steps {snapshots}); a line fit needs {MIN_SNAPSHOTS}: lower the "
                 "interval or widen the window"
             )
-        left_out = self.left_out(len(snapshots))
+        left_out = families_left_out(self, len(snapshots))
         if set(left_out) == set(self.alpharl_candidates):
             reasons = "; ".join(f"{family}: {why}" for family, why in left_out.items())
             raise AlphaRLError(f"no candidate family of alpharl_candidates can be offered ({reasons})")
-        return self.unscored_jump_warning(max_steps)
+        return unscored_jump_warning(self, schedule)
 
-    def _validate_candidates(self) -> None:
-        families = list(self.alpharl_candidates)
-        unknown = sorted(set(families) - set(FAMILIES))
-        if unknown or not families:
-            raise AlphaRLError(f"alpharl_candidates must be a non-empty subset of {FAMILIES}, got {families}")
-        if "fixed_basis" in families:
-            if not self.alpharl_basis_ranks or min(self.alpharl_basis_ranks) < 1:
-                raise AlphaRLError(f"alpharl_basis_ranks must be >= 1, got {self.alpharl_basis_ranks}")
-            if self.alpharl_basis_profile not in PROFILES:
-                raise AlphaRLError(f"alpharl_basis_profile must be one of {PROFILES}")
-        if "expo" in families and (not self.alpharl_expo_factors or min(self.alpharl_expo_factors) <= 0):
-            raise AlphaRLError(f"alpharl_expo_factors must all be > 0, got {self.alpharl_expo_factors}")
-        if "average" in families and self.alpharl_average_snapshots < 2:
-            raise AlphaRLError(
-                "alpharl_average_snapshots must be >= 2 (1 is W_K itself), got "
-                f"{self.alpharl_average_snapshots}"
-            )
-
-    def unscored_jump(self, max_steps: int) -> tuple[str, float] | None:
-        """With the gate off the first candidate is applied unscored: its label and about how far it moves the
-        weights, in units of their whole window update `W_K - W_0` (offline `predict`'s unit): the distance
-        beyond the window end in window lengths for a forecast (times `alpharl_scale` for rank-1), `a` for
-        ExPO. None with the gate on (the gate judges the jump), or when it cannot be priced before the run:
-        a reward target, or an average (inside the window)."""
-        if self.alpharl_acceptance_prompts > 0:
-            return None
-        end = self.window_end_step(max_steps)
-        snapshots = len(self.snapshot_steps(max_steps))
-        first = build_candidates(self, self.targets(end), end, max_steps, snapshots)[0]
-        if first.family == "expo":
-            return describe(first.label), first.value
-        if first.family == "average" or self.alpharl_covariate != "step":
-            return None
-        beyond = (first.value - end) / end + (1 if self.alpharl_mode == "reference" else 0)
-        return describe(first.label), beyond * (self.alpharl_scale if first.family == "rank1" else 1.0)
-
-    def unscored_jump_warning(self, max_steps: int) -> str | None:
-        """The rule offline `predict` applies to a far forecast, for the candidate the gate-off swap applies
-        unscored: over `ABSURD_JUMP` window updates it is refused (AlphaRLError), over `LARGE_JUMP` the
-        returned warning says so; None otherwise."""
-        unscored = self.unscored_jump(max_steps)
-        if unscored is None or unscored[1] <= LARGE_JUMP:
-            return None
-        label, jump = unscored
-        what = (
-            f"with the acceptance gate off (alpharl_acceptance_prompts 0) {label} is applied unscored and "
-            f"moves the weights about {jump:.3g} times their whole window update"
+    def schedule(self, max_steps: int) -> Schedule:
+        """When AlphaRL acts in a run of `max_steps` (window ends, snapshots, targets, the stop)."""
+        return Schedule(
+            max_steps=max_steps,
+            length=window_length(self.alpharl_window_end, max_steps),
+            interval=self.alpharl_interval,
+            jumps=self.alpharl_jumps,
+            covariate=self.alpharl_covariate,
+            horizons=tuple(self.alpharl_horizons),
+            target_rewards=tuple(self.alpharl_target_rewards),
+            finetune_steps=self.alpharl_finetune_steps,
+            continue_after_swap=self.alpharl_continue_after_swap,
         )
-        if jump > ABSURD_JUMP:
-            raise AlphaRLError(
-                f"{what}: far outside what the window can predict; choose a nearer target (alpharl_horizons, "
-                "alpharl_expo_factors) or a smaller alpharl_scale, or turn the gate on"
-            )
-        return f"{what}: far outside the window, evaluate before use"
-
-    def left_out(self, snapshots: int, lora: bool = False) -> dict[str, str]:
-        """The families of `alpharl_candidates` a run with `snapshots` snapshots cannot offer, and why. The
-        portfolio leaves them out (the callback warns); a run that can offer none of its families is
-        refused."""
-        out = {}
-        saturating = self.alpharl_basis_profile == "saturating"
-        for family in self.alpharl_candidates:
-            if lora and family != "rank1":
-                out[family] = "a LoRA run's candidates are rank-1 forecasts of its merged update"
-            elif family in ("fixed_basis", "relex") and self.alpharl_covariate != "step":
-                out[family] = "it forecasts to steps: it needs alpharl_covariate step"
-            elif family == "fixed_basis" and saturating and snapshots < SATURATION_POINTS:
-                out[family] = (
-                    f"a saturating profile needs {SATURATION_POINTS} snapshots, the window holds {snapshots} "
-                    "(lower alpharl_interval)"
-                )
-        return out
-
-    def window_end_step(self, max_steps: int) -> int:
-        """The step at which the window closes: `alpharl_window_end` resolved to a whole step."""
-        end = self.alpharl_window_end
-        if end < 1:
-            if max_steps <= 0:
-                raise AlphaRLError("a fractional alpharl_window_end needs max_steps > 0")
-            end = end * max_steps
-        return max(1, math.floor(end + 0.5))  # half up: 0.25 x 150 is step 38, not 37
-
-    def snapshot_steps(self, max_steps: int) -> list[int]:
-        """Steps with a rank-1 snapshot: every `alpharl_interval` steps, and the window end itself."""
-        end = self.window_end_step(max_steps)
-        steps = list(range(self.alpharl_interval, end + 1, self.alpharl_interval))
-        return steps if steps and steps[-1] == end else [*steps, end]
-
-    def target_steps(self, window_end: int, start: int = 0) -> list[int]:
-        """Candidate forecast steps (covariate 'step') of a window from `start` (the previous jump) to
-        `window_end`: the horizons times the window's length beyond its start, as whole steps beyond its
-        end, in the order given, without repeats."""
-        length = window_end - start
-        steps = [max(window_end + 1, start + math.floor(h * length + 0.5)) for h in self.alpharl_horizons]
-        return list(dict.fromkeys(steps))
-
-    def targets(self, window_end: int, start: int = 0) -> list[float]:
-        """The candidate forecast targets of a window from `start` to `window_end`, in the covariate's units:
-        whole steps (`target_steps`) or the reward levels. The callback forecasts these and the planner
-        prices them."""
-        if self.alpharl_covariate == "step":
-            return [float(t) for t in self.target_steps(window_end, start)]
-        return [float(r) for r in self.alpharl_target_rewards]
 
     def selector(self) -> ParamSelector:
         return ParamSelector(
@@ -456,11 +374,6 @@ class AlphaRLConfig:
             include=self.alpharl_include,
             exclude=self.alpharl_exclude,
         )
-
-    @classmethod
-    def from_args(cls, args: object) -> AlphaRLConfig:
-        """The AlphaRL fields of any config object that has them (e.g. AlphaRLGRPOConfig)."""
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
 @dataclass

@@ -1,11 +1,85 @@
-"""The gate's decision at the window end: which candidate to apply, if any, and how to say so in one line."""
+"""The gate's decision at the window end: which candidate to apply, if any, what was decided (`SwapRecord`),
+and how to say so in one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass, field
 
 from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.candidates import describe, short
+
+
+@dataclass
+class SwapRecord:
+    """What happened at one window end. The log line, the model card, the run summary and every checkpoint's
+    state read it; `to_dict`/`from_dict` are its JSON form (summary.json, state.json)."""
+
+    step: int
+    targets: list[float]
+    """The forecast targets, in the covariate's units (the saturation target appended when there is one)."""
+    candidates: list[str] = field(default_factory=list)
+    """Every candidate's label, in the order built and scored."""
+    scores: dict[str, float] = field(default_factory=dict)
+    """Held-out score of `current` (W_K) and of each candidate; empty with the gate off."""
+    margin: float = 0.0
+    margin_se: float = 0.0
+    paired_se: dict[str, float] = field(default_factory=dict)
+    """Each candidate's paired standard error of its per-prompt difference to `current`."""
+    scoring: str = "sampled"
+    covariate: str = "step"
+    gate_engine: str | None = None
+    """'vllm' or 'transformers' (None with the gate off)."""
+    chosen: str | None = None
+    """The applied candidate's label; None when the current weights were kept."""
+    dropped: list[str] = field(default_factory=list)
+    """Candidates dropped for NaN or inf weights (scored NaN)."""
+    jump: float | None = None
+    """How far the applied weights moved, in units of the window's whole update `||W_K - W_0||`."""
+    refused: str | None = None
+    """With the gate off: why the jump was refused (the current weights were kept)."""
+    saturation: dict | None = None
+    mean_fit_r2: float = float("nan")
+    delta_norm: float = 0.0
+    """`||W_new - W_K||` over every tracked matrix."""
+    forecast_time: float = 0.0
+    """Seconds computing and writing candidates: the swap's time without the gate's scoring."""
+    seconds: float = 0.0
+
+    @property
+    def unit(self) -> str:
+        return "step" if self.covariate == "step" else "reward"
+
+    @property
+    def chosen_target(self) -> float:
+        """The applied rank-1 candidate's target (its label is the bare target); NaN for any other choice."""
+        try:
+            return float(self.chosen)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> SwapRecord:
+        """A record from its JSON form; keys a newer version added take their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
+
+    def logs(self) -> dict[str, float]:
+        """The metrics a swap adds to the trainer's next log."""
+        return {
+            "alpharl/swap_time": self.seconds,
+            "alpharl/forecast_time": self.forecast_time,
+            "alpharl/mean_fit_r2": self.mean_fit_r2,
+            "alpharl/chosen_target": self.chosen_target,
+            "alpharl/rolled_back": float(self.chosen is None),
+            "alpharl/candidates": float(len(self.candidates)),
+            "alpharl/swap_delta_norm": self.delta_norm,
+            **{f"alpharl/score/{k}": v for k, v in self.scores.items()},
+        }
 
 
 def best_over_bar(
@@ -33,36 +107,30 @@ def best_over_bar(
     return chosen
 
 
-def describe_decision(swap: dict) -> str:
+def describe_decision(swap: SwapRecord) -> str:
     """The gate's decision in one line, e.g. 'AlphaRL at step 60: applied the forecast to step 150 (held-out
     reward 0.361 vs 0.344 for the current weights, margin 0.01; others: 75 0.350, ...)'. Candidates are
     labelled (`candidates.py`): a rank-1 candidate by its target, a step or a reward level with the reward
     covariate."""
-    scores = dict(swap["scores"])
+    scores = dict(swap.scores)
     current = scores.pop("current", None)
-    unit = "step" if swap.get("covariate", "step") == "step" else "reward"
-    head = f"AlphaRL at step {swap['step']}: "
-    return head + _decision(swap, scores, current, unit) + _dropped(swap)
+    head = f"AlphaRL at step {swap.step}: "
+    dropped = f"; dropped for NaN or inf weights: {', '.join(swap.dropped)}" if swap.dropped else ""
+    return head + _decision(swap, scores, current, swap.unit) + dropped
 
 
-def _dropped(swap: dict) -> str:
-    """The candidates left out for NaN or inf weights (they score NaN), for the end of the decision line."""
-    dropped = swap.get("dropped") or []
-    return f"; dropped for NaN or inf weights: {', '.join(dropped)}" if dropped else ""
-
-
-def _decision(swap: dict, scores: dict[str, float], current: float | None, unit: str) -> str:
+def _decision(swap: SwapRecord, scores: dict[str, float], current: float | None, unit: str) -> str:
     """What was decided, after the line's head; `scores` are the candidates' (`current` apart)."""
     others = ", ".join(f"{short(k, unit)} {v:.3f}" for k, v in scores.items())
-    chosen = swap["chosen"]
+    chosen = swap.chosen
     if current is None:
         if chosen is None:
-            refused = f": refused {swap['refused']}" if swap.get("refused") else ""
+            refused = f": refused {swap.refused}" if swap.refused else ""
             return f"kept the current weights unscored (acceptance gate off){refused}"
         return f"applied {describe(chosen, unit)} unscored (acceptance gate off)"
-    bar = f"the margin {swap['margin']:g}"
-    if swap.get("margin_se"):
-        bar += f" + {swap['margin_se']:g} paired SE"
+    bar = f"the margin {swap.margin:g}"
+    if swap.margin_se:
+        bar += f" + {swap.margin_se:g} paired SE"
     if chosen is None:
         return (
             f"rollback: kept the current weights (held-out reward {current:.3f}); no candidate beat them "

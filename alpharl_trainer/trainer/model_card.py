@@ -4,8 +4,8 @@ A model whose weights were partly *predicted* should say so where people look fi
 card into output_dir at every checkpoint, naming the base model only when it is a hub id (so `None` for
 every local policy, which is all this project loads) with a chat-style usage example. After the final
 save `write_alpharl_card` replaces it with one that names the base policy, reports the measured test
-accuracy when the run scored it, and has an AlphaRL section built from the callback's `swap` record (the
-same dict saved in `checkpoint-N/alpharl/state.json`).
+accuracy when the run scored it, and has an AlphaRL section built from the callback's `SwapRecord` (the
+record saved in `checkpoint-N/alpharl/state.json`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.trainer.candidates import describe
+from alpharl_trainer.trainer.decision import SwapRecord
 
 BEGIN = "<!-- alpharl:begin -->"
 END = "<!-- alpharl:end -->"
@@ -22,12 +23,12 @@ PAPER = "[AlphaRL](https://arxiv.org/abs/2510.00553) (Cai et al., 2025)"
 
 
 def alpharl_section(
-    swap: dict | None,
+    swap: SwapRecord | None,
     config,
     snapshots: list[int],
     base_model: str,
     max_steps: int,
-    swaps: list[dict] | None = None,
+    swaps: list[SwapRecord] | None = None,
 ) -> str:
     """Markdown describing the forecast (the last jump's, with every jump listed when there were several);
     `config` is the run's AlphaRLConfig (or has its fields)."""
@@ -35,15 +36,15 @@ def alpharl_section(
     if swap is None:
         lines += [
             f"AlphaRL was enabled, but training stopped before its window closed "
-            f"(window end: step {config.window_end_step(max_steps)}); these weights are ordinary "
+            f"(window end: step {config.schedule(max_steps).length}); these weights are ordinary "
             "training weights, nothing was forecast.",
             END,
         ]
         return "\n".join(lines) + "\n"
-    chosen = swap["chosen"]
+    chosen = swap.chosen
     unit = "step" if config.alpharl_covariate == "step" else "reward"
     lines += [
-        f"Trained with RL from `{base_model}`. At step {swap['step']} the rank-1 trajectory of every tracked "
+        f"Trained with RL from `{base_model}`. At step {swap.step} the rank-1 trajectory of every tracked "
         f"weight update was fitted and extrapolated with {PAPER}; the candidate forecasts below were scored "
         "on held-out prompts.",
         "",
@@ -52,24 +53,23 @@ def alpharl_section(
         f"| window (snapshot steps) | {', '.join(map(str, snapshots)) or 'none'} |",
         f"| fit | {config.alpharl_fit} of a_t = s_t u_t against the {unit} |",
         f"| apply mode | {config.alpharl_mode}, scale {config.alpharl_scale:g} |",
-        f"| forecast {unit}s | {', '.join(f'{t:g}' for t in swap['targets'])} |",
-        f"| candidates | {', '.join(map(str, swap.get('candidates') or swap['targets']))} |",
-        f"| mean R² of the rank-1 state's line fits | {swap['mean_fit_r2']:.3f} |",
+        f"| forecast {unit}s | {', '.join(f'{t:g}' for t in swap.targets)} |",
+        f"| candidates | {', '.join(map(str, swap.candidates or swap.targets))} |",
+        f"| mean R² of the rank-1 state's line fits | {swap.mean_fit_r2:.3f} |",
     ]
-    scores = swap.get("scores") or {}
+    scores = swap.scores
     if scores:
         table = ", ".join(f"{name}: {score:.4f}" for name, score in scores.items())
         lines.append(f"| held-out acceptance scores | {table} |")
     if chosen is None:
         lines.append("| outcome | **rolled back**: no candidate beat the current weights, which were kept |")
     else:
-        delta = swap.get("delta_norm")
+        delta = swap.delta_norm
         size = f" (weight change norm {delta:.4g})" if delta is not None else ""
         lines.append(f"| outcome | **applied**: {describe(chosen, unit)}{size} |")
     if swaps and len(swaps) > 1:
         each = [
-            f"step {s['step']}: {'kept W_K' if s['chosen'] is None else describe(s['chosen'], unit)}"
-            for s in swaps
+            f"step {s.step}: {'kept W_K' if s.chosen is None else describe(s.chosen, unit)}" for s in swaps
         ]
         lines.append(f"| jumps (each from the snapshots since the previous one) | {'; '.join(each)} |")
     after = "trained on to max_steps" if config.alpharl_continue_after_swap else "then stopped"

@@ -6,7 +6,6 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOTrainer, RLOOTrainer
 
 from alpharl_trainer.trainer.callback import AlphaRLCallback
-from alpharl_trainer.trainer.config import AlphaRLConfig
 
 
 class AlphaRLMixin:
@@ -16,9 +15,7 @@ class AlphaRLMixin:
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.alpharl = (
-            AlphaRLCallback(AlphaRLConfig.from_args(self.args)).attach(self) if self.args.alpharl else None
-        )
+        self.alpharl = AlphaRLCallback(self.args).attach(self) if self.args.alpharl else None
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
         """Trainer.train, telling AlphaRL which checkpoint it resumes from (its state is read from there,

@@ -59,7 +59,7 @@ def main(out_path: str, output_dir: str, families: str = "rank1", jumps: str = "
         eval_dataset=heldout,
         processing_class=tok,
     )
-    rec = Recorder(trainer, trainer.alpharl.length * int(jumps))
+    rec = Recorder(trainer, trainer.alpharl.schedule.length * int(jumps))
     trainer.add_callback(rec)
     seen: dict[int, dict[str, torch.Tensor]] = {}
     trainer.add_callback(window_weights(seen)(trainer))
@@ -67,11 +67,11 @@ def main(out_path: str, output_dir: str, families: str = "rank1", jumps: str = "
 
     swap = trainer.alpharl.swap
     if families == "rank1":
-        expected = expected_weights(trainer, rec.w_k, float(swap["chosen"]))
+        expected = expected_weights(trainer, rec.w_k, float(swap.chosen))
     else:  # the chosen candidate recomputed on this rank from the weights every rank saw
         cfg, steps = trainer.alpharl.config, trainer.alpharl.trajectory.steps
-        candidate = {c.label: c for c in build_candidates(cfg, swap["targets"], swap["step"], 10, len(steps))}
-        chosen = candidate[swap["chosen"]]
+        candidate = {c.label: c for c in build_candidates(cfg, swap.targets, swap.step, 10, len(steps))}
+        chosen = candidate[swap.chosen]
         if chosen.family == "relex":  # the whole model's fit: every rank's matrices in one Gram matrix
             expected = relex(seen[0], [(s, seen[s]) for s in steps], chosen.value)
         else:
@@ -79,7 +79,7 @@ def main(out_path: str, output_dir: str, families: str = "rank1", jumps: str = "
                 n: chosen.weight(w, seen[0][n], steps, lambda s, n=n: seen[s][n], cfg.alpharl_basis_profile)
                 for n, w in rec.w_k.items()
             }
-    if families == "rank1" or candidate[swap["chosen"]].family != "relex":  # one computation: bit for bit
+    if families == "rank1" or candidate[swap.chosen].family != "relex":  # one computation: bit for bit
         exact = all(torch.equal(rec.after_swap[n], expected[n].float()) for n in expected)
     else:  # RELEX sums the ranks' Gram parts: the same math in another order
         exact = all(
@@ -90,8 +90,8 @@ def main(out_path: str, output_dir: str, families: str = "rank1", jumps: str = "
     norm = lambda a, b: sum(float((a[n] - b[n]).norm() ** 2) for n in a) ** 0.5  # noqa: E731
     verdict = {
         "world": dist.get_world_size(),
-        "chosen": swap["chosen"],
-        "swap_steps": [s["step"] for s in trainer.alpharl.swaps],
+        "chosen": swap.chosen,
+        "swap_steps": [s.step for s in trainer.alpharl.swaps],
         "swap_equals_forecast": exact,
         "ranks_identical": len(set(sums)) == 1,
         "swap_size": norm(rec.after_swap, rec.w_k),

@@ -48,7 +48,7 @@ def main(out_path: str, output_dir: str, value_model: str) -> None:
 
     swap = trainer.alpharl.swap
     policy = {n: w for n, w in rec.w_k.items() if not n.startswith("value_model.")}
-    expected = expected_weights(trainer, policy, float(swap["chosen"]))
+    expected = expected_weights(trainer, policy, float(swap.chosen))
     exact = all(torch.equal(rec.after_swap[n], expected[n].float()) for n in expected)
     critic_kept = all(torch.equal(rec.after_swap[n], w) for n, w in rec.w_k.items() if n not in policy)
     final = {n: p.detach() for n, p in trainer.model.named_parameters()}
@@ -58,7 +58,7 @@ def main(out_path: str, output_dir: str, value_model: str) -> None:
     verdict = {
         "world": world,
         "deepspeed": bool(trainer.is_deepspeed_enabled),
-        "chosen": swap["chosen"],
+        "chosen": swap.chosen,
         "has_critic": any(n.startswith("value_model.") for n in final),
         "swap_equals_forecast_all_ranks": all(g[0] for g in gathered),
         "critic_untouched_by_swap": all(g[1] for g in gathered),

@@ -56,9 +56,9 @@ def expected_weights(trainer, w_k: dict[str, torch.Tensor], target: float) -> di
 def test_swap_writes_the_forecast_and_next_rollouts_use_it(tmp_path, model_dir):
     trainer, rec, watched = run_grpo(tmp_path, model_dir)
     swap = trainer.alpharl.swap
-    assert swap["step"] == 6 and swap["chosen"] == "9"  # first horizon, applied unscored
+    assert swap.step == 6 and swap.chosen == "9"  # first horizon, applied unscored
     assert trainer.alpharl.trajectory.steps == [2, 4, 6]
-    expected = expected_weights(trainer, rec.w_k, float(swap["chosen"]))
+    expected = expected_weights(trainer, rec.w_k, float(swap.chosen))
     moved = 0.0
     for name, w in rec.after_swap.items():
         torch.testing.assert_close(w, expected[name].float(), rtol=0, atol=0)
@@ -82,7 +82,7 @@ def test_swap_writes_the_forecast_and_next_rollouts_use_it(tmp_path, model_dir):
     } <= logged
     assert (
         0
-        < swap["forecast_time"]
+        < swap.forecast_time
         <= max(float(e["alpharl/swap_time"]) for e in trainer.state.log_history if "alpharl/swap_time" in e)
     )
 
@@ -143,9 +143,9 @@ def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
         alpharl_finetune_steps=1,
     )
     swap = trainer.alpharl.swap
-    assert swap["scores"]["current"] == 0.0
-    assert swap["chosen"] == "18"  # 3.0 x window end: the largest jump
-    assert swap["scores"]["18"] > swap["scores"]["12"] > swap["scores"]["9"] > 0
+    assert swap.scores["current"] == 0.0
+    assert swap.chosen == "18"  # 3.0 x window end: the largest jump
+    assert swap.scores["18"] > swap.scores["12"] > swap.scores["9"] > 0
 
 
 def test_rollback_when_every_candidate_is_worse(tmp_path, model_dir):
@@ -160,8 +160,8 @@ def test_rollback_when_every_candidate_is_worse(tmp_path, model_dir):
         alpharl_acceptance_samples=1,
     )
     swap = trainer.alpharl.swap
-    assert swap["chosen"] is None
-    assert all(score < 0 for key, score in swap["scores"].items() if key != "current")
+    assert swap.chosen is None
+    assert all(score < 0 for key, score in swap.scores.items() if key != "current")
     for name, w in rec.after_swap.items():  # weights restored exactly
         torch.testing.assert_close(w, rec.w_k[name], rtol=0, atol=0)
     assert trainer.state.global_step == 8  # and training went on
@@ -229,7 +229,7 @@ def test_each_portfolio_family_writes_what_its_math_says(tmp_path, model_dir, fa
         alpharl_basis_ranks=[2],
     )
     swap = trainer.alpharl.swap
-    assert swap["chosen"] == label == swap["candidates"][0]
+    assert swap.chosen == label == swap.candidates[0]
     steps = [1, 2, 3, 4, 5, 6]
     window = tmp_path / "run/alpharl/window"  # only the families that read past snapshots keep them
     stored = sorted(p.name for p in window.iterdir()) if window.exists() else []
@@ -260,13 +260,13 @@ def test_the_gate_scores_every_family_and_applies_the_best(tmp_path, model_dir):
         alpharl_acceptance_samples=1,
     )
     swap = trainer.alpharl.swap
-    families = {label.split(" ")[0] for label in swap["candidates"]}
+    families = {label.split(" ")[0] for label in swap.candidates}
     assert families == {"9", "12", "fixed-basis", "expo", "average"}
-    assert set(swap["scores"]) == {"current", *swap["candidates"]}
-    best = max(swap["candidates"], key=swap["scores"].get)
-    assert swap["chosen"] == best and swap["scores"][best] > 0
+    assert set(swap.scores) == {"current", *swap.candidates}
+    best = max(swap.candidates, key=swap.scores.get)
+    assert swap.chosen == best and swap.scores[best] > 0
     moved = sum(float((w - rec.w_k[n]).norm()) for n, w in rec.after_swap.items())
-    assert moved == pytest.approx(swap["scores"][best], rel=1e-4)  # the reward was the distance from W_K
+    assert moved == pytest.approx(swap.scores[best], rel=1e-4)  # the reward was the distance from W_K
 
 
 PORTFOLIO_RESUME = dict(
@@ -287,7 +287,7 @@ def test_resume_keeps_the_window_weights_for_the_portfolio(tmp_path, model_dir, 
         (tmp_path / "c", str(tmp_path / "b/run/checkpoint-4")) if elsewhere else (tmp_path / "b", True)
     )
     resumed, res_rec, _ = run_grpo(into, model_dir, resume=resume, **settings)
-    assert resumed.alpharl.swap["chosen"] == "fixed-basis k=1 step 9"
+    assert resumed.alpharl.swap.chosen == "fixed-basis k=1 step 9"
     assert len(list((into / "run/alpharl/window").iterdir())) == 6
     for name, w in full_rec.after_swap.items():
         torch.testing.assert_close(res_rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
@@ -341,7 +341,7 @@ def test_files_of_an_earlier_attempt_with_another_world_size_are_not_read(tmp_pa
     caplog.clear()
     resume = start == "resumed" or None
     trainer, rec, _ = run_grpo(tmp_path / "b", model_dir, resume=resume, **PORTFOLIO_RESUME)
-    assert trainer.alpharl.swap["chosen"] == "fixed-basis k=1 step 9"
+    assert trainer.alpharl.swap.chosen == "fixed-basis k=1 step 9"
     for name, w in clean_rec.after_swap.items():
         torch.testing.assert_close(rec.after_swap[name], w, rtol=1e-5, atol=1e-6)
     assert f"ignoring 14 files of another number of processes in {run}/alpharl" in caplog.text
@@ -395,12 +395,12 @@ def test_repeated_jumps_fit_each_window_from_the_previous_jump(tmp_path, model_d
         **JUMPS,
     )
     callback, rec = trainer.alpharl, second[0]
-    assert [s["step"] for s in callback.swaps] == [4, 8] and callback.swap is callback.swaps[-1]
-    assert callback.swaps[0]["chosen"] == ("6" if family == "rank1" else "fixed-basis k=1 step 6")
-    assert callback.swap["chosen"] == label and callback.start == 4
+    assert [s.step for s in callback.swaps] == [4, 8] and callback.swap is callback.swaps[-1]
+    assert callback.swaps[0].chosen == ("6" if family == "rank1" else "fixed-basis k=1 step 6")
+    assert callback.swap.chosen == label and callback.start == 4
     assert callback.trajectory.steps == [5, 6, 7, 8]
     for name, w in first.after_swap.items():  # the second window starts from the first jump's weights
-        torch.testing.assert_close(callback.base[name].float(), w, rtol=0, atol=0)
+        torch.testing.assert_close(callback.recorder.base[name].float(), w, rtol=0, atol=0)
     assert (tmp_path / "run/alpharl/base-000004").is_dir()
     if family == "rank1":
         expected = expected_weights(trainer, rec.w_k, 10.0)
@@ -425,8 +425,8 @@ def test_repeated_jumps_resume_exactly(tmp_path, model_dir, killed_after):
     with pytest.raises(KeyboardInterrupt):
         run_grpo(tmp_path / "b", model_dir, extra_callbacks=[crash_after_save(killed_after)], **settings)
     resumed, _, _ = run_grpo(tmp_path / "b", model_dir, resume=True, **settings)
-    assert [s["step"] for s in resumed.alpharl.swaps] == [4, 8]
-    assert [s["chosen"] for s in resumed.alpharl.swaps] == [s["chosen"] for s in full.alpharl.swaps]
+    assert [s.step for s in resumed.alpharl.swaps] == [4, 8]
+    assert [s.chosen for s in resumed.alpharl.swaps] == [s.chosen for s in full.alpharl.swaps]
     final = {n: p.detach() for n, p in full.model.named_parameters()}
     for name, p in resumed.model.named_parameters():
         torch.testing.assert_close(p.detach(), final[name], rtol=1e-5, atol=1e-6)
@@ -466,11 +466,9 @@ def test_a_non_finite_candidate_is_dropped_and_the_others_are_scored(tmp_path, m
         alpharl_acceptance_samples=1,
     )
     swap = trainer.alpharl.swap
-    assert swap["dropped"] == ["expo a=1e+300"] and math.isnan(swap["scores"]["expo a=1e+300"])
-    assert all(
-        math.isfinite(swap["scores"][label]) for label in swap["candidates"] if label != "expo a=1e+300"
-    )
-    assert swap["chosen"] != "expo a=1e+300" and trainer.state.global_step == 8
+    assert swap.dropped == ["expo a=1e+300"] and math.isnan(swap.scores["expo a=1e+300"])
+    assert all(math.isfinite(swap.scores[label]) for label in swap.candidates if label != "expo a=1e+300")
+    assert swap.chosen != "expo a=1e+300" and trainer.state.global_step == 8
     assert "candidate expo a=1e+300 dropped: its weight of model." in caplog.text
     assert all(torch.isfinite(w).all() for w in rec.after_swap.values())
 
@@ -482,7 +480,7 @@ def test_an_absurd_unscored_jump_keeps_w_k(tmp_path, model_dir, caplog):
     and W_K is kept."""
     trainer, rec, _ = run_grpo(tmp_path, model_dir, alpharl_covariate="reward", alpharl_target_rewards=[1e6])
     swap = trainer.alpharl.swap
-    assert swap["chosen"] is None and swap["jump"] > 1e4 and trainer.state.global_step == 8
+    assert swap.chosen is None and swap.jump > 1e4 and trainer.state.global_step == 8
     assert "refused: the forecast to reward 1e+06 moved the weights" in caplog.text
     assert "kept the current weights unscored (acceptance gate off): refused the forecast" in caplog.text
     for name, w in rec.after_swap.items():
@@ -492,6 +490,6 @@ def test_an_absurd_unscored_jump_keeps_w_k(tmp_path, model_dir, caplog):
 def test_a_large_unscored_jump_is_applied_with_a_warning(tmp_path, model_dir, caplog):
     trainer, rec, _ = run_grpo(tmp_path, model_dir, alpharl_horizons=[50])
     swap = trainer.alpharl.swap
-    assert swap["chosen"] == "300" and 10 < swap["jump"] < 1e4
+    assert swap.chosen == "300" and 10 < swap.jump < 1e4
     assert "the forecast to step 300 is applied unscored and moves the weights about 49 times" in caplog.text
     assert "the forecast to step 300 moved the weights" in caplog.text  # measured at the swap

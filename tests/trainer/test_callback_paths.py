@@ -163,7 +163,7 @@ def test_reward_covariate_is_the_mean_logged_reward_since_the_previous_snapshot(
 def test_reward_covariate_swap_is_the_forecast_from_the_saved_trajectory(reward_run):
     trainer, probe, out = reward_run
     swap = trainer.alpharl.swap
-    assert swap["step"] == END and swap["targets"] == [0.5] and swap["chosen"] == "0.5"
+    assert swap.step == END and swap.targets == [0.5] and swap.chosen == "0.5"
     expected = forecast_from_disk(out, probe.w_k, 0.5, fit="pls", covariate="reward", mode="rank1_replace")
     assert_swapped_to(probe, expected)
     assert probe.events == [("window", None), ("decided", "0.5")]  # one forecast, applied unscored
@@ -176,7 +176,7 @@ def test_rank1_only_swap_rebuilds_the_forecast_on_the_saved_base(rank1_only_run)
     assert base.keys() == probe.w0.keys()  # W_0 of exactly the tracked matrices, as they were at step 0
     for name, w in probe.w0.items():
         torch.testing.assert_close(base[name].float(), w, rtol=0, atol=0)
-    assert trainer.alpharl.swap["chosen"] == "9"  # 1.5 x 6
+    assert trainer.alpharl.swap.chosen == "9"  # 1.5 x 6
     assert_swapped_to(probe, forecast_from_disk(out, probe.w_k, 9, mode="rank1_only"))
 
 
@@ -228,14 +228,14 @@ def test_resume_from_the_swap_checkpoint_does_not_swap_again(reward_run, tmp_pat
     first, first_probe, src = reward_run
     out = copy_run(src, tmp_path / "run", drop=("checkpoint-8",))
     saved = json.loads((out / f"checkpoint-{END}/alpharl/state.json").read_text())
-    assert saved["swap"] == json.loads(json.dumps(first.alpharl.swap))
+    assert saved["swap"] == json.loads(json.dumps(first.alpharl.swap.to_dict()))
     weights = load_file(out / f"checkpoint-{END}/model.safetensors")  # saved after the swap, not before
     for name, w in first_probe.after_swap.items():
         torch.testing.assert_close(weights[name].float(), w, rtol=0, atol=0)
 
     trainer, probe = grpo_run(out, resume=str(out / f"checkpoint-{END}"), **REWARD_RUN)
     assert probe.events == []  # no forecast, no swap: the decision came from the checkpoint
-    assert trainer.alpharl.swap == saved["swap"] and trainer.alpharl.trajectory.steps == [2, 4, END]
+    assert trainer.alpharl.swap.to_dict() == saved["swap"] and trainer.alpharl.trajectory.steps == [2, 4, END]
     assert trainer.state.global_step == END + 2  # the fine-tune steps, then the stop
     for name, w in first_probe.final.items():
         torch.testing.assert_close(probe.final[name], w, rtol=1e-5, atol=1e-6)
@@ -251,7 +251,7 @@ def test_resume_reads_the_checkpoint_it_was_given_not_output_dir(reward_run, tmp
     trainer, probe = grpo_run(elsewhere, resume=str(src / "checkpoint-3"), **REWARD_RUN)
     assert trainer.alpharl.trajectory.steps == [2, 4, END]
     assert trainer.alpharl.trajectory.covariates == first.alpharl.trajectory.covariates
-    assert trainer.alpharl.swap["chosen"] == first.alpharl.swap["chosen"]
+    assert trainer.alpharl.swap.chosen == first.alpharl.swap.chosen
     for name, w in first_probe.final.items():  # the same run as if it had never stopped
         torch.testing.assert_close(probe.final[name], w, rtol=1e-5, atol=1e-6)
     assert (elsewhere / BASE_FILE).is_file()  # B can be resumed from its own checkpoints later
@@ -343,7 +343,7 @@ def test_rloo_swap_is_the_forecast_from_the_saved_trajectory(tmp_path):
     probe = Probe(trainer, callback)
     trainer.add_callback(probe)
     trainer.train()
-    assert callback.swap["chosen"] == "8"  # 1.25 x 6 = 7.5: whole steps, half up
+    assert callback.swap.chosen == "8"  # 1.25 x 6 = 7.5: whole steps, half up
     assert_swapped_to(probe, forecast_from_disk(out, probe.w_k, 8, mode="rank1_replace", scale=0.5))
     assert trainer.state.global_step == END
 
@@ -387,19 +387,19 @@ def test_saturation_horizon_is_scored_as_one_more_candidate(tmp_path):
     assert traj.steps == [1, 2, 3, 4, 5, 6] and len(rewards) == 6
     fit = fit_saturation([float(s) for s in traj.steps], rewards)
     end = horizon(fit, END, 0.5, 3.0)
-    saturation = swap["saturation"]
+    saturation = swap.saturation
     assert saturation["form"] == fit.form and saturation["r2"] == pytest.approx(fit.r2)
     if end >= END + 1:
         assert saturation["target"] == float(round(end)) and saturation["why"] is None
-        assert f"{saturation['target']:g}" in swap["scores"] and swap["targets"][:2] == [9.0, 18.0]
+        assert f"{saturation['target']:g}" in swap.scores and swap.targets[:2] == [9.0, 18.0]
     else:
         assert saturation["target"] is None and "does not rise" in saturation["why"]
-        assert swap["targets"] == [9.0, 18.0]
+        assert swap.targets == [9.0, 18.0]
 
 
 def test_saturation_needs_four_rewarded_snapshots(tmp_path):
     trainer, _ = grpo_run(tmp_path / "run", alpharl_saturation_threshold=0.5, alpharl_finetune_steps=0)
-    assert trainer.alpharl.swap["saturation"] == {"target": None, "why": "needs the reward at >= 4 snapshots"}
+    assert trainer.alpharl.swap.saturation == {"target": None, "why": "needs the reward at >= 4 snapshots"}
 
 
 def test_with_the_reward_covariate_the_fit_gives_the_papers_target(tmp_path):
@@ -413,13 +413,13 @@ def test_with_the_reward_covariate_the_fit_gives_the_papers_target(tmp_path):
     swap, traj = trainer.alpharl.swap, trainer.alpharl.trajectory
     rewards = traj.covariates["reward"]
     y_star = float(fit_saturation([float(s) for s in traj.steps], rewards).predict(10))  # max_steps 10
-    saturation = swap["saturation"]
+    saturation = swap.saturation
     if y_star > max(rewards):
         assert saturation["target"] == pytest.approx(y_star, abs=1e-4) and saturation["why"] is None
-        assert swap["targets"] == [0.5, saturation["target"]]
-        assert f"{saturation['target']:g}" in swap["scores"]
+        assert swap.targets == [0.5, saturation["target"]]
+        assert f"{saturation['target']:g}" in swap.scores
     else:
-        assert saturation["target"] is None and swap["targets"] == [0.5]
+        assert saturation["target"] is None and swap.targets == [0.5]
 
 
 def test_a_full_disk_at_a_snapshot_is_one_error_and_the_run_resumes(tmp_path, monkeypatch):
@@ -443,7 +443,7 @@ def test_a_full_disk_at_a_snapshot_is_one_error_and_the_run_resumes(tmp_path, mo
     monkeypatch.undo()
     resumed, _ = grpo_run(out, resume=str(out / "checkpoint-2"), **settings)
     full, _ = grpo_run(tmp_path / "full", **settings)
-    assert resumed.alpharl.swap["chosen"] == full.alpharl.swap["chosen"] == "average of 3"
+    assert resumed.alpharl.swap.chosen == full.alpharl.swap.chosen == "average of 3"
     final = dict(full.model.named_parameters())
     for name, p in resumed.model.named_parameters():
         torch.testing.assert_close(p.detach(), final[name].detach(), rtol=1e-5, atol=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from alpharl_trainer.extrapolation.fixed_basis import fixed_basis_weight
-from alpharl_trainer.trainer.candidates import Candidate, build_candidates, describe
+from alpharl_trainer.trainer.candidates import Candidate, build_candidates, describe, families_left_out
 from alpharl_trainer.trainer.config import AlphaRLConfig
 
 
@@ -117,4 +117,4 @@ def test_relex_is_offered_at_the_forecast_steps_with_the_step_covariate_only():
         "expo a=0.5",
     ]
     by_reward = AlphaRLConfig(alpharl_candidates=["relex", "expo"], alpharl_covariate="reward")
-    assert "relex" in by_reward.left_out(6) and "expo" not in by_reward.left_out(6)
+    assert "relex" in families_left_out(by_reward, 6) and "expo" not in families_left_out(by_reward, 6)

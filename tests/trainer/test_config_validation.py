@@ -1,5 +1,6 @@
-"""Every check of `AlphaRLConfig.validate_alpharl` (and the PPO config's `__post_init__`) that
-test_decision.py does not cover: each refuses a bad value with an AlphaRLError naming the field."""
+"""Every check of `AlphaRLConfig` (its `__post_init__` for a field, `validate_alpharl` for a run's length; the
+PPO config's `__post_init__`) that test_decision.py does not cover: each refuses a bad value with an
+AlphaRLError naming the field."""
 
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ GOOD = dict(alpharl_interval=2, alpharl_window_end=10)
 
 
 def refused(max_steps: int = 30, **fields) -> str:
-    config = AlphaRLConfig(**{**GOOD, **fields})
     with pytest.raises(AlphaRLError) as err:
-        config.validate_alpharl(max_steps)
+        AlphaRLConfig(**{**GOOD, **fields}).validate_alpharl(max_steps)
     return str(err.value)
 
 
@@ -173,9 +173,8 @@ def test_the_choice_fields_are_typed_with_the_engine_s_choices():
     ],
 )
 def test_portfolios_and_jumps_that_cannot_work_are_refused(settings, message):
-    config = AlphaRLConfig(**{"alpharl_window_end": 60, "alpharl_interval": 10, **settings})
     with pytest.raises(AlphaRLError, match=message):
-        config.validate_alpharl(150)
+        AlphaRLConfig(**{"alpharl_window_end": 60, "alpharl_interval": 10, **settings}).validate_alpharl(150)
 
 
 def test_an_absurd_unscored_jump_is_refused_and_a_large_one_warned():
@@ -184,11 +183,10 @@ def test_an_absurd_unscored_jump_is_refused_and_a_large_one_warned():
     message = refused(alpharl_acceptance_prompts=0, alpharl_horizons=[20001])
     assert "acceptance gate off" in message and "about 2e+04 times their whole window update" in message
     large = AlphaRLConfig(**GOOD, alpharl_acceptance_prompts=0, alpharl_horizons=[50])
-    large.validate_alpharl(30)
-    assert "the forecast to step 500 is applied unscored" in large.unscored_jump_warning(30)
-    assert "about 49 times their whole window update" in large.unscored_jump_warning(30)
+    warning = large.validate_alpharl(30)
+    assert "the forecast to step 500 is applied unscored" in warning
+    assert "about 49 times their whole window update" in warning
     gated = AlphaRLConfig(**GOOD, alpharl_horizons=[20001])  # the gate scores it: no estimate needed
-    gated.validate_alpharl(30)
-    assert gated.unscored_jump_warning(30) is None
+    assert gated.validate_alpharl(30) is None
     expo = AlphaRLConfig(**GOOD, alpharl_acceptance_prompts=0, alpharl_candidates=["expo", "rank1"])
-    assert expo.unscored_jump_warning(30) is None  # ExPO a=0.1 first: a tenth of the window's update
+    assert expo.validate_alpharl(30) is None  # ExPO a=0.1 first: a tenth of the window's update

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.config import AlphaRLConfig
-from alpharl_trainer.trainer.decision import best_over_bar, describe_decision
+from alpharl_trainer.trainer.decision import SwapRecord, best_over_bar, describe_decision
+from alpharl_trainer.trainer.schedule import target_steps
 
 TARGETS = [75.0, 90.0, 150.0]
 LABELS = [f"{t:g}" for t in TARGETS]
@@ -40,27 +42,27 @@ def test_ties_and_nan_roll_back():
 
 
 def test_the_decision_reads_as_one_line():
-    swap = {"step": 60, "scores": scores(0.322, 0.328, 0.334, 0.338), "margin": 0.01, "chosen": "150"}
+    swap = SwapRecord(
+        step=60, targets=[], scores=scores(0.322, 0.328, 0.334, 0.338), margin=0.01, chosen="150"
+    )
     line = describe_decision(swap)
     assert "\n" not in line and line.startswith("AlphaRL at step 60: applied the forecast to step 150")
     assert "0.338 vs 0.322" in line and "margin 0.01" in line and "step 90 0.334" in line
-    rolled = describe_decision({**swap, "chosen": None})
+    rolled = describe_decision(replace(swap, chosen=None))
     assert "rollback: kept the current weights" in rolled and "applied" not in rolled
-    unscored = describe_decision({**swap, "scores": {}, "chosen": "75"})
+    unscored = describe_decision(replace(swap, scores={}, chosen="75"))
     assert "unscored" in unscored
-    expo = describe_decision(
-        {**swap, "scores": {**swap["scores"], "expo a=0.5": 0.35}, "chosen": "expo a=0.5"}
-    )
+    expo = describe_decision(replace(swap, scores={**swap.scores, "expo a=0.5": 0.35}, chosen="expo a=0.5"))
     assert "applied expo a=0.5 (held-out reward 0.350 vs 0.322" in expo and "step 150 0.338" in expo
-    by_reward = describe_decision({**swap, "covariate": "reward", "scores": {}, "chosen": "1"})
+    by_reward = describe_decision(replace(swap, covariate="reward", scores={}, chosen="1"))
     assert "applied the forecast to reward 1 unscored" in by_reward  # a reward level, not "step 1"
 
 
 def test_the_decision_line_names_dropped_candidates_and_why_w_k_was_kept_unscored():
-    swap = {"step": 6, "scores": {"current": 0.3, "9": 0.4, "expo a=1e+300": math.nan}, "chosen": "9"}
-    line = describe_decision({**swap, "margin": 0.01, "dropped": ["expo a=1e+300"]})
+    swap = SwapRecord(step=6, targets=[9.0], scores={"current": 0.3, "9": 0.4, "expo a=1e+300": math.nan})
+    line = describe_decision(replace(swap, chosen="9", margin=0.01, dropped=["expo a=1e+300"]))
     assert line.endswith("; dropped for NaN or inf weights: expo a=1e+300")
-    kept = describe_decision({"step": 6, "scores": {}, "chosen": None, "dropped": ["expo a=1e+300"]})
+    kept = describe_decision(replace(swap, scores={}, dropped=["expo a=1e+300"]))
     assert kept == (
         "AlphaRL at step 6: kept the current weights unscored (acceptance gate off); "
         "dropped for NaN or inf weights: expo a=1e+300"
@@ -80,14 +82,15 @@ def test_window_snapshots_and_candidates_are_whole_steps(window_end, max_steps, 
     interval = 1 if max_steps == 10 else 10
     config = AlphaRLConfig(alpharl_window_end=window_end, alpharl_interval=interval)
     config.validate_alpharl(max_steps)
-    assert config.window_end_step(max_steps) == end
-    assert config.snapshot_steps(max_steps) == snapshots
-    assert config.target_steps(end) == targets
+    schedule = config.schedule(max_steps)
+    assert schedule.length == end and schedule.window_end() == end
+    assert schedule.snapshot_steps() == snapshots
+    assert schedule.targets() == targets
 
 
 def test_repeated_targets_collapse_and_stay_beyond_the_window():
-    config = AlphaRLConfig(alpharl_horizons=[1.01, 1.02, 2.0], alpharl_interval=1)
-    assert config.target_steps(10) == [11, 20]
+    assert target_steps([1.01, 1.02, 2.0], 10) == [11, 20]
+    assert target_steps([1.5, 2.0], 30, start=10) == [40, 50]  # a later window: its own length, 20
 
 
 def test_windows_that_cannot_work_are_refused():
@@ -110,5 +113,5 @@ def test_a_margin_in_paired_standard_errors_scales_with_the_noise():
     assert 0.05 > 2 * se and 0.05 < 3 * se
     assert choose(s, LABELS, 0.0, per_prompt=per_prompt, margin_se=2.0) == "75"  # 2 SE: the win counts
     assert choose(s, LABELS, 0.0, per_prompt=per_prompt, margin_se=3.0) is None  # 3 SE: within the noise
-    swap = {"step": 60, "scores": s, "margin": 0.0, "margin_se": 3.0, "chosen": None}
+    swap = SwapRecord(step=60, targets=[], scores=s, margin=0.0, margin_se=3.0)
     assert "more than the margin 0 + 3 paired SE" in describe_decision(swap)

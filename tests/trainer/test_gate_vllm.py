@@ -175,11 +175,11 @@ def test_the_gate_scores_each_candidate_on_the_weights_vllm_holds_and_leaves_the
 ):
     trainer, rec = run(tmp_path, mode)
     swap = trainer.alpharl.swap
-    assert swap["gate_engine"] == "vllm" and swap["step"] == 6
+    assert swap.gate_engine == "vllm" and swap.step == 6
     engine = vllm_stand_in[mode]
     calls = gate_calls(engine.calls)
     kinds = [c[0] for c in calls]
-    targets = swap["targets"]  # current, then each candidate: push, then sample every acceptance prompt
+    targets = swap.targets  # current, then each candidate: push, then sample every acceptance prompt
     assert kinds == ["update", "generate"] * (1 + len(targets)) + ["update", "generate"]
     updates = [c[1] for c in calls if c[0] == "update"]
     assert_same(updates[0], rec.w_k)  # the current weights first
@@ -197,7 +197,7 @@ def test_the_gate_scores_each_candidate_on_the_weights_vllm_holds_and_leaves_the
 
 def test_a_rollback_puts_the_current_weights_back_into_vllm(tmp_path, vllm_stand_in):
     trainer, rec = run(tmp_path, "server", margin=1e9)
-    assert trainer.alpharl.swap["chosen"] is None
+    assert trainer.alpharl.swap.chosen is None
     updates = [c[1] for c in gate_calls(vllm_stand_in["server"].calls) if c[0] == "update"]
     assert_same(updates[-1], rec.w_k)  # vLLM held the last candidate until this push
 
@@ -240,8 +240,8 @@ def test_greedy_scoring_goes_through_vllm_at_temperature_zero(tmp_path, vllm_sta
         tmp_path, "server", alpharl_acceptance_scoring="greedy", alpharl_acceptance_margin_se=2.0
     )
     swap = trainer.alpharl.swap
-    assert swap["scoring"] == "greedy" and set(swap["paired_se"]) == {f"{t:g}" for t in swap["targets"]}
+    assert swap.scoring == "greedy" and set(swap.paired_se) == {f"{t:g}" for t in swap.targets}
     samples = [c for c in vllm_stand_in["server"].calls if c[0] == "generate"]
     gate = [c for c in samples if c[1] == 1]
-    assert len(gate) == 1 + len(swap["targets"]) and all(c[2] == 0.0 for c in gate)
+    assert len(gate) == 1 + len(swap.targets) and all(c[2] == 0.0 for c in gate)
     assert all(c[2] == trainer.args.temperature for c in samples if c[1] != 1)

@@ -31,7 +31,7 @@ class CaptureLora(TrainerCallback):
     def on_optimizer_step(self, args, state, control, **kwargs):
         if state.global_step + 1 == self.window_end:
             params = self._params()
-            for name, site in self.trainer.alpharl.lora.items():
+            for name, site in self.trainer.alpharl.recorder.lora.items():
                 self.before[name] = tuple(
                     params[p].detach().clone() for p in (site.lora_b, site.lora_a, site.base)
                 )
@@ -39,7 +39,9 @@ class CaptureLora(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.window_end:
             params = self._params()
-            self.after = {n: params[s.base].detach().clone() for n, s in self.trainer.alpharl.lora.items()}
+            self.after = {
+                n: params[s.base].detach().clone() for n, s in self.trainer.alpharl.recorder.lora.items()
+            }
 
 
 def test_lora_policy_is_extrapolated_on_its_merged_update(tmp_path):
@@ -59,14 +61,16 @@ def test_lora_policy_is_extrapolated_on_its_merged_update(tmp_path):
     trainer.train()
 
     callback = trainer.alpharl
-    assert callback.lora and sorted(callback.lora) == callback.names  # only the adapted matrices
+    assert (
+        callback.recorder.lora and sorted(callback.recorder.lora) == callback.names
+    )  # only the adapted matrices
     assert all(
         n.endswith(("q_proj.weight", "v_proj.weight", "up_proj.weight", "down_proj.weight"))
         for n in callback.names
     )
-    fcs = forecast(callback.trajectory, float(callback.swap["chosen"]))
+    fcs = forecast(callback.trajectory, float(callback.swap.chosen))
     for name, (b, a, base) in capture.before.items():
-        site = callback.lora[name]
+        site = callback.recorder.lora[name]
         merged = site.scaling * (b @ a)  # B_0 = 0: the merged update is scaling * B_K A_K
         s_exact = torch.linalg.svdvals(merged)[0]
         torch.testing.assert_close(

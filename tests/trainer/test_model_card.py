@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 from alpharl_trainer.trainer.config import AlphaRLConfig
+from alpharl_trainer.trainer.decision import SwapRecord
 from alpharl_trainer.trainer.model_card import BEGIN, END, alpharl_section, write_alpharl_card
 
-SWAP = {
+FIELDS = {
     "step": 60,
     "targets": [75.0, 90.0, 120.0],
     "scores": {"current": 0.5, "75": 0.52, "90": 0.55, "120": 0.49},
@@ -20,6 +21,13 @@ SWAP = {
     "mean_fit_r2": 0.913,
     "delta_norm": 0.0123,
 }
+
+
+def record(**changes) -> SwapRecord:
+    return SwapRecord.from_dict({**FIELDS, **changes})
+
+
+SWAP = record()
 
 
 def test_section_says_what_was_forecast_from_which_window():
@@ -34,13 +42,13 @@ def test_section_says_what_was_forecast_from_which_window():
 
 
 def test_section_lists_every_jump():
-    swaps = [{**SWAP, "step": 60, "chosen": "expo a=0.5"}, {**SWAP, "step": 120, "chosen": None}]
+    swaps = [record(step=60, chosen="expo a=0.5"), record(step=120, chosen=None)]
     text = alpharl_section(swaps[-1], AlphaRLConfig(alpharl_jumps=2), [70, 80], "base", 150, swaps)
     assert "step 60: expo a=0.5; step 120: kept W_K" in text
 
 
 def test_section_for_rollback_and_for_no_swap():
-    rolled = alpharl_section({**SWAP, "chosen": None}, AlphaRLConfig(), [10, 20, 30], "base", 150)
+    rolled = alpharl_section(record(chosen=None), AlphaRLConfig(), [10, 20, 30], "base", 150)
     assert "**rolled back**" in rolled and "**applied**" not in rolled
     none = alpharl_section(None, AlphaRLConfig(alpharl_window_end=0.4), [10], "base", 150)
     assert "window end: step 60" in none and "nothing was forecast" in none
@@ -66,8 +74,8 @@ TEST = {
 
 def _callback(**swap):
     return SimpleNamespace(
-        swap={**SWAP, **swap},
-        swaps=[{**SWAP, **swap}],
+        swap=record(**swap),
+        swaps=[record(**swap)],
         config=AlphaRLConfig(),
         trajectory=SimpleNamespace(steps=[20, 40, 60]),
         trainer=SimpleNamespace(_name="AlphaRL-GRPO", args=SimpleNamespace(max_steps=150)),

@@ -134,17 +134,17 @@ def test_alpharl_swap_on_ppo_moves_the_policy_only(tmp_path, model_dir):
     trainer.train()
 
     swap = trainer.alpharl.swap
-    assert swap["step"] == 6 and swap["chosen"] == "9"
+    assert swap.step == 6 and swap.chosen == "9"
     assert trainer.alpharl.trajectory.steps == [2, 4, 6]
     critic = {n for n in rec.w_k if n.startswith("value_model.")}
     policy = {n: w for n, w in rec.w_k.items() if n not in critic}
     assert critic and policy and not critic & set(trainer.alpharl.names)
-    expected = expected_weights(trainer, policy, float(swap["chosen"]))
+    expected = expected_weights(trainer, policy, float(swap.chosen))
     for name in policy:
         torch.testing.assert_close(rec.after_swap[name], expected[name].float(), rtol=0, atol=0)
     for name in critic:
         torch.testing.assert_close(rec.after_swap[name], rec.w_k[name], rtol=0, atol=0)
-    assert swap["delta_norm"] > 0
+    assert swap.delta_norm > 0
     assert rec.buffered_after_swap is None  # the next rollout is sampled from the swapped policy
     assert trainer.state.global_step == 8
 

@@ -15,8 +15,8 @@ from trl import GRPOTrainer, RLOOTrainer
 from trl.generation.vllm_generation import VLLMGeneration
 
 from alpharl_trainer.distributed import write_weights
-from alpharl_trainer.trainer.callback import AlphaRLCallback
 from alpharl_trainer.trainer.config import AlphaRLConfig
+from alpharl_trainer.trainer.swap import WindowSwap
 from tests.trainer import harness
 
 
@@ -33,9 +33,7 @@ def test_swap_makes_the_next_generation_resync():
         _last_loaded_step=12, _buffered_inputs=["old rollouts"], state=SimpleNamespace()
     )
     trainer.state.global_step = 12  # weights were pushed at this step, before the swap
-    callback = AlphaRLCallback(AlphaRLConfig())
-    callback.trainer = trainer
-    callback._invalidate_rollouts()
+    WindowSwap(trainer, SimpleNamespace(config=AlphaRLConfig()), notify=print)._use_new_weights()
     assert trainer._buffered_inputs is None
     assert trainer.state.global_step != trainer._last_loaded_step  # TRL's test above: sync_weights() runs
 
@@ -78,7 +76,7 @@ def test_server_sync_streams_the_weights_alpharl_wrote(model):
     assert update == "update" and reset == ("reset",)
     assert dict((n, shape) for n, _, shape in metadata)[name] == list(model.get_parameter(name).shape)
     forecast = model.get_parameter(name).detach() + torch.randn(model.get_parameter(name).shape)
-    write_weights(model, {name: forecast})  # what AlphaRLCallback._apply does on one process
+    write_weights(model, {name: forecast})  # what WindowSwap._write does on one process
     generation.sync_weights()
     after = generation.vllm_client.calls[2][2]
     torch.testing.assert_close(after[name], forecast, rtol=0, atol=0)

@@ -12,12 +12,6 @@ import alpharl_trainer
 PACKAGE = Path(alpharl_trainer.__file__).parent
 
 KNOWN_CIRCLES = [  # callback/train refactor pending (issue 24)
-    {  # plan/__init__ defines Plan and PlanOptions, which its submodules import under TYPE_CHECKING
-        "alpharl_trainer.plan",
-        "alpharl_trainer.plan.estimates",
-        "alpharl_trainer.plan.launch",
-        "alpharl_trainer.plan.report",
-    },
     {"alpharl_trainer.policies", "alpharl_trainer.policies.converted"},  # both inside functions
 ]
 

@@ -11,16 +11,6 @@ import alpharl_trainer
 
 PACKAGE = Path(alpharl_trainer.__file__).parent
 
-KNOWN_CIRCLES = [  # callback/train refactor pending (issue 24)
-    {  # plan/__init__ defines Plan and PlanOptions, which its submodules import under TYPE_CHECKING
-        "alpharl_trainer.plan",
-        "alpharl_trainer.plan.estimates",
-        "alpharl_trainer.plan.launch",
-        "alpharl_trainer.plan.report",
-    },
-    {"alpharl_trainer.policies", "alpharl_trainer.policies.converted"},  # both inside functions
-]
-
 
 def _modules(package: Path) -> dict[str, Path]:
     """Dotted name -> file of every module of `package` (a package's name is its `__init__.py`'s)."""
@@ -95,13 +85,10 @@ def circles(graph: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
-def test_the_package_has_no_import_circle_but_the_known_ones():
+def test_the_package_has_no_import_circle():
     graph = import_graph(PACKAGE)
-    found = circles(graph)
-    new = [{m: sorted(graph[m] & c) for m in sorted(c)} for c in found if c not in KNOWN_CIRCLES]
-    assert not new, f"import circles (module -> the modules of its circle it imports): {new}"
-    gone = [sorted(c) for c in KNOWN_CIRCLES if c not in found]
-    assert not gone, f"these circles are gone or changed: update KNOWN_CIRCLES: {gone}"
+    found = [{m: sorted(graph[m] & c) for m in sorted(c)} for c in circles(graph)]
+    assert not found, f"import circles (module -> the modules of its circle it imports): {found}"
 
 
 def test_imports_inside_functions_and_type_checking_blocks_count(tmp_path):

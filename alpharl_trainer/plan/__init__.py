@@ -26,43 +26,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from alpharl_trainer import recipe
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.plan.estimates import DEFAULT_GPU_MEMORY_GB, alpharl_plan, batch_plan, memory_plan
+from alpharl_trainer.plan.estimates import alpharl_plan, batch_plan, memory_plan
 from alpharl_trainer.plan.launch import Launch, resolve_launch
 from alpharl_trainer.plan.model import ModelSize, resolve_model
+from alpharl_trainer.plan.options import DEFAULT_GPU_MEMORY_GB, PlanOptions
 from alpharl_trainer.plan.report import format_plan
+from alpharl_trainer.plan.result import Plan
 from alpharl_trainer.policies import SHIPPED
 from alpharl_trainer.recipe import check_output_dir, check_run
-
-
-@dataclass
-class Plan:
-    recipe: str
-    trainer: str
-    values: dict
-    launch: Launch
-    model: ModelSize | None
-    batch: dict = field(default_factory=dict)
-    alpharl: dict | None = None
-    memory: dict[str, float] = field(default_factory=dict)
-    """GiB per GPU by item (training peak), plus 'cpu_per_node_at_swap'."""
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PlanOptions:
-    accelerate_config: str | None = None
-    num_processes: int | None = None
-    num_machines: int | None = None
-    model_params: float | None = None
-    gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB
-    gate_tokens_per_second: float | None = None
 
 
 # ---- command-line options (shared by `alpharl train` and `python -m alpharl_trainer.train`) ----------------

@@ -12,10 +12,9 @@ from alpharl_trainer.plan.launch import Launch
 from alpharl_trainer.plan.model import ModelSize
 
 if TYPE_CHECKING:
-    from alpharl_trainer.plan import Plan
+    from alpharl_trainer.plan.result import Plan
 
 GIB = 1024**3
-DEFAULT_GPU_MEMORY_GB = 80.0  # H100/H800/A100-80GB: the class of GPU the paper's runs used
 PROMPT_TOKENS = 512  # prompt length assumed for activations when vllm_max_model_length does not bound it
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # Generation throughput per process (GPU) for an 8B model with long completions, rough orders of magnitude:

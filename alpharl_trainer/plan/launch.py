@@ -18,7 +18,7 @@ import yaml
 from alpharl_trainer.errors import AlphaRLError
 
 if TYPE_CHECKING:
-    from alpharl_trainer.plan import PlanOptions
+    from alpharl_trainer.plan.options import PlanOptions
 
 
 @dataclass

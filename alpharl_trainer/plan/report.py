@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from alpharl_trainer.plan.estimates import precision
 
 if TYPE_CHECKING:
-    from alpharl_trainer.plan import Plan
+    from alpharl_trainer.plan.result import Plan
 
 
 def _count(n: float) -> str:

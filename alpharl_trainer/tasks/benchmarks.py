@@ -15,16 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.tasks.answers import extract_final_answer, gold_parts, gold_text
 from alpharl_trainer.tasks.base import Problem
-from alpharl_trainer.tasks.rewards import (
-    Grade,
-    extract_final_answer,
-    gold_parts,
-    gold_text,
-    grade_math,
-    math_score,
-    parse_drops,
-)
+from alpharl_trainer.tasks.grading import Grade, grade_math, math_score, parse_drops
 
 PROMPT_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 QUESTION_FIELDS = ("problem", "question", "prompt")

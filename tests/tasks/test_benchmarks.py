@@ -11,7 +11,7 @@ from alpharl_trainer.tasks.benchmarks import (
     load_benchmark,
     self_check,
 )
-from alpharl_trainer.tasks.rewards import grade_math
+from alpharl_trainer.tasks.grading import grade_math
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 # file -> (rows, question field, answer field), from the folder's README.

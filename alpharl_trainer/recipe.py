@@ -233,7 +233,7 @@ def check(script: ScriptArguments, config) -> None:
 
 
 def check_run(values: dict[str, Any]) -> None:
-    """Settings that used to fail only after the weights were loaded (or after the whole window was trained),
+    """Settings that would otherwise fail only after the weights are loaded (or the whole window is trained),
     checked by `alpharl train` and `--dry-run` alike from the resolved values: torch_threads, an output_dir
     that is a file, and the held-out prompts the acceptance gate scores on."""
     if values["torch_threads"] < 0:

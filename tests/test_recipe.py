@@ -52,7 +52,10 @@ def test_the_reader_names_what_is_wrong_the_same_way_for_train_and_dry_run(tmp_p
 
 def test_env_is_set_by_parse_and_overrides_win(tmp_path, monkeypatch):
     monkeypatch.delenv("ALPHARL_TEST_ENV", raising=False)
-    argv = ["--config", _write(tmp_path, "env: {ALPHARL_TEST_ENV: 7}\nmax_steps: 5\nuse_cpu: true\n")]
+    argv = [
+        "--config",
+        _write(tmp_path, "env: {ALPHARL_TEST_ENV: 7}\nmax_steps: 5\nuse_cpu: true\nalpharl: false\n"),
+    ]
     resolved = recipe.resolve(argv, learning_rate=2e-5)
     assert resolved.env == {"ALPHARL_TEST_ENV": "7"} and "ALPHARL_TEST_ENV" not in os.environ
     assert resolved.values["max_steps"] == 5 and resolved.values["learning_rate"] == 2e-5

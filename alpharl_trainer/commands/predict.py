@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("rank1", "fixed-basis"),
         default="rank1",
         help="rank1: the line of a_t = s_t u_t (AlphaRL); fixed-basis: the window's updates projected on the "
-        "last update's top right singular vectors, one shared time profile extrapolated (forecast v2)",
+        "last update's top right singular vectors, one shared time profile extrapolated",
     )
     parser.add_argument(
         "--basis-rank", type=positive_int, default=1, metavar="K", help="fixed-basis: subspace rank k"

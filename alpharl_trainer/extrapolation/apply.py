@@ -9,8 +9,7 @@ With `K` the last window step, `a_hat` the forecast state and `v = v_K`:
 - `reference`: `W_K + scale a_hat v^T`, what the reference scripts do (it counts the rank-1 part already
   in `W_K` twice); for comparison only.
 
-`scale` < 1 shrinks the jump: measured on this machine, unshrunk forecasts overshoot where accuracy
-saturates early, and 0.25-0.5 removes most of the damage.
+`scale` < 1 shrinks the jump: where accuracy saturates early an unshrunk forecast overshoots.
 """
 
 from __future__ import annotations

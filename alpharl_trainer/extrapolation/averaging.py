@@ -2,8 +2,7 @@
 average of the window's last weights (LAWA). Neither fits anything; the gate decides whether they help.
 
 ExPO (Zheng et al., 2024) extrapolates the whole update `W_K - W_0` by a factor; averaging the last few
-weights denoises them instead (measured on this project's noisy regime: the mean of the last four
-checkpoints beat every forward candidate).
+weights denoises them instead, which is what helps when the window's updates are mostly noise.
 """
 
 from __future__ import annotations

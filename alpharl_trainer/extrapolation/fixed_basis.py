@@ -1,8 +1,8 @@
 """Denoised fixed-basis forecast of one matrix's update `W_t - W_0`, from the window's updates.
 
 The rank-1 forecast fits each coordinate of `a_t = s_t u_t` separately, while `v_t` rotates from snapshot to
-snapshot; pushed several windows ahead, that amplifies noise and misses the direction the update turns to
-(measured on this project's testbed). Here the basis is fixed at the window end and the trend is shared:
+snapshot; pushed several windows ahead, that amplifies noise and misses the direction the update turns to.
+Here the basis is fixed at the window end and the trend is shared:
 
 1. `V_K`: the top-`k` right singular vectors of the window-end update `dW_K`;
 2. `b_t = dW_t V_K` for every update of the window (an `m x k` path in a fixed subspace);

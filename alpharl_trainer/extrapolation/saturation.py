@@ -1,8 +1,8 @@
 """Saturating curves for a run's progress: how far is it worth forecasting?
 
 A straight-line forecast of the rank-1 trajectory to a fixed multiple of the window assumes the run keeps
-moving as fast as it did; a run that is saturating does not (measured on this project's testbed: the
-straight line overshoots wherever accuracy bends). Fitted to a progress signal known at the window end (the
+moving as fast as it did; a run that is saturating does not, and the straight line overshoots wherever
+accuracy bends. Fitted to a progress signal known at the window end (the
 mean training reward per snapshot, or `||W_t - W_0||`), a saturating curve says where the run is heading and
 when it stops moving:
 

@@ -141,7 +141,7 @@ class RunEvaluation:
         self._chosen(end, "relex", relex, last)
 
         fixed = {}
-        for profile in ("linear", "saturating"):  # forecast v2: fixed basis, shared (denoised) time profile
+        for profile in ("linear", "saturating"):  # fixed basis, shared (denoised) time profile
             fixed[profile] = {}
             for k in spec.fixed_basis_ranks:
                 for target in targets:
@@ -150,7 +150,7 @@ class RunEvaluation:
                     )
             self._chosen(end, f"fixed_basis_{profile}", fixed[profile], last)
 
-        # forecast v2's gated portfolio: one choice, by the same rule, among the rank-1 line at the product's
+        # the gated portfolio: one choice, by the same rule, among the rank-1 line at the product's
         # candidate steps, ExPO, RELEX and the saturating fixed-basis forecast (or W_K)
         portfolio = {
             f"rank-1 step {t}": (lambda t=t: methods.rank1_forecast(traj, self.base, last, float(t)))

@@ -1,7 +1,7 @@
 """Score the live policy on held-out prompts with the trainer's own rewards: the acceptance gate's judge.
 
-A forecast is not always right (measured on this machine: in a noisy regime every rank-1 forecast scored
-below the checkpoint it started from). So before a swap is kept, the current weights and each candidate are
+A forecast is not always right: where the window's updates are mostly noise, a forecast can score below
+the weights it started from. So before a swap is kept, the current weights and each candidate are
 scored the same way: completions sampled exactly as in training (the trainer's generation settings), graded
 by the trainer's reward functions and weights, averaged over prompts, samples and ranks. Every candidate is
 sampled with the same seed (common random numbers), so differences between candidates are not sampling

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation.saturation import fit_saturation, horizon
+from alpharl_trainer.extrapolation.saturation import fit_saturation, horizon, saturation_target
 
 
 def _noisy(values, sd, seed=0):
@@ -68,3 +68,15 @@ def test_a_straight_climb_gets_the_longest_jump_and_a_flat_one_none():
 def test_bad_input_is_refused(steps, values, message):
     with pytest.raises(AlphaRLError, match=message):
         fit_saturation(steps, values)
+
+
+def test_the_saturation_target_is_a_whole_step_from_the_window_origin():
+    """A window from step 20 to 40 whose reward climbs in a straight line: the longest jump, counted from the
+    window's own origin; a reward target with the reward covariate; none with too few rewards."""
+    steps, rewards = [25, 30, 35, 40], [0.1, 0.2, 0.3, 0.4]
+    common = dict(origin=20, run_end=100, threshold=0.5, max_multiple=2.0)
+    assert saturation_target(steps, rewards, covariate="step", **common)["target"] == 60.0  # 20 + 2 x 20
+    by_reward = saturation_target(steps, rewards, covariate="reward", **common)
+    assert by_reward["target"] > 0.4 and by_reward["why"] is None
+    few = saturation_target(steps[:3], rewards[:3], covariate="step", **common)
+    assert few == {"target": None, "why": "needs the reward at >= 4 snapshots"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -11,7 +12,6 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.config import AlphaRLConfig
 from alpharl_trainer.trainer.decision import SwapRecord, best_over_bar, describe_decision
-from alpharl_trainer.trainer.schedule import target_steps
 
 TARGETS = [75.0, 90.0, 150.0]
 LABELS = [f"{t:g}" for t in TARGETS]
@@ -69,30 +69,6 @@ def test_the_decision_line_names_dropped_candidates_and_why_w_k_was_kept_unscore
     )
 
 
-@pytest.mark.parametrize(
-    ("window_end", "max_steps", "end", "snapshots", "targets"),
-    [
-        (0.4, 150, 60, [10, 20, 30, 40, 50, 60], [75, 90, 120, 150]),
-        (0.25, 100, 25, [10, 20, 25], [31, 38, 50, 63]),  # the README's DAPO example: whole steps
-        (0.3, 10, 3, [1, 2, 3], [4, 5, 6, 8]),
-        (36, 0, 36, [10, 20, 30, 36], [45, 54, 72, 90]),
-    ],
-)
-def test_window_snapshots_and_candidates_are_whole_steps(window_end, max_steps, end, snapshots, targets):
-    interval = 1 if max_steps == 10 else 10
-    config = AlphaRLConfig(alpharl_window_end=window_end, alpharl_interval=interval)
-    config.validate_alpharl(max_steps)
-    schedule = config.schedule(max_steps)
-    assert schedule.length == end and schedule.window_end() == end
-    assert schedule.snapshot_steps() == snapshots
-    assert schedule.targets() == targets
-
-
-def test_repeated_targets_collapse_and_stay_beyond_the_window():
-    assert target_steps([1.01, 1.02, 2.0], 10) == [11, 20]
-    assert target_steps([1.5, 2.0], 30, start=10) == [40, 50]  # a later window: its own length, 20
-
-
 def test_windows_that_cannot_work_are_refused():
     with pytest.raises(AlphaRLError, match="after max_steps 30"):
         AlphaRLConfig(alpharl_window_end=60).validate_alpharl(30)
@@ -115,3 +91,14 @@ def test_a_margin_in_paired_standard_errors_scales_with_the_noise():
     assert choose(s, LABELS, 0.0, per_prompt=per_prompt, margin_se=3.0) is None  # 3 SE: within the noise
     swap = SwapRecord(step=60, targets=[], scores=s, margin=0.0, margin_se=3.0)
     assert "more than the margin 0 + 3 paired SE" in describe_decision(swap)
+
+
+def test_a_swap_record_round_trips_through_json_and_reads_older_states():
+    scores = {"current": 0.3, "75": 0.4}
+    record = SwapRecord(
+        step=60, targets=[75.0], candidates=["75"], scores=scores, chosen="75", mean_fit_r2=0.9
+    )
+    assert SwapRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+    assert record.chosen_target == 75.0 and record.logs()["alpharl/rolled_back"] == 0.0
+    old = SwapRecord.from_dict({"step": 6, "targets": [9.0], "chosen": None, "gone": 1})  # no "dropped"
+    assert old.dropped == [] and math.isnan(old.chosen_target) and old.logs()["alpharl/rolled_back"] == 1.0

@@ -16,7 +16,7 @@ import textwrap
 
 from alpharl_trainer import __version__
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.offline_mode import stay_offline
+from alpharl_trainer.hub_offline import stay_offline
 
 DESCRIPTION = """\
 An RL trainer for language models on Hugging Face TRL (GRPO, DAPO, Dr. GRPO, GSPO, RLOO, PPO) with built-in

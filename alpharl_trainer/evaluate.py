@@ -53,7 +53,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def load_policy(path: str | Path, dtype: str = "auto", device: str | None = None):
+def load_folder(path: str | Path, dtype: str = "auto", device: str | None = None):
     """(model, tokenizer) from a Hugging Face checkpoint folder, in eval mode, on `device`
     (default: CUDA when available, else CPU)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

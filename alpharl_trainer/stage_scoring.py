@@ -13,7 +13,7 @@ import tempfile
 from alpharl_trainer import recipe
 from alpharl_trainer.distributed import gathered_model
 from alpharl_trainer.recipe import ScriptArguments
-from alpharl_trainer.run_report import Stage
+from alpharl_trainer.run_summary import Stage
 from alpharl_trainer.trainer.candidates import describe
 
 BASE, TRUNCATED, WINDOW_END = "base policy", "truncated run", "window end (truncated run)"

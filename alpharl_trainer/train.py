@@ -19,7 +19,7 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.recipe import ScriptArguments
 from alpharl_trainer.resume import resume_point
 from alpharl_trainer.run_lock import run_lock
-from alpharl_trainer.run_report import print_summary, write_summary
+from alpharl_trainer.run_summary import print_summary, write_summary
 from alpharl_trainer.stage_scoring import BASE, StageScorer
 
 
@@ -85,7 +85,7 @@ class TrainRun:
 
 
 if __name__ == "__main__":  # `accelerate launch -m alpharl_trainer.train`
-    from alpharl_trainer.offline_mode import stay_offline
+    from alpharl_trainer.hub_offline import stay_offline
 
     stay_offline()
     try:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from alpharl_trainer.evaluate import load_policy, teacher_forced
+from alpharl_trainer.evaluate import load_folder, teacher_forced
 from alpharl_trainer.policies import shipped_policy
 from alpharl_trainer.reproduce import runs
 from alpharl_trainer.reproduce.config import Regime, RunSpec, Suite
@@ -58,7 +58,7 @@ def main() -> None:
     base = shipped_policy("tiny")
     problems = get_task(args.task, mix=args.mix).problems("heldout", args.heldout, seed=0)
     categories = sorted({q.category for q in problems})
-    model, tokenizer = load_policy(base, dtype="float32", device="cpu")
+    model, tokenizer = load_folder(base, dtype="float32", device="cpu")
     curve = []
     with tempfile.TemporaryDirectory(prefix="probe-admission-") as out:
         runs._trainer(spec, suite, base, Path(out), args.steps, [runs._SaveAt(saves)]).train()

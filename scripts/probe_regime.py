@@ -28,8 +28,8 @@ import torch
 
 from alpharl_trainer.evaluate import teacher_forced
 from alpharl_trainer.policies import shipped_policy
+from alpharl_trainer.policies.build_tiny import REPO_ROOT
 from alpharl_trainer.tasks import get_task
-from alpharl_trainer.tiny import REPO_ROOT
 
 REGIMES = {
     # The paper's regime: a competent policy refined by low-noise RL (big batch, low lr).

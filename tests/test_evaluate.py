@@ -14,7 +14,7 @@ from alpharl_trainer.evaluate import (
     Sampling,
     TransformersEngine,
     evaluate,
-    load_policy,
+    load_folder,
     pass_at_k,
     render_prompts,
     teacher_forced,
@@ -47,7 +47,7 @@ def policy():
     stops after a few tokens on some prompts and runs to the length limit on others."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from alpharl_trainer.tiny import build_tokenizer
+    from alpharl_trainer.policies.build_tiny import build_tokenizer
 
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
@@ -248,7 +248,7 @@ def test_write_results_writes_jsonl_and_summary_atomically(tmp_path):
 
 def test_load_policy_rejects_a_folder_without_a_model(tmp_path):
     with pytest.raises(AlphaRLError, match="no config.json"):
-        load_policy(tmp_path)
+        load_folder(tmp_path)
 
 
 @pytest.mark.slow
@@ -258,7 +258,7 @@ def test_tiny_model_teacher_forced_equals_greedy_and_is_fast(tiny_model_dir):
     machine's load.)"""
     from alpharl_trainer.tasks import get_task
 
-    model, tokenizer = load_policy(tiny_model_dir)
+    model, tokenizer = load_folder(tiny_model_dir)
     for name in ("arithmetic", "sort"):
         task = get_task(name)
         problems = task.problems("heldout", 200)

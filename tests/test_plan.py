@@ -13,7 +13,7 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.plan import PlanOptions, format_plan, make_plan
 from alpharl_trainer.plan.estimates import GIB
 from alpharl_trainer.plan.launch import resolve_launch
-from alpharl_trainer.plan.model import resolve_model
+from alpharl_trainer.plan.model_size import resolve_model
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = sorted((REPO / "recipes" / "tiny").glob("*.yaml"))

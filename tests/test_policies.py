@@ -17,10 +17,10 @@ PINNED = {"2+3": (195, 320), "3+2": (205, 344), "3+3": (159, 336)}
 
 
 def test_shipped_policy_scores_what_the_recipes_are_written_for(tiny_model_dir):
-    from alpharl_trainer.evaluate import load_policy, teacher_forced
+    from alpharl_trainer.evaluate import load_folder, teacher_forced
     from alpharl_trainer.tasks import get_task
 
-    model, tokenizer = load_policy(tiny_model_dir)
+    model, tokenizer = load_folder(tiny_model_dir)
     problems = get_task("arithmetic", mix="rl").problems("test", 1000, 0)
     exact = teacher_forced(model, tokenizer, problems)["exact_per_problem"]
     right, total = collections.Counter(), collections.Counter()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from alpharl_trainer.commands.window import add_window_arguments, fmt, window_kwargs
+from alpharl_trainer.commands.window_args import add_window_arguments, fmt, window_kwargs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from alpharl_trainer.atomic import check_output, check_writable_dir
-from alpharl_trainer.commands.numbers import non_negative_float, non_negative_int, positive_int
+from alpharl_trainer.commands.arg_types import non_negative_float, non_negative_int, positive_int
 from alpharl_trainer.errors import AlphaRLError
 
 TASK_MAX_NEW_TOKENS = 32  # the synthetic tasks' completions are a few characters
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         TransformersEngine,
         VLLMEngine,
         evaluate,
-        load_policy,
+        load_folder,
         teacher_forced,
         write_results,
     )
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     model = tokenizer = None
     if args.engine == "transformers" or args.teacher_forced:
-        model, tokenizer = load_policy(args.checkpoint, dtype=args.dtype)
+        model, tokenizer = load_folder(args.checkpoint, dtype=args.dtype)
     if args.engine == "vllm":
         engine = VLLMEngine(
             args.checkpoint, args.chat, not args.no_progress, args.dtype, args.vllm_memory_utilization

@@ -2,10 +2,10 @@
 
 Recipes and tests use the policy shipped in the repository (`model_name_or_path: tiny`,
 alpharl_trainer/policies/tiny), because a build is deterministic on one machine but not across machines.
-This command rebuilds it from the recipe in alpharl_trainer/tiny.py (or a variant: --task, --steps, --seed)
-and reports how far the result is from the shipped policy: held-out accuracy on the arithmetic RL mix, and
-whether the weights are identical. SFT stops once that accuracy reaches the recipe's target, so a rebuild
-lands in the same regime even where its weights differ.
+This command rebuilds it from the recipe in alpharl_trainer/policies/build_tiny.py (or a variant: --task,
+--steps, --seed) and reports how far the result is from the shipped policy: held-out accuracy on the
+arithmetic RL mix, and whether the weights are identical. SFT stops once that accuracy reaches the recipe's
+target, so a rebuild lands in the same regime even where its weights differ.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from alpharl_trainer.commands.numbers import positive_int
+from alpharl_trainer.commands.arg_types import positive_int
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks import TASKS
 
@@ -70,7 +70,7 @@ def parse_tasks(text: str) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from alpharl_trainer.tiny import TinyConfig, build_tiny_model, ensure_tiny_model
+    from alpharl_trainer.policies.build_tiny import TinyConfig, build_tiny_model, ensure_tiny_model
 
     overrides = {
         "tasks": parse_tasks(args.task) if args.task is not None else None,
@@ -111,7 +111,7 @@ def compare_to_shipped(folder: Path) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from alpharl_trainer.policies import shipped_policy
-    from alpharl_trainer.tiny import heldout_accuracy
+    from alpharl_trainer.policies.build_tiny import heldout_accuracy
 
     shipped = shipped_policy("tiny")
     accuracy = {}

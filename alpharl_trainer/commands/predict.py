@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from alpharl_trainer.commands.numbers import positive_float, positive_int
-from alpharl_trainer.commands.window import add_window_arguments, fmt, window_kwargs
+from alpharl_trainer.commands.arg_types import positive_float, positive_int
+from alpharl_trainer.commands.window_args import add_window_arguments, fmt, window_kwargs
 
 # Parsing imports nothing heavy (torch, the library are imported in `run`), so `--help` answers at once;
 # hence copies of library constants whose modules import torch. tests/test_cli.py checks they agree.

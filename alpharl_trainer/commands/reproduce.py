@@ -17,7 +17,8 @@ from pathlib import Path
 from alpharl_trainer.atomic import check_output
 from alpharl_trainer.errors import AlphaRLError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # not alpharl_trainer.tiny's: that imports torch
+# build_tiny has the same constant, but importing it imports torch: `--help` must answer at once
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = REPO_ROOT / "recipes" / "reproduce" / "default.yaml"
 QUICK = REPO_ROOT / "recipes" / "reproduce" / "quick.yaml"
 

@@ -15,7 +15,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from alpharl_trainer.commands.numbers import positive_int
+from alpharl_trainer.commands.arg_types import positive_int
 
 DEFAULT = Path(__file__).resolve().parents[2] / "recipes" / "reproduce" / "real.yaml"
 

@@ -15,8 +15,8 @@ from alpharl_trainer.atomic import check_output
 from alpharl_trainer.checkpoints import atomic_output_dir, check_new_output
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS, forecast
 from alpharl_trainer.extrapolation.select import ParamSelector
+from alpharl_trainer.offline.checkpoint_window import build_trajectory, finite_mean, open_window
 from alpharl_trainer.offline.plots import plot_analysis
-from alpharl_trainer.offline.window import build_trajectory, finite_mean, open_window
 
 ANALYSIS_FILE = "analysis.json"
 

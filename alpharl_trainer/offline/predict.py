@@ -27,7 +27,7 @@ from alpharl_trainer.extrapolation.apply import ABSURD_JUMP, LARGE_JUMP, MODES, 
 from alpharl_trainer.extrapolation.fixed_basis import PROFILES, fixed_basis_weight
 from alpharl_trainer.extrapolation.forecast import FITS, Forecast, forecast
 from alpharl_trainer.extrapolation.select import ParamSelector
-from alpharl_trainer.offline.window import Window, build_trajectory, finite_mean, open_window
+from alpharl_trainer.offline.checkpoint_window import Window, build_trajectory, finite_mean, open_window
 
 METHODS = ("rank1", "fixed-basis")
 REPORT_FILE = "alpharl_report.json"

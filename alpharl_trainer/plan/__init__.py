@@ -32,10 +32,10 @@ from pathlib import Path
 from alpharl_trainer import recipe
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.plan.estimates import alpharl_plan, batch_plan, memory_plan
+from alpharl_trainer.plan.format import format_plan
 from alpharl_trainer.plan.launch import Launch, resolve_launch
-from alpharl_trainer.plan.model import ModelSize, resolve_model
+from alpharl_trainer.plan.model_size import ModelSize, resolve_model
 from alpharl_trainer.plan.options import DEFAULT_GPU_MEMORY_GB, PlanOptions
-from alpharl_trainer.plan.report import format_plan
 from alpharl_trainer.plan.result import Plan
 from alpharl_trainer.policies import SHIPPED
 from alpharl_trainer.recipe import check_output_dir, check_run

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.plan.launch import Launch
-from alpharl_trainer.plan.model import ModelSize
+from alpharl_trainer.plan.model_size import ModelSize
 
 if TYPE_CHECKING:
     from alpharl_trainer.plan.result import Plan

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from alpharl_trainer.plan.launch import Launch
-from alpharl_trainer.plan.model import ModelSize
+from alpharl_trainer.plan.model_size import ModelSize
 
 
 @dataclass

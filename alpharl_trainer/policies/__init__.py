@@ -1,7 +1,7 @@
 """Base policies shipped in the repository, so that every machine starts RL from the same weights.
 
 The tiny SFT policy is cheap to build from code, but its build is chaotic across machines (the carry jump
-of a small model learning addition comes at a step that float rounding decides; see `tiny.py`): a policy
+of a small model learning addition comes at a step that float rounding decides; see `build_tiny.py`): a policy
 built on another machine scored 0.108 instead of 0.455 on the RL mix, and every recipe, test and result
 is written for one policy. So the policy is data: a folder here with its tokenizer, its build recipe and a
 `SHA256SUMS` file, verified before use. `model_name_or_path: tiny` in a recipe names it.

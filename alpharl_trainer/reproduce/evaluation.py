@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.evaluate import EvalSettings, TransformersEngine, evaluate, load_policy, teacher_forced
+from alpharl_trainer.evaluate import EvalSettings, TransformersEngine, evaluate, load_folder, teacher_forced
 from alpharl_trainer.reproduce.config import EvalSpec
 from alpharl_trainer.tasks import get_task
 
@@ -49,7 +49,7 @@ class Evaluator:
     def __init__(self, base: Path, task: str, spec: EvalSpec, mix: str = "rl", heldout_seed: int = 0):
         """`mix`: the regime's; `heldout_seed`: the run's data seed, so the held-out problems are the ones the
         product run's gate scores (the recipe's held-out split, `task_seed`); the test split is fixed."""
-        self.model, self.tokenizer = load_policy(base, dtype="float32", device="cpu")
+        self.model, self.tokenizer = load_folder(base, dtype="float32", device="cpu")
         self.task = get_task(task, mix=mix)
         self.spec = spec
         self.test = self.task.problems("test", spec.test_problems, seed=0)

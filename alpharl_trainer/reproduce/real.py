@@ -185,7 +185,7 @@ class Scorer:
     off_task: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from alpharl_trainer.evaluate import load_policy
+        from alpharl_trainer.evaluate import load_folder
         from alpharl_trainer.tasks import get_task
 
         recipe = self.suite._recipe()
@@ -194,7 +194,7 @@ class Scorer:
         self.off_task_task = get_task(recipe["task"], mix=self.suite.off_task_mix)
         self.problems = distinct(self.task.problems("test", self.suite.test_problems, seed=0))
         self.off_task = distinct(self.off_task_task.problems("test", self.suite.off_task_problems, seed=0))
-        self.model, self.tokenizer = load_policy(self.base, dtype="float32", device="cpu")
+        self.model, self.tokenizer = load_folder(self.base, dtype="float32", device="cpu")
         self.initial = {k: v.clone() for k, v in self.model.state_dict().items()}
 
     def load(self, weights: dict[str, torch.Tensor]) -> None:

@@ -21,7 +21,7 @@ from alpharl_trainer import stats
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.offline.window import build_trajectory, open_window
+from alpharl_trainer.offline.checkpoint_window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods
 from alpharl_trainer.reproduce.admission import admission
 from alpharl_trainer.reproduce.config import RunSpec, Suite

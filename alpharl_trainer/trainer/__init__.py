@@ -2,9 +2,9 @@
 
 from alpharl_trainer.trainer.callback import AlphaRLCallback
 from alpharl_trainer.trainer.config import AlphaRLConfig, AlphaRLGRPOConfig, AlphaRLRLOOConfig
+from alpharl_trainer.trainer.grpo_rloo import AlphaRLGRPOTrainer, AlphaRLRLOOTrainer
 from alpharl_trainer.trainer.ppo import AlphaRLPPOTrainer, PPOTrainer, ValueModel
 from alpharl_trainer.trainer.ppo_config import AlphaRLPPOConfig, PPOConfig
-from alpharl_trainer.trainer.trainers import AlphaRLGRPOTrainer, AlphaRLRLOOTrainer
 
 __all__ = [
     "AlphaRLCallback",

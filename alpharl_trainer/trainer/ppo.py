@@ -34,6 +34,7 @@ from trl.trainer.utils import nanstd, pad
 
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.trainer.grpo_rloo import AlphaRLMixin
 from alpharl_trainer.trainer.ppo_config import VALUE_MODEL, PPOConfig
 from alpharl_trainer.trainer.ppo_math import (
     explained_variance,
@@ -43,7 +44,6 @@ from alpharl_trainer.trainer.ppo_math import (
     value_loss,
     whiten,
 )
-from alpharl_trainer.trainer.trainers import AlphaRLMixin
 
 VALUE_WEIGHTS = "value_model.safetensors"
 """The critic's weights, beside the policy's in every saved folder (checkpoints and the final model)."""

@@ -23,7 +23,7 @@ from alpharl_trainer.trainer.lora import LoraSite, lora_sites, merged_update_ran
 from alpharl_trainer.trainer.schedule import Schedule
 from alpharl_trainer.trainer.state import (
     STATE_DIR,
-    WindowReader,
+    WindowStore,
     leftovers,
     load_base,
     load_state,
@@ -62,7 +62,7 @@ class SnapshotRecorder:
             logger.warning("AlphaRL: the gate's portfolio leaves out %s: %s", family, why)
         offered = set(config.alpharl_candidates) - set(left_out)
         rank, world = rank_world()
-        self.window = WindowReader(self.output_dir, world) if offered & set(WINDOW_FAMILIES) else None
+        self.window = WindowStore(self.output_dir, world) if offered & set(WINDOW_FAMILIES) else None
         """The tracked weights saved at each snapshot, for the candidate families that read them."""
         owners = assign_owners({n: int(torch.Size(shapes[n]).numel()) for n in self.names}, world)
         self.weights = OwnedWeights(model, owners, {n: s.base for n, s in self.lora.items()}, device)
@@ -126,7 +126,7 @@ class SnapshotRecorder:
         save_base(self.output_dir, rank, world, self.base, self.start)
         if self.window is None:
             return
-        reader, names = WindowReader(source, then), [n for n in self.names if self.owned(n)]
+        reader, names = WindowStore(source, then), [n for n in self.names if self.owned(n)]
         for at in taken:
             save_window(self.output_dir, at, rank, world, {n: reader.read(at, n) for n in names})
 

@@ -105,13 +105,13 @@ def window_dir(output_dir: str | Path) -> Path:
 
 
 def save_window(output_dir: str | Path, step: int, rank: int, world: int, tensors: dict[str, torch.Tensor]):
-    """This rank's share of the tracked weights at the snapshot of `step` (read back by `WindowReader`)."""
+    """This rank's share of the tracked weights at the snapshot of `step` (read back by `WindowStore`)."""
     folder = window_dir(output_dir) / f"step-{step:06d}"
     with atomic_file(folder / f"rank{rank:05d}-of-{world:05d}.safetensors") as tmp:
         save_safetensors({n: t.contiguous() for n, t in tensors.items()}, tmp)
 
 
-class WindowReader:
+class WindowStore:
     """The tracked weights saved at each snapshot (`save_window`) by a run of `world` processes, one matrix
     at a time."""
 

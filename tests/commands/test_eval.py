@@ -12,7 +12,7 @@ def checkpoint(tmp_path_factory) -> Path:
     """A random tiny Qwen2 with the character tokenizer, saved as a Hugging Face folder."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from alpharl_trainer.tiny import build_tokenizer
+    from alpharl_trainer.policies.build_tiny import build_tokenizer
 
     tokenizer = build_tokenizer()
     torch.manual_seed(0)

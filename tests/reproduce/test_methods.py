@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.offline.window import build_trajectory, open_window
+from alpharl_trainer.offline.checkpoint_window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods
 from alpharl_trainer.reproduce.suite import load_weights
 from tests.helpers_checkpoints import make_series

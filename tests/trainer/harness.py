@@ -18,8 +18,8 @@ import torch
 from transformers import TrainerCallback
 
 from alpharl_trainer.policies import verified_folder
+from alpharl_trainer.policies.build_tiny import TinyConfig
 from alpharl_trainer.tasks import get_task, to_dataset
-from alpharl_trainer.tiny import TinyConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_MODEL = TinyConfig(

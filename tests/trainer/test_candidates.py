@@ -80,12 +80,12 @@ def test_the_window_store_reads_shares_of_any_world_size(tmp_path):
     import pytest
 
     from alpharl_trainer.errors import AlphaRLError
-    from alpharl_trainer.trainer.state import WindowReader, save_window
+    from alpharl_trainer.trainer.state import WindowStore, save_window
 
     a, b = torch.randn(3, 2), torch.randn(4, 4)
     save_window(tmp_path, 10, 0, 2, {"a": a})
     save_window(tmp_path, 10, 1, 2, {"b": b})
-    reader = WindowReader(tmp_path, 2)
+    reader = WindowStore(tmp_path, 2)
     torch.testing.assert_close(reader.read(10, "b"), b, rtol=0, atol=0)
     torch.testing.assert_close(reader.read(10, "a"), a, rtol=0, atol=0)
     with pytest.raises(AlphaRLError, match="weights of a at the snapshot of step 20 are missing"):

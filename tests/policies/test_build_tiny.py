@@ -7,7 +7,12 @@ import torch
 
 from alpharl_trainer.cli import main
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.tiny import TinyConfig, build_tiny_model, build_tokenizer, ensure_tiny_model
+from alpharl_trainer.policies.build_tiny import (
+    TinyConfig,
+    build_tiny_model,
+    build_tokenizer,
+    ensure_tiny_model,
+)
 
 # A few SFT steps: enough to check building, saving and loading, not competence.
 QUICK = TinyConfig(
@@ -74,7 +79,7 @@ def test_ensure_caches_by_recipe(tmp_path):
 
 
 def test_make_tiny_cli(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("alpharl_trainer.tiny.TinyConfig", lambda: QUICK)
+    monkeypatch.setattr("alpharl_trainer.policies.build_tiny.TinyConfig", lambda: QUICK)
     out = tmp_path / "cli"
     assert main(["make-tiny", "--out", str(out), "--task", "arithmetic", "--steps", "2"]) == 0
     report = capsys.readouterr().out

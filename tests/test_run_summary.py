@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alpharl_trainer.run_report import Stage, format_stages, stage_table
+from alpharl_trainer.run_summary import Stage, format_stages, stage_table
 
 
 def test_stage_table_compares_each_stage_with_its_reference():

@@ -38,7 +38,7 @@ from alpharl_trainer.tasks import get_task
 # Bump when the build code or a task's text format changes (anything that changes the weights for the
 # same TinyConfig): the version is part of the cache key.
 RECIPE_VERSION = 3
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_ROOT = REPO_ROOT / ".cache"
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"

@@ -107,3 +107,13 @@ def test_imports_inside_functions_and_type_checking_blocks_count(tmp_path):
         ["pkg.a", "pkg.b"],
         ["pkg.sub", "pkg.sub.c", "pkg.sub.helper"],
     ]
+
+
+def test_no_source_file_of_the_package_is_over_400_lines():
+    """A file a reader can hold in one sitting: past 400 lines a module is doing more than one job."""
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long, f"split these by job: {long}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -224,25 +223,3 @@ def _until_eos(ids: list[int], eos: int | list[int] | None) -> list[int]:
         if t in stops:
             return ids[:i]
     return ids
-
-
-def judge(
-    scorer: AcceptanceScorer,
-    labels: list[str],
-    write: Callable[[str], bool],
-    scored: Callable[[str], None] = lambda label: None,
-) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Score the weights now in the policy (`current`), then each candidate once `write(label)` has put it
-    in the policy (`scored(label)` follows each): the mean rewards and the per-prompt rewards, keyed
-    `current` and the candidates' labels. A candidate `write` could not make (False: NaN or inf weights) is
-    not sampled and scores NaN, which never wins: the gate keeps choosing among the others."""
-    result = scorer.evaluate()
-    scores, per_prompt = {"current": result.mean}, {"current": result.per_prompt}
-    for label in labels:
-        if not write(label):
-            scores[label], per_prompt[label] = math.nan, [math.nan] * len(result.per_prompt)
-            continue
-        result = scorer.evaluate()
-        scores[label], per_prompt[label] = result.mean, result.per_prompt
-        scored(label)
-    return scores, per_prompt

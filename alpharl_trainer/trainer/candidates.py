@@ -66,7 +66,7 @@ class Candidate:
         w_k: torch.Tensor,
         w0: torch.Tensor,
         steps: Sequence[int],
-        read: Callable[[int], torch.Tensor],
+        read: Callable[[int], torch.Tensor] | None,
         profile: str = "saturating",
         origin: int = 0,
         fits: dict[int, FixedBasisFit] | None = None,

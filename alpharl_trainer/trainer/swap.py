@@ -9,6 +9,7 @@ steps: each matrix is computed by its owner, or identically on every rank from t
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -21,7 +22,7 @@ from alpharl_trainer.extrapolation import forecast, predict_weight
 from alpharl_trainer.extrapolation.relex import RelexFit, gram
 from alpharl_trainer.extrapolation.saturation import saturation_target
 from alpharl_trainer.stats import paired_se
-from alpharl_trainer.trainer.acceptance import AcceptanceScorer, judge
+from alpharl_trainer.trainer.acceptance import AcceptanceScorer
 from alpharl_trainer.trainer.candidates import Candidate, build_candidates, refuse_far_jump
 from alpharl_trainer.trainer.decision import SwapRecord, best_over_bar
 from alpharl_trainer.trainer.recorder import SnapshotRecorder
@@ -79,9 +80,7 @@ class WindowSwap:
         if cfg.alpharl_acceptance_prompts > 0:
             scorer = self._scorer()
             engine = scorer.engine
-            write = lambda label: self._timed(candidates[label], stash) is not None  # noqa: E731
-            scored = lambda label: self.notify("candidate", label)  # noqa: E731
-            scores, per_prompt = judge(scorer, labels, write, scored)
+            scores, per_prompt = self._score(scorer, candidates, stash)
             chosen = best_over_bar(
                 scores, labels, cfg.alpharl_acceptance_margin, per_prompt=per_prompt,
                 margin_se=cfg.alpharl_acceptance_margin_se,
@@ -135,6 +134,24 @@ class WindowSwap:
         return AcceptanceScorer(
             self.trainer, rows, cfg.alpharl_acceptance_samples, cfg.alpharl_acceptance_seed, greedy=greedy
         )
+
+    def _score(
+        self, scorer: AcceptanceScorer, candidates: dict[str, Candidate], stash: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Score the weights now in the policy (`current`), then each candidate once written: the mean
+        rewards and the per-prompt rewards, keyed `current` and the candidates' labels. A candidate that
+        cannot be written (NaN or inf weights) is not sampled and scores NaN, which never wins: the gate
+        keeps choosing among the others."""
+        result = scorer.evaluate()
+        scores, per_prompt = {"current": result.mean}, {"current": result.per_prompt}
+        for label, candidate in candidates.items():
+            if self._timed(candidate, stash) is None:
+                scores[label], per_prompt[label] = math.nan, [math.nan] * len(result.per_prompt)
+                continue
+            result = scorer.evaluate()
+            scores[label], per_prompt[label] = result.mean, result.per_prompt
+            self.notify("candidate", label)
+        return scores, per_prompt
 
     def _saturation(self) -> dict:
         """One more target from a saturating fit of the window's reward per snapshot, or why there is none."""
@@ -212,7 +229,8 @@ class WindowSwap:
             update = self.relex.update(rec.window_deltas(name, w_k), candidate.value - rec.start)
             return (w0.double() + update).to(w_k.dtype)
         try:
-            read = lambda at: rec.window.read(at, name)  # noqa: E731
+            # the matrix at a snapshot step (no window store: the family reads none)
+            read = None if rec.window is None else functools.partial(rec.window.read, name=name)
             fits = self.fits.setdefault(name, {})
             profile = self.config.alpharl_basis_profile
             return candidate.weight(w_k, w0, rec.trajectory.steps, read, profile, rec.start, fits)

@@ -92,7 +92,7 @@ class StageScorer:
         """Score every window end's stages of `trainer`'s AlphaRL run as they happen."""
         self.trainer = trainer
         self.jumps = trainer.alpharl.config.alpharl_jumps
-        self.unit = "step" if trainer.alpharl.config.alpharl_covariate == "step" else "reward"
+        self.unit = trainer.alpharl.config.alpharl_covariate  # a target's unit
         trainer.alpharl.listeners.append(self)
 
     def _window(self) -> str:

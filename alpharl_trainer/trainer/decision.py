@@ -48,10 +48,6 @@ class SwapRecord:
     seconds: float = 0.0
 
     @property
-    def unit(self) -> str:
-        return "step" if self.covariate == "step" else "reward"
-
-    @property
     def chosen_target(self) -> float:
         """The applied rank-1 candidate's target (its label is the bare target); NaN for any other choice."""
         try:
@@ -116,7 +112,7 @@ def describe_decision(swap: SwapRecord) -> str:
     current = scores.pop("current", None)
     head = f"AlphaRL at step {swap.step}: "
     dropped = f"; dropped for NaN or inf weights: {', '.join(swap.dropped)}" if swap.dropped else ""
-    return head + _decision(swap, scores, current, swap.unit) + dropped
+    return head + _decision(swap, scores, current, swap.covariate) + dropped
 
 
 def _decision(swap: SwapRecord, scores: dict[str, float], current: float | None, unit: str) -> str:

@@ -42,7 +42,7 @@ def alpharl_section(
         ]
         return "\n".join(lines) + "\n"
     chosen = swap.chosen
-    unit = "step" if config.alpharl_covariate == "step" else "reward"
+    unit = config.alpharl_covariate  # 'step' or 'reward': a target's unit
     lines += [
         f"Trained with RL from `{base_model}`. At step {swap.step} the rank-1 trajectory of every tracked "
         f"weight update was fitted and extrapolated with {PAPER}; the candidate forecasts below were scored "

@@ -91,8 +91,8 @@ class WindowSwap:
             None if chosen is None else self._timed(candidates[chosen], stash, reset=reset and not unscored)
         )
         jump = None if moved is None else self._jump(moved)
-        unit = "step" if cfg.alpharl_covariate == "step" else "reward"
-        refused = refuse_far_jump(chosen, jump, unit) if unscored and jump is not None else None
+        far = unscored and jump is not None  # with the gate off, the far-jump rule is the only guard
+        refused = refuse_far_jump(chosen, jump, cfg.alpharl_covariate) if far else None
         if moved is None or refused:  # kept W_K: nothing beat it, or (gate off) no finite, sane candidate
             chosen, moved = None, 0.0
             self._write(None, stash)

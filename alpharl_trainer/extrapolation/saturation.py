@@ -9,8 +9,9 @@ when it stops moving:
 - `exponential`: `r(t) = r_inf - d exp(-t / tau)` (a run approaching a plateau);
 - `power`: `r(t) = a + b t^c`, `0 < c <= 1` (a run that keeps climbing ever more slowly; `c = 1` is a line).
 
-Each is fitted by least squares, exactly in its two linear coefficients for every value of its shape
-parameter (`tau` or `c`) on a log-spaced grid; the form with the smaller in-window residual is kept.
+Each is fitted by least squares, exactly in its two linear coefficients (in closed form) for every value
+of its shape parameter (`tau` or `c`) on a grid, all at once; the form with the smaller in-window residual
+is kept.
 `horizon` turns the fit into a forecast target: the first step at which the gain the curve predicts over the
 next `window` steps falls under `threshold` times the gain seen in the window. A saturating run gets a
 short jump, a climbing one a long one. `predict` at the run's last step gives the paper's reward target y*.
@@ -50,23 +51,29 @@ def _basis(form: str, shape: float, t: torch.Tensor) -> torch.Tensor:
     return -torch.exp(-t / shape) if form == "exponential" else t.clamp_min(0) ** shape
 
 
+def _grid(form: str, span: float) -> torch.Tensor:
+    """The shape values searched: `tau` log-spaced over 0.05-100 x the window's span, or `c` in (0, 1]."""
+    if form == "exponential":
+        return torch.logspace(math.log10(0.05 * span), math.log10(100 * span), GRID, dtype=torch.float64)
+    return torch.linspace(0.02, 1.0, GRID, dtype=torch.float64)
+
+
 def _fit_one(form: str, t: torch.Tensor, y: torch.Tensor) -> SaturationFit:
-    span = float(t.max())
-    grid = (
-        torch.logspace(math.log10(0.05 * span), math.log10(100 * span), GRID, dtype=torch.float64)
-        if form == "exponential"
-        else torch.linspace(0.02, 1.0, GRID, dtype=torch.float64)
-    )
-    best = None
-    total = float(((y - y.mean()) ** 2).sum())
-    for shape in grid.tolist():
-        x = torch.stack([torch.ones_like(t), _basis(form, shape, t)], 1)
-        coef = torch.linalg.lstsq(x, y.unsqueeze(1)).solution.squeeze(1)
-        sse = float(((x @ coef - y) ** 2).sum())
-        if best is None or sse < best[0]:
-            best = (sse, shape, (float(coef[0]), float(coef[1])))
-    sse, shape, coef = best
-    return SaturationFit(form, shape, coef, 1.0 - sse / total if total > 0 else 1.0)
+    """Least squares of `y ~ c0 + c1 basis(t; shape)` for every grid shape at once: for a fixed shape the two
+    coefficients have the closed form of a simple regression (slope = cov / var), so the grid is one
+    (GRID x points) matrix instead of GRID separate solves."""
+    grid = _grid(form, float(t.max()))
+    x = -torch.exp(-t / grid[:, None]) if form == "exponential" else t.clamp_min(0) ** grid[:, None]
+    xc, yc = x - x.mean(1, keepdim=True), y - y.mean()
+    sxx, sxy, total = (xc * xc).sum(1), (xc * yc).sum(1), float((yc * yc).sum())
+    usable = sxx > 1e-300  # a basis constant over the window fits the mean alone
+    slope = torch.where(usable, sxy / sxx.clamp_min(1e-300), torch.zeros_like(sxx))
+    sse = torch.where(usable, total - slope * sxy, torch.full_like(sxx, total)).clamp_min(0.0)
+    best = int(torch.argmin(sse))
+    c1 = float(slope[best])
+    c0 = float(y.mean() - c1 * x[best].mean())
+    r2 = 1.0 - float(sse[best]) / total if total > 0 else 1.0
+    return SaturationFit(form, float(grid[best]), (c0, c1), r2)
 
 
 def fit_saturation(steps: list[float], values: list[float], forms: tuple[str, ...] = FORMS) -> SaturationFit:

@@ -58,6 +58,11 @@ class GateScore:
     per_prompt: list[float]
     """Each prompt's mean reward over its samples, in the order of the scorer's rows (NaN: none scored):
     the decision pairs candidates prompt by prompt."""
+    completions: int = 0
+    """Completions generated, over every rank."""
+    tokens: int = 0
+    """Tokens processed for them (each completion's prompt and its generated tokens, as TRL counts a
+    training step's `num_input_tokens_seen`), over every rank."""
 
 
 class AcceptanceScorer:
@@ -87,6 +92,7 @@ class AcceptanceScorer:
         # same number of generate calls with the same number of decoding steps.
         self.synced = bool(getattr(trainer, "is_deepspeed_enabled", False)) and world > 1
         self.batches = math.ceil(math.ceil(len(rows) / world) / batch_size)
+        self._tokens = 0
 
     @property
     def engine(self) -> str:
@@ -102,17 +108,20 @@ class AcceptanceScorer:
     @torch.no_grad()
     def evaluate(self) -> GateScore:
         """The mean reward and each prompt's, in the order of `rows`, on every rank."""
+        self._tokens = 0
         local = self._score_vllm() if self.engine == "vllm" else self._score_transformers()
+        tokens = self._tokens
         if dist.is_initialized():  # rank r holds rows r, r + world, ...: gather and put them back in order
             shares: list = [None] * dist.get_world_size()
-            dist.all_gather_object(shares, local.tolist())
-            world, n = len(shares), sum(len(share) for share in shares)
-            rows = [shares[i % world][i // world] for i in range(n)]
+            dist.all_gather_object(shares, (local.tolist(), tokens))
+            world, n = len(shares), sum(len(share[0]) for share in shares)
+            rows = [shares[i % world][0][i // world] for i in range(n)]
             local = torch.tensor(rows, dtype=torch.float64).reshape(n, self.samples)
+            tokens = sum(share[1] for share in shares)
         finite = torch.isfinite(local)
         total, count = float(local[finite].sum()), int(finite.sum())
         per_prompt = (local.nan_to_num(0.0).sum(1) / finite.sum(1)).tolist()  # NaN where nothing scored
-        return GateScore(total / count if count else math.nan, per_prompt)
+        return GateScore(total / count if count else math.nan, per_prompt, local.numel(), tokens)
 
     def _score_vllm(self) -> torch.Tensor:
         trainer = self.trainer
@@ -142,6 +151,7 @@ class AcceptanceScorer:
         _, completion_ids, _, _ = trainer.vllm_generation.generate(
             prompts=prompt_ids, images=images, num_generations=self.samples
         )
+        self._tokens += sum(len(ids) for ids in prompt_ids)
         return self._grade(batch, [list(ids) for ids in completion_ids], tok.eos_token_id)
 
     def _score_transformers(self) -> torch.Tensor:
@@ -180,6 +190,8 @@ class AcceptanceScorer:
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         out = policy.generate(**enc, generation_config=config, synced_gpus=self.synced)
         ids = out[:, enc["input_ids"].shape[1] :].tolist()
+        if batch:  # each completion's prompt, without its padding
+            self._tokens += int(enc["attention_mask"].sum()) * self.samples
         return self._grade(batch, ids, config.eos_token_id)  # a rank with no rows joined the forward passes
 
     def _grade(self, batch: list[dict], completion_ids: list[list[int]], eos) -> torch.Tensor:
@@ -187,6 +199,7 @@ class AcceptanceScorer:
         if not batch:
             return torch.zeros(0, dtype=torch.float64)
         completion_ids = [_until_eos(ids, eos) for ids in completion_ids]
+        self._tokens += sum(len(ids) for ids in completion_ids)
         completions = self.trainer.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
         if is_conversational(batch[0]):
             completions = [[{"role": "assistant", "content": c}] for c in completions]

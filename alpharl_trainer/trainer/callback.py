@@ -26,6 +26,7 @@ Data flows one way: trainer -> snapshot -> forecast -> apply -> trainer; all the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,6 +63,9 @@ class AlphaRLCallback(TrainerCallback):
         self.swaps: list[SwapRecord] = []
         """Every jump's decision, in order (`alpharl_jumps` of them once the run is through)."""
         self.pending_logs: dict[str, float] = {}
+        self._step_clock = [0.0, 0, 0.0]
+        """[seconds in training steps, steps timed, when the current step began]: the unit a swap's cost is
+        given in (the callback's own work at a step end is not part of it)."""
         self.listeners: list[Callable[[str, str | None], None]] = []
         """Called on every rank at the window end as `listener(event, label)`, with the weights in question
         in the model: 'window' (W_K, before any candidate is written), 'candidate' (each scored candidate, its
@@ -125,7 +129,12 @@ class AlphaRLCallback(TrainerCallback):
         else:
             self._resume(state.global_step)
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_clock[2] = time.perf_counter()
+
     def on_step_end(self, args, state, control, **kwargs):
+        clock = self._step_clock
+        clock[0], clock[1] = clock[0] + time.perf_counter() - clock[2], clock[1] + 1
         step, rec = state.global_step, self.recorder
         rec.record_reward(step, getattr(self.trainer, "_metrics", {}))
         saving = args.save_strategy != "no"  # checkpoints at the swap and the stop, unless saving is off
@@ -133,7 +142,8 @@ class AlphaRLCallback(TrainerCallback):
             if step in rec.snapshot_steps():
                 self.pending_logs.update(rec.snapshot(step))
             if step == self.window_end:
-                self.swaps.append(WindowSwap(self.trainer, rec, self._notify).run(step))
+                mean_step = clock[0] / clock[1]
+                self.swaps.append(WindowSwap(self.trainer, rec, self._notify, mean_step).run(step))
                 self.pending_logs.update(self.swap.logs())
                 logger.warning("%s", describe_decision(self.swap))
                 self._notify("decided", self.swap.chosen)

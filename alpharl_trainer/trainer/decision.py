@@ -46,6 +46,10 @@ class SwapRecord:
     forecast_time: float = 0.0
     """Seconds computing and writing candidates: the swap's time without the gate's scoring."""
     seconds: float = 0.0
+    cost: dict = field(default_factory=dict)
+    """The swap's compute: `prompts`, `completions` and `tokens` the gate scored (over every candidate and
+    rank), `seconds`, and the whole swap in training-step equivalents, by tokens (`steps_by_tokens`, against
+    `step_tokens` per step) and by seconds (`steps_by_seconds`, against the run's mean `step_seconds`)."""
 
     @property
     def chosen_target(self) -> float:
@@ -74,6 +78,7 @@ class SwapRecord:
             "alpharl/rolled_back": float(self.chosen is None),
             "alpharl/candidates": float(len(self.candidates)),
             "alpharl/swap_delta_norm": self.delta_norm,
+            **{f"alpharl/gate_{k}": float(v) for k, v in self.cost.items() if v is not None},
             **{f"alpharl/score/{k}": v for k, v in self.scores.items()},
         }
 
@@ -112,7 +117,22 @@ def describe_decision(swap: SwapRecord) -> str:
     current = scores.pop("current", None)
     head = f"AlphaRL at step {swap.step}: "
     dropped = f"; dropped for NaN or inf weights: {', '.join(swap.dropped)}" if swap.dropped else ""
-    return head + _decision(swap, scores, current, swap.covariate) + dropped
+    return head + _decision(swap, scores, current, swap.covariate) + dropped + _cost(swap.cost)
+
+
+def _cost(cost: dict) -> str:
+    """The swap's compute for the end of the decision line ('' for a record that has none)."""
+    if not cost:
+        return ""
+    units = {"steps_by_tokens": "by tokens", "steps_by_seconds": "by time"}
+    steps = [f"{cost[k]:.1f} {unit}" for k, unit in units.items() if cost.get(k) is not None]
+    scored = (
+        f"{cost['completions']:,} completions on {cost['prompts']:,} prompts"
+        if cost["prompts"]
+        else "no gate"
+    )
+    in_steps = f" = {' / '.join(steps)} training steps" if steps else ""
+    return f"; cost: {scored}, {cost['seconds']:.2f} s{in_steps}"
 
 
 def _decision(swap: SwapRecord, scores: dict[str, float], current: float | None, unit: str) -> str:

@@ -22,7 +22,7 @@ from alpharl_trainer.extrapolation import forecast, predict_weight
 from alpharl_trainer.extrapolation.relex import RelexFit, gram
 from alpharl_trainer.extrapolation.saturation import saturation_target
 from alpharl_trainer.stats import paired_se
-from alpharl_trainer.trainer.acceptance import AcceptanceScorer
+from alpharl_trainer.trainer.acceptance import AcceptanceScorer, GateScore
 from alpharl_trainer.trainer.candidates import Candidate, build_candidates, refuse_far_jump
 from alpharl_trainer.trainer.decision import SwapRecord, best_over_bar
 from alpharl_trainer.trainer.recorder import SnapshotRecorder
@@ -39,8 +39,18 @@ class WindowSwap:
     """One window end's swap for `trainer` from the window `recorder` kept. `notify(event, label)` is called
     with the weights in question in the model: 'window' (W_K), 'candidate' (each scored one), 'decided'."""
 
-    def __init__(self, trainer, recorder: SnapshotRecorder, notify: Callable[[str, str | None], None]):
+    def __init__(
+        self,
+        trainer,
+        recorder: SnapshotRecorder,
+        notify: Callable[[str, str | None], None],
+        step_seconds: float | None = None,
+    ):
         self.trainer, self.recorder, self.notify = trainer, recorder, notify
+        self.step_seconds = step_seconds
+        """The run's mean training step so far, in seconds: the unit the swap's cost is given in."""
+        self.scored = {"prompts": 0, "completions": 0, "tokens": 0}
+        """What the gate generated and graded, over every candidate and rank."""
         self.config = recorder.config
         self.dropped: list[str] = []
         """The candidates dropped for NaN or inf weights (scored NaN)."""
@@ -124,6 +134,7 @@ class WindowSwap:
             forecast_time=self.forecast_time,
             seconds=time.perf_counter() - began,
         )
+        record.cost = self._cost(record.seconds)
         self.fits = {}  # the window's fits are not needed after the decision
         return record
 
@@ -142,16 +153,38 @@ class WindowSwap:
         rewards and the per-prompt rewards, keyed `current` and the candidates' labels. A candidate that
         cannot be written (NaN or inf weights) is not sampled and scores NaN, which never wins: the gate
         keeps choosing among the others."""
-        result = scorer.evaluate()
+        result = self._evaluate(scorer)
         scores, per_prompt = {"current": result.mean}, {"current": result.per_prompt}
         for label, candidate in candidates.items():
             if self._timed(candidate, stash) is None:
                 scores[label], per_prompt[label] = math.nan, [math.nan] * len(result.per_prompt)
                 continue
-            result = scorer.evaluate()
+            result = self._evaluate(scorer)
             scores[label], per_prompt[label] = result.mean, result.per_prompt
             self.notify("candidate", label)
         return scores, per_prompt
+
+    def _evaluate(self, scorer: AcceptanceScorer) -> GateScore:
+        result = scorer.evaluate()
+        self.scored["prompts"] += len(result.per_prompt)
+        self.scored["completions"] += result.completions
+        self.scored["tokens"] += result.tokens
+        return result
+
+    def _cost(self, seconds: float) -> dict:
+        """The swap's compute: what the gate scored, and the whole swap (gate and forecast) in training-step
+        equivalents: its generated tokens over a training step's (`num_input_tokens_seen` per step), and
+        its seconds over the run's mean step (None where the run has no such measure yet)."""
+        state = self.trainer.state
+        step_tokens = state.num_input_tokens_seen / state.global_step if state.global_step else 0.0
+        return {
+            **self.scored,
+            "seconds": seconds,
+            "step_tokens": step_tokens or None,
+            "step_seconds": self.step_seconds,
+            "steps_by_tokens": self.scored["tokens"] / step_tokens if step_tokens else None,
+            "steps_by_seconds": seconds / self.step_seconds if self.step_seconds else None,
+        }
 
     def _saturation(self) -> dict:
         """One more target from a saturating fit of the window's reward per snapshot, or why there is none."""

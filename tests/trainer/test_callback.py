@@ -15,6 +15,7 @@ from alpharl_trainer.extrapolation import forecast, predict_weight
 from alpharl_trainer.reproduce.methods import relex
 from alpharl_trainer.trainer import AlphaRLGRPOTrainer
 from alpharl_trainer.trainer.candidates import Candidate
+from alpharl_trainer.trainer.decision import describe_decision
 from tests.trainer.harness import (
     Recorder,
     WeightsAtReward,
@@ -146,6 +147,13 @@ def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
     assert swap.scores["current"] == 0.0
     assert swap.chosen == "18"  # 3.0 x window end: the largest jump
     assert swap.scores["18"] > swap.scores["12"] > swap.scores["9"] > 0
+    cost = swap.cost  # current and 3 candidates, 4 prompts x 1 sample each
+    assert cost["prompts"] == 16 and cost["completions"] == 16 and cost["tokens"] > 16
+    assert cost["step_tokens"] > 0 and cost["steps_by_tokens"] == cost["tokens"] / cost["step_tokens"]
+    assert cost["step_seconds"] > 0 and cost["steps_by_seconds"] == pytest.approx(
+        swap.seconds / cost["step_seconds"]
+    )
+    assert "cost: 16 completions on 16 prompts" in describe_decision(swap)
 
 
 def test_rollback_when_every_candidate_is_worse(tmp_path, model_dir):

@@ -76,7 +76,7 @@ def test_server_sync_streams_the_weights_alpharl_wrote(model):
     assert update == "update" and reset == ("reset",)
     assert dict((n, shape) for n, _, shape in metadata)[name] == list(model.get_parameter(name).shape)
     forecast = model.get_parameter(name).detach() + torch.randn(model.get_parameter(name).shape)
-    write_weights(model, {name: forecast})  # what WindowSwap._write does on one process
+    write_weights(model, {name: forecast})  # what CandidateWriter.write_exact does on one process
     generation.sync_weights()
     after = generation.vllm_client.calls[2][2]
     torch.testing.assert_close(after[name], forecast, rtol=0, atol=0)

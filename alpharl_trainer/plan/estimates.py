@@ -163,9 +163,12 @@ def gate_cost(
     if per_generation and steps > 0:
         rollouts = math.ceil(steps / per_generation)
         rollout_tokens = rollouts * plan.batch["generation_completions"] * length
+    step_completions = plan.batch.get("optimizer_step_completions")
     return {
         "engine": engine,
         "completions": completions,
+        # a training step generates its completions too: the gate's generation in steps of generation
+        "steps": completions / step_completions if step_completions else None,
         "tokens": tokens,
         "tokens_per_second": tps,
         "hours": tokens / (tps * launch.processes) / 3600,

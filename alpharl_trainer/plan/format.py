@@ -55,6 +55,8 @@ def format_plan(plan: Plan) -> str:
         gate = a.get("gate")
         if gate:
             share = f"; at most {gate['share']:.1%} of the run's generated tokens" if gate["share"] else ""
+            if gate.get("steps"):
+                share += f"; the generation of {gate['steps']:.1f} training steps"
             size = f"{gate['completions']} completions <= {v['max_completion_length']} tokens"
             lines.append(
                 f"gate       per swap {size} ({_count_tokens(gate['tokens'])} tokens) through "

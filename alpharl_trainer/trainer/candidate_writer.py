@@ -48,11 +48,8 @@ class CandidateWriter:
         """Write `candidate` (or W_K itself when None) into the live model on every rank, one matrix at a
         time (peak extra memory: one matrix). Returns `||W_new - W_K||` over all matrices."""
         cfg, rec, trainer = self.config, self.recorder, self.trainer
-        weights, fcs = rec.weights, None
-        if candidate is not None and candidate.family == "rank1":
-            fcs = forecast(
-                rec.trajectory, candidate.value, fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate
-            )
+        weights = rec.weights
+        fcs = None if candidate is None else self.forecasts(candidate)
         engine = trainer.deepspeed if getattr(trainer, "is_deepspeed_enabled", False) else None
         moved = torch.zeros((), dtype=torch.float64)
         for name in rec.names:
@@ -89,6 +86,24 @@ class CandidateWriter:
             return None
         finally:
             self.forecast_time += time.perf_counter() - began
+
+    def owner_value(
+        self, candidate: Candidate, fcs, name: str, stash: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """What `write_exact` would write for an owned matrix (`fcs`: the candidate's rank-1 forecasts)."""
+        cfg = self.config
+        if fcs is not None and cfg.alpharl_mode != "rank1_only":
+            return predict_weight(stash[name], stash[name], fcs[name], cfg.alpharl_mode, cfg.alpharl_scale)
+        return self.owner_weight(candidate, fcs, name, stash)
+
+    def forecasts(self, candidate: Candidate):
+        """The rank-1 forecasts a rank-1 candidate writes (None for the other families)."""
+        if candidate.family != "rank1":
+            return None
+        cfg = self.config
+        return forecast(
+            self.recorder.trajectory, candidate.value, fit=cfg.alpharl_fit, covariate=cfg.alpharl_covariate
+        )
 
     def owner_weight(
         self, candidate: Candidate, fcs, name: str, stash: dict[str, torch.Tensor]

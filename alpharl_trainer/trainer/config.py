@@ -61,9 +61,10 @@ class AlphaRLConfig:
             applies the first candidate unscored.
         alpharl_acceptance_samples (`int`, defaults to `4`), alpharl_acceptance_margin (`float`, defaults to
             `0.01`), alpharl_acceptance_margin_se (`float`, defaults to `0`), alpharl_acceptance_scoring
-            (`Literal["sampled", "greedy"]`), alpharl_acceptance_seed (`int`): samples per prompt, the win a
-            candidate needs (in reward, and in paired standard errors), how completions are drawn, and the
-            seed every candidate is sampled with.
+            (`Literal["sampled", "greedy"]`), alpharl_acceptance_seed (`int`), alpharl_acceptance_duplicates
+            (`float`, defaults to `0.05`): samples per prompt, the win a candidate needs (in reward, and in
+            paired standard errors), how completions are drawn, the seed every candidate is sampled with, and
+            how close two candidates' weights must be for only the first to be scored.
 
         > After the swap
 
@@ -228,6 +229,15 @@ class AlphaRLConfig:
             "(common random numbers make the comparison far less noisy). The training RNG is untouched."
         },
     )
+    alpharl_acceptance_duplicates: float = field(
+        default=0.05,
+        metadata={
+            "help": "Score only the first of candidates whose weights differ by at most this share of the "
+            "window's whole update ||W_K - W_0|| (e.g. the rank-1 line and the fixed-basis k=1 forecast to "
+            "the nearest step): moving the weights 5% of the window's update changes a score by about 5% of "
+            "the window's gain, under the acceptance margin in a typical window (0 = score all)."
+        },
+    )
     alpharl_finetune_steps: int = field(
         default=0, metadata={"help": "Optimizer steps of ordinary training after the swap before stopping."}
     )
@@ -270,6 +280,7 @@ class AlphaRLConfig:
             "alpharl_scale": [self.alpharl_scale],
             "alpharl_acceptance_margin": [self.alpharl_acceptance_margin],
             "alpharl_acceptance_margin_se": [self.alpharl_acceptance_margin_se],
+            "alpharl_acceptance_duplicates": [self.alpharl_acceptance_duplicates],
             "alpharl_expo_factors": self.alpharl_expo_factors,
         }
         for name, values in numbers.items():
@@ -286,7 +297,8 @@ class AlphaRLConfig:
                 "alpharl_acceptance_scoring must be 'sampled' or 'greedy', not "
                 f"{self.alpharl_acceptance_scoring!r}"
             )
-        for name in ("alpharl_acceptance_prompts", "alpharl_finetune_steps", "alpharl_acceptance_margin_se"):
+        names = ("alpharl_acceptance_prompts", "alpharl_finetune_steps", "alpharl_acceptance_margin_se")
+        for name in (*names, "alpharl_acceptance_duplicates"):
             if getattr(self, name) < 0:
                 raise AlphaRLError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.alpharl_acceptance_prompts > 0 and self.alpharl_acceptance_samples < 1:

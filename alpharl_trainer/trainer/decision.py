@@ -21,6 +21,8 @@ class SwapRecord:
     """The forecast targets, in the covariate's units (the saturation target appended when there is one)."""
     candidates: list[str] = field(default_factory=list)
     """Every candidate's label, in the order built and scored."""
+    collapsed: dict[str, str] = field(default_factory=dict)
+    """Candidates left out of scoring as near duplicates: label -> the scored twin it stands for."""
     scores: dict[str, float] = field(default_factory=dict)
     """Held-out score of `current` (W_K) and of each candidate; empty with the gate off."""
     margin: float = 0.0
@@ -117,7 +119,11 @@ def describe_decision(swap: SwapRecord) -> str:
     current = scores.pop("current", None)
     head = f"AlphaRL at step {swap.step}: "
     dropped = f"; dropped for NaN or inf weights: {', '.join(swap.dropped)}" if swap.dropped else ""
-    return head + _decision(swap, scores, current, swap.covariate) + dropped + _cost(swap.cost)
+    twins = ", ".join(
+        f"{short(k, swap.covariate)} as {short(v, swap.covariate)}" for k, v in swap.collapsed.items()
+    )
+    collapsed = f"; near duplicates scored once: {twins}" if twins else ""
+    return head + _decision(swap, scores, current, swap.covariate) + dropped + collapsed + _cost(swap.cost)
 
 
 def _cost(cost: dict) -> str:

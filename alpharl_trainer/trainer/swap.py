@@ -18,6 +18,7 @@ import torch
 
 from alpharl_trainer.extrapolation import forecast
 from alpharl_trainer.extrapolation.saturation import saturation_target
+from alpharl_trainer.extrapolation.sketch import sketch, twins
 from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer, GateScore
 from alpharl_trainer.trainer.candidate_writer import CandidateWriter
@@ -69,7 +70,8 @@ class WindowSwap:
         )
         if any(c.family == "relex" for c in built) and not self.writer.fit_relex(stash):
             built = [c for c in built if c.family != "relex"]
-        candidates = {c.label: c for c in built}
+        collapsed = self._collapse(built, stash) if len(built) > 1 else {}
+        candidates = {c.label: c for c in built if c.label not in collapsed}
         labels = list(candidates)
         scores, paired, chosen, engine = {}, {}, labels[0], None
         reset = cfg.alpharl_optimizer_state == "reset"
@@ -105,6 +107,7 @@ class WindowSwap:
             step=step,
             targets=targets,
             candidates=labels,
+            collapsed=collapsed,
             scores=scores,
             margin=cfg.alpharl_acceptance_margin,
             margin_se=cfg.alpharl_acceptance_margin_se,
@@ -124,6 +127,31 @@ class WindowSwap:
         )
         record.cost = self._cost(record.seconds)
         return record
+
+    def _collapse(self, built: list[Candidate], stash: dict[str, torch.Tensor]) -> dict[str, str]:
+        """`{label: twin}` for the candidates left out as near duplicates of an earlier one (within
+        `alpharl_acceptance_duplicates` of the window's whole update), from sketches of every candidate's
+        owned matrices (collective: the Gram matrix of the sketches is summed over ranks)."""
+        tolerance, rec, writer = self.config.alpharl_acceptance_duplicates, self.recorder, self.writer
+        if tolerance <= 0 or self.config.alpharl_acceptance_prompts == 0:
+            return {}
+        began = time.perf_counter()
+        forecasts = [writer.forecasts(c) for c in built]
+        gram = torch.zeros(len(built), len(built), dtype=torch.float64)
+        for name, w_k in stash.items():  # the owned matrices, one at a time
+            rows = []
+            for candidate, fcs in zip(built, forecasts, strict=True):
+                value = writer.owner_value(candidate, fcs, name, stash)
+                rows.append(sketch(value.double() - w_k.double(), name))
+            sketches = torch.nan_to_num(torch.stack(rows), nan=1e300, posinf=1e300, neginf=-1e300)
+            gram += sketches @ sketches.T
+        gram = rec.weights.all_reduce(gram)
+        twin = twins(gram, self._update_norm(), tolerance)
+        writer.forecast_time += time.perf_counter() - began
+        out = {built[i].label: built[j].label for i, j in twin.items()}
+        if out:
+            logger.info("AlphaRL: near duplicates left out of scoring: %s", out)
+        return out
 
     def _scorer(self) -> AcceptanceScorer:
         cfg, held_out = self.config, self.trainer.eval_dataset
@@ -190,9 +218,13 @@ class WindowSwap:
         """`moved` (`||W_new - W_K||`) in units of the window's whole update `||W_K - W_0||` over every
         tracked matrix (from the trajectory: the same on every rank), as offline `predict` judges a jump;
         0 for a window that did not move (nothing was forecast)."""
-        trajectory = self.recorder.trajectory
-        update = math.sqrt(sum(float(trajectory.fro(name)[-1]) ** 2 for name in trajectory.names))
+        update = self._update_norm()
         return moved / update if update > 0 else 0.0
+
+    def _update_norm(self) -> float:
+        """`||W_K - W_0||` over every tracked matrix, from the trajectory: the same on every rank."""
+        trajectory = self.recorder.trajectory
+        return math.sqrt(sum(float(trajectory.fro(name)[-1]) ** 2 for name in trajectory.names))
 
     def _use_new_weights(self) -> None:
         """Make the next generation use the swapped weights (TRL 1.16 GRPO/RLOO internals, pinned).

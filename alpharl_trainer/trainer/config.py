@@ -6,20 +6,17 @@ YAML recipe, one `TrlParser`) without a name clash, the way TRL prefixes its `vl
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from trl import GRPOConfig, RLOOConfig
 
 from alpharl_trainer.errors import AlphaRLError
-from alpharl_trainer.extrapolation import FITS, MODES, ParamSelector
+from alpharl_trainer.extrapolation import ParamSelector
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS as MIN_SNAPSHOTS
-from alpharl_trainer.trainer.candidates import check_families, families_left_out, unscored_jump_warning
+from alpharl_trainer.trainer.candidates import families_left_out, unscored_jump_warning
+from alpharl_trainer.trainer.config_checks import check_fields
 from alpharl_trainer.trainer.schedule import Schedule, window_length
-
-OPTIMIZER_STATES = ("keep", "reset")
 
 
 @dataclass
@@ -267,73 +264,9 @@ class AlphaRLConfig:
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:  # TRL's config first (AlphaRLGRPOConfig and the others)
             parent()
-        self._check_fields()
+        check_fields(self)
         if self.alpharl and hasattr(self, "max_steps"):  # a trainer's config: the run's length is known
             self.validate_alpharl(self.max_steps)
-
-    def _check_fields(self) -> None:
-        """Raise AlphaRLError for a field that cannot work whatever the run's length."""
-        numbers = {
-            "alpharl_window_end": [self.alpharl_window_end],
-            "alpharl_horizons": self.alpharl_horizons,
-            "alpharl_target_rewards": self.alpharl_target_rewards,
-            "alpharl_scale": [self.alpharl_scale],
-            "alpharl_acceptance_margin": [self.alpharl_acceptance_margin],
-            "alpharl_acceptance_margin_se": [self.alpharl_acceptance_margin_se],
-            "alpharl_acceptance_duplicates": [self.alpharl_acceptance_duplicates],
-            "alpharl_expo_factors": self.alpharl_expo_factors,
-        }
-        for name, values in numbers.items():
-            if any(not math.isfinite(v) for v in values):
-                raise AlphaRLError(f"{name} must be finite, got {values}")
-        if self.alpharl_window_end <= 0:
-            raise AlphaRLError(f"alpharl_window_end must be > 0, got {self.alpharl_window_end}")
-        if self.alpharl_scale <= 0:
-            raise AlphaRLError(
-                f"alpharl_scale must be > 0 (1 = the forecast itself), got {self.alpharl_scale}"
-            )
-        if self.alpharl_acceptance_scoring not in ("sampled", "greedy"):
-            raise AlphaRLError(
-                "alpharl_acceptance_scoring must be 'sampled' or 'greedy', not "
-                f"{self.alpharl_acceptance_scoring!r}"
-            )
-        names = ("alpharl_acceptance_prompts", "alpharl_finetune_steps", "alpharl_acceptance_margin_se")
-        for name in (*names, "alpharl_acceptance_duplicates"):
-            if getattr(self, name) < 0:
-                raise AlphaRLError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.alpharl_acceptance_prompts > 0 and self.alpharl_acceptance_samples < 1:
-            raise AlphaRLError(
-                "alpharl_acceptance_samples must be >= 1 when the gate is on, got "
-                f"{self.alpharl_acceptance_samples}"
-            )
-        for name in ("alpharl_include", "alpharl_exclude"):
-            try:
-                re.compile(getattr(self, name) or "")
-            except re.error as err:
-                pattern = getattr(self, name)
-                raise AlphaRLError(f"{name} {pattern!r} is not a valid regular expression: {err}") from err
-        threshold = self.alpharl_saturation_threshold
-        if not 0 <= threshold < 1:
-            raise AlphaRLError(f"alpharl_saturation_threshold must be in [0, 1) (0 = off), got {threshold}")
-        if self.alpharl_interval < 1:
-            raise AlphaRLError(f"alpharl_interval must be >= 1, got {self.alpharl_interval}")
-        if self.alpharl_jumps < 1:
-            raise AlphaRLError(f"alpharl_jumps must be >= 1, got {self.alpharl_jumps}")
-        if self.alpharl_fit not in FITS:
-            raise AlphaRLError(f"alpharl_fit must be one of {FITS}, got {self.alpharl_fit!r}")
-        if self.alpharl_mode not in MODES:
-            raise AlphaRLError(f"alpharl_mode must be one of {MODES}, got {self.alpharl_mode!r}")
-        if self.alpharl_covariate not in ("step", "reward"):
-            raise AlphaRLError(
-                f"alpharl_covariate must be 'step' or 'reward', not {self.alpharl_covariate!r}"
-            )
-        if self.alpharl_optimizer_state not in OPTIMIZER_STATES:
-            raise AlphaRLError(f"alpharl_optimizer_state must be one of {OPTIMIZER_STATES}")
-        if not (self.alpharl_horizons if self.alpharl_covariate == "step" else self.alpharl_target_rewards):
-            raise AlphaRLError("no forecast candidates: set alpharl_horizons / alpharl_target_rewards")
-        if self.alpharl_covariate == "step" and min(self.alpharl_horizons) <= 1.0:
-            raise AlphaRLError("alpharl_horizons are multiples of the window end and must all be > 1")
-        check_families(self)
 
     def validate_alpharl(self, max_steps: int) -> str | None:
         """Raise AlphaRLError for a run of `max_steps` this config cannot serve (a window that never closes,

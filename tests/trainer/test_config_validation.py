@@ -145,7 +145,7 @@ def test_the_choice_fields_are_typed_with_the_engine_s_choices():
     import typing
 
     from alpharl_trainer.extrapolation import FITS, MODES
-    from alpharl_trainer.trainer.config import OPTIMIZER_STATES
+    from alpharl_trainer.trainer.config_checks import OPTIMIZER_STATES
 
     hints = typing.get_type_hints(AlphaRLConfig)
     assert typing.get_args(hints["alpharl_fit"]) == FITS

@@ -62,6 +62,9 @@ class AlphaRLConfig:
             (`float`, defaults to `0.05`): samples per prompt, the win a candidate needs (in reward, and in
             paired standard errors), how completions are drawn, the seed every candidate is sampled with, and
             how close two candidates' weights must be for only the first to be scored.
+        alpharl_acceptance_rule (`Literal["full", "race"]`, defaults to `"full"`), alpharl_acceptance_first
+            (`int`, defaults to `16`), alpharl_acceptance_alpha (`float`, defaults to `0.05`): every candidate
+            on every prompt, or a race that drops candidates as soon as they are clearly out.
 
         > After the swap
 
@@ -224,6 +227,26 @@ class AlphaRLConfig:
         metadata={
             "help": "Sampling seed for acceptance: every candidate is scored with the same random numbers "
             "(common random numbers make the comparison far less noisy). The training RNG is untouched."
+        },
+    )
+    alpharl_acceptance_rule: Literal["full", "race"] = field(
+        default="full",
+        metadata={
+            "help": "'full': every candidate on every acceptance prompt. 'race': all of them on the first "
+            "alpharl_acceptance_first prompts, then on twice as many each look, dropping the candidates that "
+            "cannot clear the bar or are significantly behind the leader, and stopping once the choice is "
+            "clear; at the last look the full rule decides among those left (trainer/racing.py)."
+        },
+    )
+    alpharl_acceptance_first: int = field(
+        default=16, metadata={"help": "'race': prompts scored at the first look (each later look doubles)."}
+    )
+    alpharl_acceptance_alpha: float = field(
+        default=0.05,
+        metadata={
+            "help": "'race': probability of any wrong early decision (dropping a candidate that truly clears "
+            "the bar or is truly best, or stopping with one that does not clear it), by a union bound over "
+            "every look and candidate."
         },
     )
     alpharl_acceptance_duplicates: float = field(

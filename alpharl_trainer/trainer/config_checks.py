@@ -41,6 +41,15 @@ def check_fields(config) -> None:
     for name in (*names, "alpharl_acceptance_duplicates"):
         if getattr(config, name) < 0:
             raise AlphaRLError(f"{name} must be >= 0, got {getattr(config, name)}")
+    if config.alpharl_acceptance_rule not in ("full", "race"):
+        raise AlphaRLError(
+            f"alpharl_acceptance_rule must be 'full' or 'race', not {config.alpharl_acceptance_rule!r}"
+        )
+    if config.alpharl_acceptance_first < 1 or not 0 < config.alpharl_acceptance_alpha < 1:
+        raise AlphaRLError(
+            "alpharl_acceptance_first must be >= 1 and alpharl_acceptance_alpha in (0, 1), got "
+            f"{config.alpharl_acceptance_first} and {config.alpharl_acceptance_alpha}"
+        )
     if config.alpharl_acceptance_prompts > 0 and config.alpharl_acceptance_samples < 1:
         raise AlphaRLError(
             "alpharl_acceptance_samples must be >= 1 when the gate is on, got "

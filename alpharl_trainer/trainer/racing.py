@@ -238,7 +238,9 @@ class Race:
     def _final(self) -> str | None:
         """The full gate's rule on the survivors, on all N prompts."""
         means = {k: float(np.mean(v)) for k, v in self._scored.items() if k == CURRENT or k in self._alive}
-        return best_over_bar(means, self._alive, self.margin, per_prompt=self._scored, margin_se=self.margin_se)
+        return best_over_bar(
+            means, self._alive, self.margin, per_prompt=self._scored, margin_se=self.margin_se
+        )
 
     def _drop(self, label: str, why: str) -> None:
         self._alive.remove(label)

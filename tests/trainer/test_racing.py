@@ -38,7 +38,7 @@ def test_looks_double_from_first_and_end_at_the_total():
     assert look_counts(64, 8) == [8, 16, 32, 64]
     assert look_counts(50, 8) == [8, 16, 32, 50]
     assert look_counts(8, 8) == [8] and look_counts(5, 8) == [5]
-    assert Race(["a"], 100, 0.01, first=16).looks() == [16, 32, 64, 100]
+    assert Race(["a"], 100, 0.01).looks() == [16, 32, 64, 100]  # the default first look: 16 prompts
     with pytest.raises(AlphaRLError):
         look_counts(0, 8)
 
@@ -61,7 +61,7 @@ def test_a_clearly_dominant_candidate_is_chosen_before_the_last_look():
 def test_all_worse_candidates_keep_the_current_weights_early():
     rng = np.random.default_rng(1)
     table = {CURRENT: scores(rng, 0.8), **{f"c{i}": scores(rng, 0.1 + 0.05 * i) for i in range(5)}}
-    race = Race([f"c{i}" for i in range(5)], 64, 0.01)
+    race = Race([f"c{i}" for i in range(5)], 64, 0.01, first=8)
     chosen, used = run(race, table)
     assert chosen is None and used == 8
     assert all(why.startswith("below the bar") for why in race.dropped().values())
@@ -70,7 +70,7 @@ def test_all_worse_candidates_keep_the_current_weights_early():
 def test_a_nan_candidate_is_dropped_at_the_first_look_and_never_chosen():
     rng = np.random.default_rng(2)
     table = {CURRENT: scores(rng, 0.3), "nan": np.full(64, math.nan), "ok": scores(rng, 0.35)}
-    race = Race(["nan", "ok"], 64, 0.01)
+    race = Race(["nan", "ok"], 64, 0.01, first=8)
     run(race, table)
     assert race.dropped()["nan"] == "NaN score"
     assert len(race.per_prompt()["nan"]) == 8 and math.isnan(race.scores()["nan"])
@@ -140,7 +140,7 @@ def test_candidates_equal_to_current_are_not_dropped_before_the_full_gate_would_
 def test_an_early_choice_is_held_to_margin_se_when_it_is_stricter_than_z():
     rng = np.random.default_rng(6)
     table = {CURRENT: scores(rng, 0.2), "good": scores(rng, 0.9)}
-    assert run(Race(["good"], 64, 0.01), table) == ("good", 8)
+    assert run(Race(["good"], 64, 0.01, first=8), table) == ("good", 8)
     assert run(Race(["good"], 64, 0.01, margin_se=100.0), table) == (None, 64)
 
 
@@ -152,7 +152,7 @@ def test_scores_outside_zero_one_do_not_crash():
 def test_the_protocol_refuses_what_it_cannot_decide_on():
     with pytest.raises(AlphaRLError, match="distinct"):
         Race(["a", CURRENT], 64, 0.01)
-    race = Race(["a", "b"], 64, 0.01)
+    race = Race(["a", "b"], 64, 0.01, first=8)
     assert race.next_prompts() == range(0, 8)
     race.record(CURRENT, [0.5] * 8)
     with pytest.raises(AlphaRLError, match="needs 8 prompts"):

@@ -47,9 +47,9 @@ worse candidates, and an early stop needs a leader clear of every other candidat
 evenly around the best (top gaps under the margin) the race runs to N and saves the losers' later prompts.
 
 `first = 16` is the simulation's choice (`scripts/simulate_racing.py`, N = 64, 20 candidates): cost 0.78 of
-the full gate's on the main job's shape against 0.81 (first 8) and 0.79 (first 32), within 1% of the best in
+the full gate's on the main job's shape against 0.81 (first 8) and 0.79 (first 32), within 2.5% of the best in
 the other scenarios, every error rate under alpha. The Bonferroni z is not slack there: with z = 2.5 instead
-of ~3.3, a truly tied best candidate was dropped in 26-30% of simulated nulls.
+of 3.0-3.3, a truly tied best candidate was dropped in 26-30% of simulated nulls (`--interaction 0.5`).
 
 Pure: numpy and the standard library only (no torch, no TRL). The last look's rule is `best_over_bar`
 reimplemented (`decision.py` imports the candidates module and with it torch); a test checks they agree.

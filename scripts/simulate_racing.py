@@ -1,0 +1,185 @@
+"""Simulate the racing gate (`trainer/racing.py`) against the full gate (`best_over_bar` on all N prompts).
+
+Model: N held-out prompts with difficulty a_j ~ Normal(0, 1.5); candidate i has effect theta_i, and a prompt's
+score is the share of S = 4 samples that succeed with probability sigmoid(a_j + theta_i). Common random
+numbers: every model uses the same uniforms u_js (a sample succeeds when u_js < p), as the gate's shared
+prompts and seed do. Each repetition draws new prompts and uniforms; theta is calibrated so that each model's
+true mean E_a[sigmoid(a + theta)] hits the scenario's target.
+
+The model above makes a candidate with the same theta as `current` score exactly as `current` on every
+prompt (same p, same uniforms), so its null is degenerate. `--interaction tau` adds a prompt-by-model effect
+e_ij ~ Normal(0, tau) to each model's logit (different weights do not fail the same prompts alike), with
+theta calibrated over a + e; a candidate equal to `current` in mean then differs from it prompt by prompt.
+
+Per scenario it prints: agreement of the race's decision with the full gate's on the same data; the rate at
+which the race's pick (None = current) has a true mean below the full gate's pick's by more than the margin;
+the rate at which the race dropped the truly best candidate before the last look; the apply rates; the share
+of decisions made before the last look; the cost, model-prompt scorings relative to the full gate's N (1 + m).
+
+    python scripts/simulate_racing.py                 # the shipped rule, first = 16
+    python scripts/simulate_racing.py --interaction 0.5  # the same with per-prompt disagreement
+    python scripts/simulate_racing.py --first 4 8 16 32 --indifference 0 0.01 --reps 1000   # the choice
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _load_racing():
+    """`trainer/racing.py` alone: importing it through its package would load the trainer, torch and TRL."""
+    spec = importlib.util.spec_from_file_location(
+        "racing", REPO / "alpharl_trainer" / "trainer" / "racing.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["racing"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+racing = _load_racing()
+
+N, SAMPLES, SPREAD, MARGIN, CURRENT_MEAN = 64, 4, 1.5, 0.01, 0.25
+NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)  # E over Normal(0, 1): sum(w f(x)) / sqrt(2 pi)
+
+
+def true_mean(theta: float, tau: float) -> float:
+    """E sigmoid(a + e + theta) over a ~ Normal(0, SPREAD), e ~ Normal(0, tau)."""
+    spread = np.hypot(SPREAD, tau)
+    return float(WEIGHTS @ (1 / (1 + np.exp(-(spread * NODES + theta)))) / np.sqrt(2 * np.pi))
+
+
+def theta_for(mean: float, tau: float) -> float:
+    """The effect whose true mean is `mean` (bisection: the mean rises with theta)."""
+    low, high = -10.0, 10.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if true_mean(mid, tau) < mean else (low, mid)
+    return (low + high) / 2
+
+
+SCENARIOS = {
+    "a main (0.19..0.37)": list(np.linspace(0.19, 0.37, 20)),
+    "b null (all = current)": [CURRENT_MEAN] * 20,
+    "c one +0.02, rest worse": [
+        *np.linspace(0.19, 0.24, 10),
+        CURRENT_MEAN + 0.02,
+        *np.linspace(0.19, 0.24, 9),
+    ],
+    "d near tie at the top": [0.33, 0.325, *np.linspace(0.19, 0.30, 18)],
+}
+
+
+class IndifferentRace(racing.Race):
+    """The race with an indifference zone on the leader rule: drop i when `upper(i - L) < indifference`."""
+
+    indifference = 0.0
+
+    def _eliminate(self, current: np.ndarray, n: int) -> None:
+        scored = {k: np.asarray(self._scored[k]) for k in self._alive}
+        for label in list(self._alive):
+            mean, se = racing.paired_bound(scored[label] - current)
+            if mean + self.z * se < self.margin:
+                self._drop(label, "bar")
+        if len(self._alive) < 2:
+            return
+        leader = max(self._alive, key=lambda k: scored[k].mean())
+        for label in [k for k in self._alive if k != leader]:
+            mean, se = racing.paired_bound(scored[label] - scored[leader])
+            if mean + self.z * se < self.indifference:
+                self._drop(label, "leader")
+
+
+def run_race(scores: np.ndarray, labels: list[str], first: int, indifference: float) -> tuple:
+    """The race on one repetition's scores (row 0 = current): its decision, what it dropped early, cost."""
+    race = IndifferentRace(labels, N, MARGIN, first=first)
+    race.indifference = indifference
+    rows = {"current": 0, **{label: i + 1 for i, label in enumerate(labels)}}
+    while True:
+        span = race.next_prompts()
+        for label in ["current", *race.survivors()]:
+            race.record(label, scores[rows[label], span.start : span.stop].tolist())
+        if race.step():
+            break
+    return (
+        race.decision(),
+        set(race.dropped()),
+        race.scored(),
+        race.looks()[-1] > len(race.per_prompt()["current"]),
+    )
+
+
+def simulate(
+    means: list[float], reps: int, first: int, indifference: float, tau: float, seed: int
+) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    m = len(means)
+    labels = [f"c{i}" for i in range(m)]
+    thetas = np.array([theta_for(CURRENT_MEAN, tau)] + [theta_for(x, tau) for x in means])
+    truth = {"current": true_mean(thetas[0], tau), None: true_mean(thetas[0], tau)}
+    truth.update({label: true_mean(t, tau) for label, t in zip(labels, thetas[1:], strict=True)})
+    top = max(truth[label] for label in labels)
+    best = {label for label in labels if truth[label] > top - 1e-12}
+    count = dict.fromkeys(
+        ["agree", "regret", "best_dropped", "race_apply", "full_apply", "early", "cost"], 0.0
+    )
+    for _ in range(reps):
+        a = rng.normal(0.0, SPREAD, N)
+        u = rng.random((N, SAMPLES))
+        e = rng.normal(0.0, tau, (m + 1, N)) if tau > 0 else 0.0
+        p = 1 / (1 + np.exp(-(a[None, :] + thetas[:, None] + e)))
+        scores = (u[None] < p[..., None]).mean(axis=-1)
+        means_n = {
+            "current": float(scores[0].mean()),
+            **{k: float(scores[i + 1].mean()) for i, k in enumerate(labels)},
+        }
+        full = racing.best_over_bar(means_n, labels, MARGIN)
+        race, dropped, cost, early = run_race(scores, labels, first, indifference)
+        count["agree"] += race == full
+        count["regret"] += truth[race] < truth[full] - MARGIN
+        count["best_dropped"] += bool(best & dropped)
+        count["race_apply"] += race is not None
+        count["full_apply"] += full is not None
+        count["early"] += early
+        count["cost"] += cost / (N * (1 + m))
+    return {k: v / reps for k, v in count.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=2000)
+    p.add_argument("--first", type=int, nargs="+", default=[16])
+    p.add_argument("--indifference", type=float, nargs="+", default=[0.0])
+    p.add_argument("--interaction", type=float, default=0.0, help="tau: prompt-by-model logit noise")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    head = f"{'scenario':<26} {'first':>5} {'indiff':>6} {'agree':>6} {'regret>m':>8} {'best_drop':>9}"
+    print(
+        f"N={N}, {SAMPLES} samples, margin {MARGIN}, alpha 0.05, interaction tau {args.interaction}, "
+        f"{args.reps} repetitions per row"
+    )
+    print(head + f" {'race_apply':>10} {'full_apply':>10} {'early':>6} {'cost':>6}")
+    start = time.time()
+    for first in args.first:
+        for indifference in args.indifference:
+            for i, (name, means) in enumerate(SCENARIOS.items()):
+                r = simulate(means, args.reps, first, indifference, args.interaction, args.seed + i)
+                print(
+                    f"{name:<26} {first:>5} {indifference:>6g} {r['agree']:>6.3f} {r['regret']:>8.3f} "
+                    f"{r['best_dropped']:>9.3f} {r['race_apply']:>10.3f} {r['full_apply']:>10.3f} "
+                    f"{r['early']:>6.3f} {r['cost']:>6.3f}"
+                )
+    print(f"({time.time() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

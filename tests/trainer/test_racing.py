@@ -1,0 +1,183 @@
+"""The racing gate: early decisions when they are clear, the full gate's rule at the last look, and the
+protocol (what must be scored before a step)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.trainer import decision, racing
+from alpharl_trainer.trainer.racing import CURRENT, Race, look_counts
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(race: Race, table: dict[str, np.ndarray]) -> tuple[str | None, int]:
+    """Drive `race` on per-prompt scores for all N prompts; its decision and the prompts `current` used."""
+    while True:
+        span = race.next_prompts()
+        for label in [CURRENT, *race.survivors()]:
+            race.record(label, table[label][span.start : span.stop].tolist())
+        if race.step():
+            return race.decision(), len(race.per_prompt()[CURRENT])
+
+
+def scores(rng: np.random.Generator, mean: float, n: int = 64) -> np.ndarray:
+    """Per-prompt scores of 4 samples around `mean` (clipped to [0, 1])."""
+    return rng.binomial(4, np.clip(rng.normal(mean, 0.15, n), 0, 1)) / 4
+
+
+def test_looks_double_from_first_and_end_at_the_total():
+    assert look_counts(64, 8) == [8, 16, 32, 64]
+    assert look_counts(50, 8) == [8, 16, 32, 50]
+    assert look_counts(8, 8) == [8] and look_counts(5, 8) == [5]
+    assert Race(["a"], 100, 0.01).looks() == [16, 32, 64, 100]  # the default first look: 16 prompts
+    with pytest.raises(AlphaRLError):
+        look_counts(0, 8)
+
+
+def test_a_clearly_dominant_candidate_is_chosen_before_the_last_look():
+    rng = np.random.default_rng(0)
+    table = {
+        CURRENT: scores(rng, 0.2),
+        "good": scores(rng, 0.9),
+        "meh": scores(rng, 0.25),
+        "bad": scores(rng, 0.1),
+    }
+    race = Race(["meh", "good", "bad"], 64, 0.01)
+    chosen, used = run(race, table)
+    assert chosen == "good" and used < 64
+    assert set(race.dropped()) == {"meh", "bad"}
+    assert decision.best_over_bar({k: float(v.mean()) for k, v in table.items()}, race.labels, 0.01) == "good"
+
+
+def test_all_worse_candidates_keep_the_current_weights_early():
+    rng = np.random.default_rng(1)
+    table = {CURRENT: scores(rng, 0.8), **{f"c{i}": scores(rng, 0.1 + 0.05 * i) for i in range(5)}}
+    race = Race([f"c{i}" for i in range(5)], 64, 0.01, first=8)
+    chosen, used = run(race, table)
+    assert chosen is None and used == 8
+    assert all(why.startswith("below the bar") for why in race.dropped().values())
+
+
+def test_a_nan_candidate_is_dropped_at_the_first_look_and_never_chosen():
+    rng = np.random.default_rng(2)
+    table = {CURRENT: scores(rng, 0.3), "nan": np.full(64, math.nan), "ok": scores(rng, 0.35)}
+    race = Race(["nan", "ok"], 64, 0.01, first=8)
+    run(race, table)
+    assert race.dropped()["nan"] == "NaN score"
+    assert len(race.per_prompt()["nan"]) == 8 and math.isnan(race.scores()["nan"])
+    assert race.decision() != "nan"
+
+
+def test_current_scoring_nan_keeps_the_current_weights_as_the_full_gate_does():
+    table = {CURRENT: np.full(64, math.nan), "a": np.ones(64)}
+    assert run(Race(["a"], 64, 0.01), table)[0] is None
+
+
+@pytest.mark.parametrize("margin_se", [0.0, 1.0])
+def test_at_the_last_look_the_decision_is_the_full_gates_on_the_same_data(margin_se):
+    """Near-equal candidates all reach the last look, where the race is `best_over_bar` on all N prompts."""
+    checked = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        labels = [f"c{i}" for i in range(6)]
+        table = {CURRENT: scores(rng, 0.3), **{k: scores(rng, 0.3 + 0.01 * i) for i, k in enumerate(labels)}}
+        race = Race(labels, 64, 0.01, margin_se=margin_se)
+        chosen, used = run(race, table)
+        if race.survivors() != labels:
+            continue
+        full = {k: v.tolist() for k, v in table.items()}
+        means = {k: float(np.mean(v)) for k, v in full.items()}
+        assert used == 64 and race.scores() == pytest.approx(means)
+        assert chosen == decision.best_over_bar(means, labels, 0.01, per_prompt=full, margin_se=margin_se)
+        checked += 1
+    assert checked >= 15
+
+
+def test_the_reimplemented_rule_agrees_with_the_gates():
+    rng = np.random.default_rng(3)
+    labels = ["a", "b", "c", "d"]
+    for _ in range(300):
+        per_prompt = {k: rng.integers(0, 5, 16).astype(float) / 4 for k in [CURRENT, *labels]}
+        if rng.random() < 0.2:
+            per_prompt[str(rng.choice(labels))][:] = math.nan
+        if rng.random() < 0.2:
+            per_prompt["b"] = per_prompt["a"].copy()  # a tie: the first wins
+        means = {k: float(v.mean()) for k, v in per_prompt.items()}
+        lists = {k: v.tolist() for k, v in per_prompt.items()}
+        for margin, margin_se in [(0.0, 0.0), (0.01, 0.0), (0.01, 1.0), (-0.05, 0.5)]:
+            bar = {"per_prompt": lists, "margin_se": margin_se}
+            ours = racing.best_over_bar(means, labels, margin, **bar)
+            assert ours == decision.best_over_bar(means, labels, margin, **bar)
+
+
+def test_identical_candidates_are_never_dropped_as_behind_the_leader():
+    """The leader rule needs a significant difference: identical candidates all reach the last look (a tie
+    costs the full scoring), where the first of them wins as in the full gate."""
+    rng = np.random.default_rng(4)
+    good = scores(rng, 0.9)
+    table = {CURRENT: scores(rng, 0.1), "a": good, "b": good.copy(), "c": good.copy()}
+    race = Race(["a", "b", "c"], 64, 0.01)
+    assert run(race, table) == ("a", 64)
+    assert race.dropped() == {}
+
+
+def test_candidates_equal_to_current_are_not_dropped_before_the_full_gate_would_say_no():
+    same = scores(np.random.default_rng(5), 0.4)
+    race = Race([f"c{i}" for i in range(10)], 64, 0.01)
+    assert run(race, {CURRENT: same, **{f"c{i}": same for i in range(10)}}) == (None, 64)
+    assert race.dropped() == {}
+
+
+def test_an_early_choice_is_held_to_margin_se_when_it_is_stricter_than_z():
+    rng = np.random.default_rng(6)
+    table = {CURRENT: scores(rng, 0.2), "good": scores(rng, 0.9)}
+    assert run(Race(["good"], 64, 0.01, first=8), table) == ("good", 8)
+    assert run(Race(["good"], 64, 0.01, margin_se=100.0), table) == (None, 64)
+
+
+def test_scores_outside_zero_one_do_not_crash():
+    table = {CURRENT: np.full(64, -2.0), "a": np.full(64, 5.0), "b": np.linspace(-1, 3, 64)}
+    assert run(Race(["a", "b"], 64, 0.01), table)[0] == "a"
+
+
+def test_the_protocol_refuses_what_it_cannot_decide_on():
+    with pytest.raises(AlphaRLError, match="distinct"):
+        Race(["a", CURRENT], 64, 0.01)
+    race = Race(["a", "b"], 64, 0.01, first=8)
+    assert race.next_prompts() == range(0, 8)
+    race.record(CURRENT, [0.5] * 8)
+    with pytest.raises(AlphaRLError, match="needs 8 prompts"):
+        race.step()
+    with pytest.raises(AlphaRLError, match="past"):
+        race.record("a", [0.5] * 9)
+    with pytest.raises(AlphaRLError, match="not decided"):
+        race.decision()
+    race.record("a", [0.5] * 8)
+    race.record("b", [math.nan] * 8)
+    assert race.step() is False and race.survivors() == ["a"] and race.next_prompts() == range(8, 16)
+    with pytest.raises(AlphaRLError, match="not in the race"):
+        race.record("b", [0.5] * 8)
+    assert race.scored() == 24
+
+
+def test_the_module_loads_without_torch():
+    """The race is pure: loaded alone (not through the trainer package) it pulls in neither torch nor TRL."""
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('racing', {str(Path(racing.__file__))!r})\n"
+        "module = importlib.util.module_from_spec(spec); sys.modules['racing'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'trl', 'transformers'}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]"

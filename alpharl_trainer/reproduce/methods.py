@@ -16,7 +16,7 @@ from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory, forecast, predict_weight
 from alpharl_trainer.extrapolation.averaging import expo_weight
 from alpharl_trainer.extrapolation.fixed_basis import fixed_basis_weight
-from alpharl_trainer.trainer.decision import best_over_bar
+from alpharl_trainer.trainer.racing import best_over_bar
 
 Weights = dict[str, torch.Tensor]
 
@@ -141,7 +141,7 @@ def choose(
     current: tuple[str, Weights],
     margin_se: float,
 ) -> tuple[str, Weights, dict[str, float]]:
-    """The gate's rule (`trainer.decision.best_over_bar`) on held-out outcomes: the best-scoring candidate
+    """The gate's rule (`trainer.racing.best_over_bar`) on held-out outcomes: the best-scoring candidate
     that beats the `current` weights by more than `margin_se` paired standard errors, else the current
     weights. Returns (label, weights, every held-out score, the current one under its label)."""
     if not candidates:

@@ -4,10 +4,8 @@ and how to say so in one line."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
-from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.candidates import describe, short
 
 
@@ -23,6 +21,9 @@ class SwapRecord:
     """Every candidate's label, in the order built and scored."""
     collapsed: dict[str, str] = field(default_factory=dict)
     """Candidates left out of scoring as near duplicates: label -> the scored twin it stands for."""
+    eliminated: dict[str, str] = field(default_factory=dict)
+    """With the race (`alpharl_acceptance_rule: race`): the candidates dropped before the last look, and
+    why; their `scores` are means over fewer prompts."""
     scores: dict[str, float] = field(default_factory=dict)
     """Held-out score of `current` (W_K) and of each candidate; empty with the gate off."""
     margin: float = 0.0
@@ -85,31 +86,6 @@ class SwapRecord:
         }
 
 
-def best_over_bar(
-    scores: dict[str, float],
-    candidates: list[str],
-    margin: float,
-    *,
-    per_prompt: dict[str, list[float]] | None = None,
-    margin_se: float = 0.0,
-) -> str | None:
-    """The gate's rule, for any candidates: the highest-scoring key of `candidates` (the first on a tie) among
-    those that beat `scores["current"]` by more than `margin` plus, with `margin_se`, that many paired
-    standard errors of the per-prompt difference (a bar that scales with the held-out set's noise); None
-    (keep the current weights) when none does. NaN never wins. The reproduction suite chooses every
-    baseline's knob with it too, so the product and the baselines are held to one bar."""
-    current, chosen, best = scores["current"], None, -math.inf
-    if math.isnan(current):
-        return None
-    for key in candidates:
-        bar = current + margin
-        if margin_se > 0:
-            bar += margin_se * paired_se(per_prompt["current"], per_prompt[key])
-        if scores[key] > bar and scores[key] > best:  # False for NaN
-            best, chosen = scores[key], key
-    return chosen
-
-
 def describe_decision(swap: SwapRecord) -> str:
     """The gate's decision in one line, e.g. 'AlphaRL at step 60: applied the forecast to step 150 (held-out
     reward 0.361 vs 0.344 for the current weights, margin 0.01; others: 75 0.350, ...)'. Candidates are
@@ -123,6 +99,8 @@ def describe_decision(swap: SwapRecord) -> str:
         f"{short(k, swap.covariate)} as {short(v, swap.covariate)}" for k, v in swap.collapsed.items()
     )
     collapsed = f"; near duplicates scored once: {twins}" if twins else ""
+    if swap.eliminated:
+        collapsed += f"; the race dropped {len(swap.eliminated)} of {len(swap.candidates)} early"
     return head + _decision(swap, scores, current, swap.covariate) + dropped + collapsed + _cost(swap.cost)
 
 

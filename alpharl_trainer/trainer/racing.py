@@ -51,8 +51,8 @@ the full gate's on the main job's shape against 0.81 (first 8) and 0.79 (first 3
 the other scenarios, every error rate under alpha. The Bonferroni z is not slack there: with z = 2.5 instead
 of 3.0-3.3, a truly tied best candidate was dropped in 26-30% of simulated nulls (`--interaction 0.5`).
 
-Pure: numpy and the standard library only (no torch, no TRL). The last look's rule is `best_over_bar`
-reimplemented (`decision.py` imports the candidates module and with it torch); a test checks they agree.
+Pure: numpy and the standard library only (no torch, no TRL). The last look's rule, `best_over_bar`, is
+the full gate's own: it lives here, and the full gate imports it.
 """
 
 from __future__ import annotations
@@ -104,9 +104,11 @@ def best_over_bar(
     per_prompt: dict[str, list[float]] | None = None,
     margin_se: float = 0.0,
 ) -> str | None:
-    """`decision.best_over_bar`, the full gate's rule, without its module's imports: the highest-scoring of
-    `candidates` (the first on a tie) among those beating `scores['current']` by more than `margin` plus
-    `margin_se` paired SEs; None when none does; NaN never wins. A test checks the two agree."""
+    """The full gate's rule, for any candidates: the highest-scoring key of `candidates` (the first on a tie)
+    among those that beat `scores["current"]` by more than `margin` plus, with `margin_se`, that many paired
+    standard errors of the per-prompt difference (a bar that scales with the held-out set's noise); None
+    (keep the current weights) when none does. NaN never wins. The reproduction suite chooses every
+    baseline's knob with it too, so the product and the baselines are held to one bar."""
     current, chosen, best = scores[CURRENT], None, -math.inf
     if math.isnan(current):
         return None

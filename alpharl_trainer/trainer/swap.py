@@ -23,7 +23,8 @@ from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.acceptance import AcceptanceScorer, GateScore
 from alpharl_trainer.trainer.candidate_writer import CandidateWriter
 from alpharl_trainer.trainer.candidates import Candidate, build_candidates, refuse_far_jump
-from alpharl_trainer.trainer.decision import SwapRecord, best_over_bar
+from alpharl_trainer.trainer.decision import SwapRecord
+from alpharl_trainer.trainer.racing import Race, best_over_bar
 from alpharl_trainer.trainer.recorder import SnapshotRecorder
 
 logger = logging.getLogger(__name__)
@@ -75,15 +76,22 @@ class WindowSwap:
         labels = list(candidates)
         scores, paired, chosen, engine = {}, {}, labels[0], None
         reset = cfg.alpharl_optimizer_state == "reset"
+        eliminated: dict[str, str] = {}
         if cfg.alpharl_acceptance_prompts > 0:
-            scorer = self._scorer()
-            engine = scorer.engine
-            scores, per_prompt = self._score(scorer, candidates, stash)
-            chosen = best_over_bar(
-                scores, labels, cfg.alpharl_acceptance_margin, per_prompt=per_prompt,
-                margin_se=cfg.alpharl_acceptance_margin_se,
-            )  # fmt: skip
-            paired = {k: paired_se(per_prompt["current"], v) for k, v in per_prompt.items() if k != "current"}
+            held_out = self.trainer.eval_dataset
+            rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
+            if cfg.alpharl_acceptance_rule == "race":
+                scores, per_prompt, chosen, eliminated, engine = self._race(rows, candidates, stash)
+            else:
+                scorer = self._scorer(rows, cfg.alpharl_acceptance_seed)
+                engine = scorer.engine
+                scores, per_prompt = self._score(scorer, candidates, stash)
+                chosen = best_over_bar(
+                    scores, labels, cfg.alpharl_acceptance_margin, per_prompt=per_prompt,
+                    margin_se=cfg.alpharl_acceptance_margin_se,
+                )  # fmt: skip
+            current = per_prompt["current"]
+            paired = {k: paired_se(current[: len(v)], v) for k, v in per_prompt.items() if k != "current"}
         unscored = cfg.alpharl_acceptance_prompts == 0  # the jump is judged once written: reset moments after
         moved = (
             None
@@ -108,6 +116,7 @@ class WindowSwap:
             targets=targets,
             candidates=labels,
             collapsed=collapsed,
+            eliminated=eliminated,
             scores=scores,
             margin=cfg.alpharl_acceptance_margin,
             margin_se=cfg.alpharl_acceptance_margin_se,
@@ -153,13 +162,40 @@ class WindowSwap:
             logger.info("AlphaRL: near duplicates left out of scoring: %s", out)
         return out
 
-    def _scorer(self) -> AcceptanceScorer:
-        cfg, held_out = self.config, self.trainer.eval_dataset
-        rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
+    def _scorer(self, rows: list[dict], seed: int) -> AcceptanceScorer:
+        cfg = self.config
         greedy = cfg.alpharl_acceptance_scoring == "greedy"
-        return AcceptanceScorer(
-            self.trainer, rows, cfg.alpharl_acceptance_samples, cfg.alpharl_acceptance_seed, greedy=greedy
-        )
+        return AcceptanceScorer(self.trainer, rows, cfg.alpharl_acceptance_samples, seed, greedy=greedy)
+
+    def _race(self, rows: list[dict], candidates: dict[str, Candidate], stash: dict[str, torch.Tensor]):
+        """The gate as a race (`racing.py`): at each look `current` and every survivor are scored on the
+        look's new prompts, with one seed per look for all of them (common random numbers). Returns the
+        scores and per-prompt scores (over the prompts each was scored on), the choice, the candidates
+        dropped early and why, and the generation engine."""
+        cfg = self.config
+        race = Race(
+            list(candidates), len(rows), cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se,
+            alpha=cfg.alpharl_acceptance_alpha, first=cfg.alpharl_acceptance_first,
+        )  # fmt: skip
+        notified = set()
+        while True:
+            prompts = race.next_prompts()
+            scorer = self._scorer(
+                rows[prompts.start : prompts.stop], cfg.alpharl_acceptance_seed + prompts.start
+            )
+            if prompts.start:  # W_K back in the model: `current` is scored on the new prompts too
+                self.writer.write_exact(None, stash)
+            race.record("current", self._evaluate(scorer).per_prompt)
+            for label in race.survivors():
+                if self.writer.write(candidates[label], stash) is None:  # NaN or inf: the race drops it
+                    race.record(label, [math.nan] * len(prompts))
+                    continue
+                race.record(label, self._evaluate(scorer).per_prompt)
+                if label not in notified:  # once, with its weights in the model
+                    self.notify("candidate", label)
+                    notified.add(label)
+            if race.step():
+                return race.scores(), race.per_prompt(), race.decision(), race.dropped(), scorer.engine
 
     def _score(
         self, scorer: AcceptanceScorer, candidates: dict[str, Candidate], stash: dict[str, torch.Tensor]

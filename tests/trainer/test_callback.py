@@ -130,6 +130,29 @@ def distance_from_wk_reward(sign: float):
     return reward, CaptureWK
 
 
+def test_the_race_makes_the_full_gates_choice_on_fewer_prompts(tmp_path, model_dir):
+    """The same window as above, judged by a race (first look at 2 of 8 prompts): the farthest jump still
+    wins, and no model is scored on more prompts than the full gate scores every one on."""
+    reward, capture = distance_from_wk_reward(+1.0)
+    trainer, _, _ = run_grpo(
+        tmp_path,
+        model_dir,
+        reward=reward,
+        extra_callbacks=[capture],
+        alpharl_acceptance_prompts=8,
+        alpharl_acceptance_samples=1,
+        alpharl_acceptance_rule="race",
+        alpharl_acceptance_first=2,
+        alpharl_horizons=[1.5, 2.0, 3.0],
+        alpharl_finetune_steps=1,
+    )
+    swap = trainer.alpharl.swap
+    assert swap.chosen == "18" and swap.scores["current"] == 0.0
+    assert swap.cost["prompts"] <= 8 * 4 and swap.cost["completions"] == swap.cost["prompts"]
+    assert all(why.startswith(("below the bar", "behind")) for why in swap.eliminated.values())
+    assert set(swap.paired_se) == {"9", "12", "18"}
+
+
 def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
     """Reward = distance of the live weights from W_K at acceptance: the farthest jump must win."""
     reward, capture = distance_from_wk_reward(+1.0)

@@ -11,7 +11,8 @@ import pytest
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.stats import paired_se
 from alpharl_trainer.trainer.config import AlphaRLConfig
-from alpharl_trainer.trainer.decision import SwapRecord, best_over_bar, describe_decision
+from alpharl_trainer.trainer.decision import SwapRecord, describe_decision
+from alpharl_trainer.trainer.racing import best_over_bar
 
 TARGETS = [75.0, 90.0, 150.0]
 LABELS = [f"{t:g}" for t in TARGETS]

@@ -49,6 +49,8 @@ class SwapRecord:
     forecast_time: float = 0.0
     """Seconds computing and writing candidates: the swap's time without the gate's scoring."""
     seconds: float = 0.0
+    """The swap's wall time: forecast, gate and write (the listeners' time, such as the run report's test
+    scoring, left out)."""
     cost: dict = field(default_factory=dict)
     """The swap's compute: `prompts`, `completions` and `tokens` the gate scored (over every candidate and
     rank), `seconds`, and the whole swap in training-step equivalents, by tokens (`steps_by_tokens`, against

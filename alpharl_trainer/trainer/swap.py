@@ -41,7 +41,10 @@ class WindowSwap:
         notify: Callable[[str, str | None], None],
         step_seconds: float | None = None,
     ):
-        self.trainer, self.recorder, self.notify = trainer, recorder, notify
+        self.trainer, self.recorder, self._listeners = trainer, recorder, notify
+        self.listening = 0.0
+        """Seconds spent in the listeners (e.g. the run report scoring each candidate on the test split):
+        not the swap's cost, so left out of its seconds."""
         self.step_seconds = step_seconds
         """The run's mean training step so far, in seconds: the unit the swap's cost is given in."""
         self.scored = {"prompts": 0, "completions": 0, "tokens": 0}
@@ -132,7 +135,7 @@ class WindowSwap:
             mean_fit_r2=sum(f.fit_r2 for f in fits.values()) / len(fits),
             delta_norm=moved,
             forecast_time=self.writer.forecast_time,
-            seconds=time.perf_counter() - began,
+            seconds=time.perf_counter() - began - self.listening,
         )
         record.cost = self._cost(record.seconds)
         return record
@@ -161,6 +164,11 @@ class WindowSwap:
         if out:
             logger.info("AlphaRL: near duplicates left out of scoring: %s", out)
         return out
+
+    def notify(self, event: str, label: str | None) -> None:
+        began = time.perf_counter()
+        self._listeners(event, label)
+        self.listening += time.perf_counter() - began
 
     def _scorer(self, rows: list[dict], seed: int) -> AcceptanceScorer:
         cfg = self.config

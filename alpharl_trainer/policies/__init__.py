@@ -53,7 +53,8 @@ def named_policies() -> tuple[str, ...]:
 
 def resolve_policy(name_or_path: str) -> Path:
     """A shipped policy's verified folder, a converted one's (`policies/converted.py`: made once in the user's
-    cache), or `name_or_path` itself as a local folder (never a download)."""
+    cache), `name_or_path` itself as a local folder, or a Hugging Face hub id (`Qwen/Qwen2.5-1.5B-Instruct`)
+    resolved to its folder in the local hub cache (`hub_policy`)."""
     from alpharl_trainer.policies.converted import CONVERTED, converted_policy
 
     if name_or_path in SHIPPED:
@@ -61,9 +62,40 @@ def resolve_policy(name_or_path: str) -> Path:
     if name_or_path in CONVERTED:
         return converted_policy(name_or_path)
     path = Path(name_or_path)
-    if not path.is_dir():
-        raise AlphaRLError(
-            f"model folder {path} does not exist (nothing is downloaded: give a local folder, or a named "
-            f"policy: {', '.join(named_policies())})"
+    if path.is_dir():
+        return path
+    if _looks_like_hub_id(name_or_path):
+        return hub_policy(name_or_path)
+    raise AlphaRLError(
+        f"model folder {path} does not exist (give a local folder, a hub id such as Qwen/Qwen2.5-0.5B, or a "
+        f"named policy: {', '.join(named_policies())})"
+    )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """`owner/name` (one slash, no path syntax): what the hub accepts as a model repository id."""
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and "\\" not in name
+
+
+def hub_policy(repo_id: str) -> Path:
+    """The folder of hub model `repo_id` in the local Hugging Face cache (`HF_HUB_CACHE`), downloaded first
+    when the hub is reachable and allowed (`HF_HUB_OFFLINE` unset or 0): weights, config and tokenizer
+    files only. Offline, a model that is not in the cache is an error that says how to get it."""
+    from huggingface_hub import constants, snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+    offline = constants.HF_HUB_OFFLINE
+    try:
+        folder = Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=offline))
+    except Exception as err:  # huggingface_hub raises a different type per failure; all mean "not here"
+        how = (
+            "it is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1): run "
+            f"`huggingface-cli download {repo_id}` where the hub is reachable, or set HF_HUB_OFFLINE=0"
+            if offline
+            else "it could not be downloaded"
         )
-    return path
+        raise AlphaRLError(f"hub model {repo_id}: {how} ({type(err).__name__}: {err})") from err
+    if not (folder / "config.json").is_file():
+        raise AlphaRLError(f"hub model {repo_id}: its cached folder {folder} has no config.json")
+    return folder

@@ -72,7 +72,9 @@ class ScriptArguments:
         default_factory=lambda: ["task"],
         metadata={
             "help": "Reward functions: 'task' (exact answer of the synthetic task), 'math_accuracy' "
-            "(math-verify), 'format', 'overlong' (DAPO soft overlong penalty, see overlong_buffer)."
+            "(math-verify), 'format', 'overlong' (DAPO soft overlong penalty, see overlong_buffer), or the "
+            "dotted import path of any function with TRL's reward signature (`my_rewards.length_reward`, "
+            "`trl.rewards.accuracy_reward`); weights: TRL's reward_weights."
         },
     )
     overlong_buffer: int = field(
@@ -220,7 +222,7 @@ def check(script: ScriptArguments, config) -> None:
     from alpharl_trainer.tasks import TASKS
 
     for name in script.rewards:
-        _known(name, REWARDS, "reward")
+        reward_function(name)
     if script.task not in TASKS and not Path(script.task).is_file():
         raise AlphaRLError(
             f"task {script.task!r} is neither a synthetic task ({', '.join(TASKS)}) nor a file"
@@ -312,13 +314,35 @@ def build_data(script: ScriptArguments):
     return data.select(range(n_eval, len(data))), data.select(range(n_eval)), None
 
 
+def reward_function(name: str):
+    """A reward named by its dotted import path (`package.module.function`), imported; a built-in name
+    (`REWARDS`) is returned as is. Anything else is one error naming what could not be found."""
+    import importlib
+
+    if name in REWARDS:
+        return name
+    module, _, attribute = name.replace(":", ".").rpartition(".")
+    if not module:
+        _known(name, REWARDS, "reward")  # a bare name: one of the built-ins, misspelt
+    try:
+        function = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as err:
+        raise AlphaRLError(
+            f"reward {name!r} is neither a built-in ({', '.join(REWARDS)}) nor an importable function: {err}"
+        ) from err
+    if not callable(function):
+        raise AlphaRLError(f"reward {name!r} is not callable (a {type(function).__name__})")
+    return function
+
+
 def build_rewards(script: ScriptArguments, task, config, tokenizer) -> list:
     from alpharl_trainer.tasks import rewards
 
     funcs = []
     for name in script.rewards:
-        _known(name, REWARDS, "reward")
-        if name == "task":
+        if name not in REWARDS:
+            funcs.append(reward_function(name))
+        elif name == "task":
             if task is None:
                 raise AlphaRLError(
                     "reward 'task' needs a synthetic task; use 'math_accuracy' for benchmark files"

@@ -103,3 +103,20 @@ def test_every_key_of_every_recipe_is_a_field_and_is_commented(path):
         elif re.match(r"^[A-Za-z_]\w*:", line) and "#" not in line and not under_comment:
             uncommented.append(line.split(":")[0])
     assert not uncommented, f"{path.name}: keys without a comment: {uncommented}"
+
+
+def test_a_reward_named_by_dotted_path_is_imported_and_a_bad_one_refused():
+    from tests.custom_rewards import short_answer_reward
+
+    rewards = ["--rewards", "task", "tests.custom_rewards.short_answer_reward"]
+    script, config = recipe.parse(["--config", "recipes/tiny/grpo.yaml", *rewards])
+    funcs = recipe.build_rewards(script, recipe.build_data(script)[2], config, None)
+    assert funcs[1] is short_answer_reward and funcs[1](["12345", "123456789"]) == [1.0, 0.0]
+    for name, message in [
+        ("tests.custom_rewards.absent", "nor an importable function"),
+        ("no_such_module.reward", "No module named 'no_such_module'"),
+        ("tests.custom_rewards.NOT_A_FUNCTION", "is not callable"),
+        ("tsk", "did you mean 'task'"),
+    ]:
+        with pytest.raises(AlphaRLError, match=message):
+            recipe.reward_function(name)

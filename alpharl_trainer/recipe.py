@@ -26,13 +26,14 @@ from typing import Any
 import yaml
 
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.peft_args import PeftArguments
 
 TRAINERS = ("grpo", "rloo", "ppo")
 REWARDS = ("task", "math_accuracy", "format", "overlong")
 
 
 @dataclass
-class ScriptArguments:
+class ScriptArguments(PeftArguments):
     trainer: str = field(
         default="grpo",
         metadata={
@@ -223,6 +224,8 @@ def check(script: ScriptArguments, config) -> None:
 
     for name in script.rewards:
         reward_function(name)
+    if script.use_peft and script.trainer == "ppo":
+        raise AlphaRLError("use_peft: LoRA trains with the grpo and rloo trainers; ppo trains every weight")
     if script.task not in TASKS and not Path(script.task).is_file():
         raise AlphaRLError(
             f"task {script.task!r} is neither a synthetic task ({', '.join(TASKS)}) nor a file"
@@ -384,4 +387,5 @@ def build_trainer(
         eval_dataset=heldout,
         processing_class=tokenizer,
         callbacks=callbacks,
+        **({"peft_config": script.peft_config()} if script.use_peft else {}),
     )

@@ -355,3 +355,20 @@ def test_settings_that_failed_late_are_one_line_at_the_start(case, dry_run, tmp_
         return
     assert code == 2 and expected in captured.err and captured.err.count("\n") == 1, captured.err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_lora_recipe_trains_its_adapters_and_swaps_their_merged_update(tmp_path, capsys):
+    """TRL's PEFT keys in a recipe (`use_peft`, `lora_r`, ...): the trainer wraps the policy, AlphaRL
+    forecasts the adapted matrices (rank-1 only: the other families need full weights) and the run saves
+    the adapter, as TRL does; ppo refuses it before any weight is loaded."""
+    out = tmp_path / "run"
+    lora = ["--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--lora_dropout", "0"]
+    lora += ["--lora_target_modules", "q_proj", "v_proj", "--learning_rate", "1e-3"]
+    args = ["train", "recipes/tiny/grpo.yaml", "--model_name_or_path", str(test_model_dir())]
+    assert cli([*args, "--output_dir", str(out), *SHORT, "--report_test_size", "0", *lora]) == 0
+    summary = json.loads((out / "alpharl" / "summary.json").read_text())
+    assert summary["swap"]["step"] == 6 and summary["swap"]["candidates"] == ["8", "9", "12", "15"]
+    assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
+    ppo = ["train", "recipes/tiny/ppo.yaml", "--model_name_or_path", str(test_model_dir())]
+    assert cli([*ppo, "--output_dir", str(tmp_path / "ppo"), *SHORT, *lora]) == 2
+    assert "use_peft: LoRA trains with the grpo and rloo trainers" in capsys.readouterr().err

@@ -3,3 +3,11 @@
 
 class AlphaRLError(ValueError):
     """Bad input or an impossible request. The message names the file or tensor at fault."""
+
+
+FSDP_REFUSED = (
+    "AlphaRL runs on one process, DDP, or DeepSpeed ZeRO-1/2/3 (configs/ddp.yaml, configs/zero2.yaml, "
+    "configs/zero3.yaml); under FSDP it would read and write sharded DTensors it does not gather: launch "
+    "with DeepSpeed ZeRO-3 for sharded training, or set alpharl: false"
+)
+"""Why a run under FSDP is refused, at attach and by `--dry-run`."""

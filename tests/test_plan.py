@@ -271,3 +271,29 @@ def test_an_unusable_model_config_is_one_line(tmp_path, capsys, text, expected):
     assert cli.main([*args, "--output_dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert expected in err and str(tmp_path) in err and err.count("\n") == 1, err
+
+
+def test_an_fsdp_launch_is_refused_by_the_plan_and_at_attach(tmp_path):
+    """FSDP is neither DDP nor ZeRO: the plan says what is supported, and so does a trainer it reaches."""
+    from trl import GRPOTrainer
+
+    from alpharl_trainer.errors import FSDP_REFUSED
+    from alpharl_trainer.trainer import AlphaRLCallback, AlphaRLConfig
+    from tests.trainer.harness import datasets, grpo_args, load, sevens_reward, test_model_dir
+
+    config = tmp_path / "fsdp.yaml"
+    config.write_text("distributed_type: FSDP\nnum_processes: 2\nnum_machines: 1\n")
+    result = _plan(
+        REPO / "recipes" / "tiny" / "grpo.yaml", options=PlanOptions(accelerate_config=str(config))
+    )
+    assert FSDP_REFUSED in result.errors and "configs/zero3.yaml" in FSDP_REFUSED
+    model, tok = load(test_model_dir())
+    train, heldout = datasets()
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=[sevens_reward], args=grpo_args(tmp_path, alpharl=False),
+        train_dataset=train, eval_dataset=heldout, processing_class=tok,
+    )  # fmt: skip
+    trainer.is_fsdp_enabled = True  # what accelerate sets under an FSDP launch
+    with pytest.raises(AlphaRLError, match="under FSDP"):
+        AlphaRLCallback(AlphaRLConfig(alpharl_interval=2, alpharl_window_end=6)).attach(trainer)
+    assert not any(isinstance(c, AlphaRLCallback) for c in trainer.callback_handler.callbacks)

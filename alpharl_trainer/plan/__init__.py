@@ -30,7 +30,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from alpharl_trainer import recipe
-from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.errors import FSDP_REFUSED, AlphaRLError
 from alpharl_trainer.plan.estimates import alpharl_plan, batch_plan, memory_plan
 from alpharl_trainer.plan.format import format_plan
 from alpharl_trainer.plan.launch import Launch, resolve_launch
@@ -141,6 +141,8 @@ def _model_checks(values: dict, model: ModelSize, plan: Plan) -> None:
 
 
 def _launch_checks(values: dict, launch: Launch, plan: Plan) -> None:
+    if launch.distributed == "FSDP" and values.get("alpharl"):
+        plan.errors.append(FSDP_REFUSED)
     if launch.distributed == "DEEPSPEED" and importlib.util.find_spec("deepspeed") is None:
         plan.warnings.append("the launch uses DeepSpeed, which is not installed here")
     report_to = values.get("report_to") or []

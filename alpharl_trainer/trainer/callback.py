@@ -32,7 +32,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.errors import FSDP_REFUSED, AlphaRLError
 from alpharl_trainer.extrapolation import Trajectory
 from alpharl_trainer.trainer.config import AlphaRLConfig
 from alpharl_trainer.trainer.decision import SwapRecord, describe_decision
@@ -77,6 +77,8 @@ class AlphaRLCallback(TrainerCallback):
         unscored = self.config.validate_alpharl(trainer.args.max_steps)
         if unscored:
             logger.warning("AlphaRL: %s", unscored)
+        if getattr(trainer, "is_fsdp_enabled", False):
+            raise AlphaRLError(FSDP_REFUSED)
         if self.config.alpharl_acceptance_prompts > 0 and trainer.eval_dataset is None:
             raise AlphaRLError(
                 "the acceptance gate scores candidates on held-out prompts: pass eval_dataset to the "

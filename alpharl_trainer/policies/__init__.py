@@ -64,7 +64,7 @@ def resolve_policy(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_dir():
         return path
-    if _looks_like_hub_id(name_or_path):
+    if looks_like_hub_id(name_or_path):
         return hub_policy(name_or_path)
     raise AlphaRLError(
         f"model folder {path} does not exist (give a local folder, a hub id such as Qwen/Qwen2.5-0.5B, or a "
@@ -72,7 +72,7 @@ def resolve_policy(name_or_path: str) -> Path:
     )
 
 
-def _looks_like_hub_id(name: str) -> bool:
+def looks_like_hub_id(name: str) -> bool:
     """`owner/name` (one slash, no path syntax): what the hub accepts as a model repository id."""
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and "\\" not in name

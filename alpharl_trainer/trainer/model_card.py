@@ -107,8 +107,17 @@ def model_card(name: str, callback, base_model: str, trainer_name: str, test: di
     import torch
     import transformers
     import trl
+    from huggingface_hub import ModelCardData
 
-    header = ["---", "library_name: transformers", "tags:", "- alpharl", "- trl", "---", ""]
+    from alpharl_trainer.policies import looks_like_hub_id
+
+    # `base_model` is metadata the hub links: a hub id only (a local folder is named in the text instead)
+    data = ModelCardData(
+        library_name="transformers",
+        base_model=base_model if looks_like_hub_id(base_model) else None,
+        tags=["alpharl", "trl"],
+    )
+    header = ["---", data.to_yaml(), "---", ""]
     body = [
         f"# {name}",
         "",

@@ -93,7 +93,10 @@ def test_card_replaces_trls_generic_card(tmp_path):
     assert (
         "None" not in text and text.count(BEGIN) == 1 and text.startswith("---\nlibrary_name: transformers")
     )
-    assert "`/models/Qwen3-8B-Base`" in text and "AlphaRL-GRPO" in text
+    assert "`/models/Qwen3-8B-Base`" in text and "AlphaRL-GRPO" in text and "base_model" not in text
+    hub = write_alpharl_card(tmp_path, _callback(), "Qwen/Qwen3-8B-Base", TEST).read_text()
+    assert hub.startswith("---\nbase_model: Qwen/Qwen3-8B-Base\nlibrary_name: transformers\n")
+    write_alpharl_card(tmp_path, _callback(), "/models/Qwen3-8B-Base", TEST)
     assert "| final | 70 | 0.581 | +0.012 [+0.002, +0.022] vs truncated run |" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]  # no temp file left
 

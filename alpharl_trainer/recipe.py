@@ -17,7 +17,6 @@ on any machine); `parse` builds them, so TRL's own checks run; `build_trainer` m
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,15 +24,16 @@ from typing import Any
 
 import yaml
 
-from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.errors import AlphaRLError, check_known
 from alpharl_trainer.peft_args import PeftArguments
+from alpharl_trainer.tasks.reward_funcs import build_rewards, reward_function, reward_names
+from alpharl_trainer.tasks.user_data import DatasetArguments
 
 TRAINERS = ("grpo", "rloo", "ppo")
-REWARDS = ("task", "math_accuracy", "format", "overlong")
 
 
 @dataclass
-class ScriptArguments(PeftArguments):
+class ScriptArguments(PeftArguments, DatasetArguments):
     trainer: str = field(
         default="grpo",
         metadata={
@@ -78,6 +78,9 @@ class ScriptArguments(PeftArguments):
             "`trl.rewards.accuracy_reward`); weights: TRL's reward_weights."
         },
     )
+    reward_funcs: list[str] | None = field(
+        default=None, metadata={"help": "TRL's name for `rewards` (a TRL recipe's key): used when set."}
+    )
     overlong_buffer: int = field(
         default=0,
         metadata={"help": "DAPO overlong penalty: length of the soft buffer before max_completion_length."},
@@ -119,22 +122,15 @@ def config_class(trainer: str) -> type:
     from alpharl_trainer.trainer.config import AlphaRLGRPOConfig, AlphaRLRLOOConfig
     from alpharl_trainer.trainer.ppo_config import AlphaRLPPOConfig
 
-    _known(trainer, TRAINERS, "trainer")
+    check_known(trainer, TRAINERS, "trainer")
     return {"grpo": AlphaRLGRPOConfig, "rloo": AlphaRLRLOOConfig, "ppo": AlphaRLPPOConfig}[trainer]
 
 
 def trainer_class(trainer: str) -> type:
     from alpharl_trainer.trainer import AlphaRLGRPOTrainer, AlphaRLPPOTrainer, AlphaRLRLOOTrainer
 
-    _known(trainer, TRAINERS, "trainer")
+    check_known(trainer, TRAINERS, "trainer")
     return {"grpo": AlphaRLGRPOTrainer, "rloo": AlphaRLRLOOTrainer, "ppo": AlphaRLPPOTrainer}[trainer]
-
-
-def _known(name: str, valid, what: str, source: str = "") -> None:
-    if name not in valid:
-        close = difflib.get_close_matches(name, list(valid), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(sorted(valid))}"
-        raise AlphaRLError(f"{source}unknown {what} {name!r}{hint}")
 
 
 def read(path: str | os.PathLike) -> dict:
@@ -196,16 +192,16 @@ def resolve(argv: list[str], **overrides: Any) -> Recipe:
     pre.add_argument("--trainer")
     trainer = overrides.get("trainer") or pre.parse_known_args(argv)[0].trainer or recipe.get("trainer")
     trainer = trainer or "grpo"
-    _known(trainer, TRAINERS, "trainer", f"{source}: ")
+    check_known(trainer, TRAINERS, "trainer", f"{source}: ")
     parser = TrlParser((ScriptArguments, config_class(trainer)), allow_abbrev=False)
     valid = {action.dest for action in parser._actions} - {"help"}
     for key in [*recipe, *overrides]:
-        _known(key, valid, "field", f"{source}: ")
+        check_known(key, valid, "field", f"{source}: ")
     parser.set_defaults_with_config(**recipe)
     namespace, rest = parser.parse_known_args(argv)  # a malformed value: argparse's message, exit 2
     flags = [arg for arg in rest if arg.startswith("--")]
     if rest:
-        _known((flags or rest)[0].removeprefix("--"), valid, "flag", f"{source}: ")
+        check_known((flags or rest)[0].removeprefix("--"), valid, "flag", f"{source}: ")
     values = {**vars(namespace), **overrides}
     return Recipe(source, trainer, values, env)
 
@@ -222,11 +218,11 @@ def check(script: ScriptArguments, config) -> None:
     from alpharl_trainer.policies import resolve_policy
     from alpharl_trainer.tasks import TASKS
 
-    for name in script.rewards:
+    for name in reward_names(script):
         reward_function(name)
     if script.use_peft and script.trainer == "ppo":
         raise AlphaRLError("use_peft: LoRA trains with the grpo and rloo trainers; ppo trains every weight")
-    if script.task not in TASKS and not Path(script.task).is_file():
+    if script.dataset_name is None and script.task not in TASKS and not Path(script.task).is_file():
         raise AlphaRLError(
             f"task {script.task!r} is neither a synthetic task ({', '.join(TASKS)}) nor a file"
         )
@@ -305,6 +301,10 @@ def build_data(script: ScriptArguments):
     """(train dataset, held-out dataset, task or None) in TRL's prompt format."""
     from alpharl_trainer.tasks import TASKS, get_task, to_dataset
 
+    if script.dataset_name is not None:
+        from alpharl_trainer.tasks.user_data import load_user_dataset
+
+        return (*load_user_dataset(script, script.eval_size, script.task_seed), None)
     if script.task in TASKS:
         task = get_task(script.task, mix=script.task_mix)
         train = to_dataset(task, "train", script.train_size, script.task_seed)
@@ -315,51 +315,6 @@ def build_data(script: ScriptArguments):
     data = benchmark_dataset(load_benchmark(script.task)).shuffle(seed=script.task_seed)
     n_eval = benchmark_held_out(len(data), script.eval_size)
     return data.select(range(n_eval, len(data))), data.select(range(n_eval)), None
-
-
-def reward_function(name: str):
-    """A reward named by its dotted import path (`package.module.function`), imported; a built-in name
-    (`REWARDS`) is returned as is. Anything else is one error naming what could not be found."""
-    import importlib
-
-    if name in REWARDS:
-        return name
-    module, _, attribute = name.replace(":", ".").rpartition(".")
-    if not module:
-        _known(name, REWARDS, "reward")  # a bare name: one of the built-ins, misspelt
-    try:
-        function = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as err:
-        raise AlphaRLError(
-            f"reward {name!r} is neither a built-in ({', '.join(REWARDS)}) nor an importable function: {err}"
-        ) from err
-    if not callable(function):
-        raise AlphaRLError(f"reward {name!r} is not callable (a {type(function).__name__})")
-    return function
-
-
-def build_rewards(script: ScriptArguments, task, config, tokenizer) -> list:
-    from alpharl_trainer.tasks import rewards
-
-    funcs = []
-    for name in script.rewards:
-        if name not in REWARDS:
-            funcs.append(reward_function(name))
-        elif name == "task":
-            if task is None:
-                raise AlphaRLError(
-                    "reward 'task' needs a synthetic task; use 'math_accuracy' for benchmark files"
-                )
-            funcs.append(rewards.task_reward(task))
-        elif name == "math_accuracy":
-            funcs.append(rewards.math_accuracy_reward)
-        elif name == "format":
-            funcs.append(rewards.format_reward)
-        else:  # overlong
-            funcs.append(
-                rewards.overlong_penalty(config.max_completion_length, script.overlong_buffer, tokenizer)
-            )
-    return funcs
 
 
 def build_trainer(

@@ -30,7 +30,7 @@ def completion_text(completion: str | list[dict]) -> str:
 
 def _answers(answer: list | None, completions: list, reward_name: str) -> list:
     if answer is None:
-        raise AlphaRLError(f"reward {reward_name!r} needs an 'answer' column in the dataset")
+        raise AlphaRLError(f"reward {reward_name!r} needs an 'answer' (or 'solution') column in the dataset")
     if len(answer) != len(completions):
         raise AlphaRLError(
             f"reward {reward_name!r}: {len(completions)} completions but {len(answer)} answers"
@@ -38,10 +38,13 @@ def _answers(answer: list | None, completions: list, reward_name: str) -> list:
     return answer
 
 
-def math_accuracy_reward(completions: list, answer: list | None = None, **kwargs) -> list[float | None]:
-    """1.0 when the final answer (last `\\boxed{}` / `Answer:` line) equals the gold `answer` under
-    math-verify, 0.0 otherwise, None when the gold answer cannot be parsed (as TRL's `accuracy_reward`)."""
-    answers = _answers(answer, completions, "math_accuracy_reward")
+def math_accuracy_reward(
+    completions: list, answer: list | None = None, solution: list | None = None, **kwargs
+) -> list[float | None]:
+    """1.0 when the final answer (last `\\boxed{}` / `Answer:` line) equals the gold answer (column `answer`,
+    or `solution` as TRL's `accuracy_reward` names it) under math-verify, 0.0 otherwise, None when the gold
+    answer cannot be parsed (as TRL's `accuracy_reward`)."""
+    answers = _answers(answer if answer is not None else solution, completions, "math_accuracy_reward")
     return [grade_math(completion_text(c), a).reward for c, a in zip(completions, answers, strict=True)]
 
 

@@ -63,8 +63,9 @@ _SAFETENSORS_DTYPES = {
     "BOOL": torch.bool,
 }
 
-# checkpoint-N (HF Trainer, TRL), global_step_N (verl), DAPO-step-N, step_N, step-N.
-_STEP_PATTERN = re.compile(r"(?:checkpoint|step)[-_]?(\d+)$", re.IGNORECASE)
+# checkpoint-N (HF Trainer, TRL), global_step_N (verl), global_stepN_hf (OpenRLHF's saved HF folders),
+# DAPO-step-N, step_N, step-N.
+_STEP_PATTERN = re.compile(r"(?:checkpoint|step)[-_]?(\d+)(?:[-_]hf)?$", re.IGNORECASE)
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None):
@@ -119,7 +120,7 @@ def checkpoint_step(folder: str | os.PathLike) -> int:
             return int(match.group(1))
     raise AlphaRLError(
         f"cannot tell the training step of checkpoint {folder} from its name "
-        "(expected checkpoint-N, global_step_N, *-step-N or step_N); pass --steps"
+        "(expected checkpoint-N, global_step_N, global_stepN_hf, *-step-N or step_N); pass --steps"
     )
 
 

@@ -107,6 +107,8 @@ def test_unknown_tensor_is_named(series):
         ("step_5", 5),
         ("step-42", 42),
         ("global_step_9/actor/huggingface", 9),
+        ("global_step10_hf", 10),  # OpenRLHF
+        ("global_step_30_hf", 30),
     ],
 )
 def test_checkpoint_step(tmp_path, name, step):

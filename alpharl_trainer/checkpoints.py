@@ -134,6 +134,8 @@ class CheckpointReader:
 
     def __init__(self, folder: str | os.PathLike, allow_pickle: bool = False):
         self.folder = Path(folder)
+        self.model_folder = self.folder
+        """Where the model's config and tokenizer files are (an adapter's reader points at its base)."""
         if not self.folder.is_dir():
             raise AlphaRLError(f"checkpoint folder {self.folder} does not exist")
         self._file_of: dict[str, Path] = {}  # tensor name -> file holding it

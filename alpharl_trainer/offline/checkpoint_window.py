@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from alpharl_trainer.adapters import AdapterReader, is_adapter_folder
 from alpharl_trainer.checkpoints import CheckpointReader, checkpoint_step
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS
@@ -67,7 +68,12 @@ def open_window(
             )
     _check_steps_against_names(checkpoints, steps)
     base_reader = CheckpointReader(base, allow_pickle=allow_pickle)
-    readers = [CheckpointReader(c, allow_pickle=allow_pickle) for c in checkpoints]
+    readers = [
+        AdapterReader(c, base_reader)
+        if is_adapter_folder(c)
+        else CheckpointReader(c, allow_pickle=allow_pickle)
+        for c in checkpoints
+    ]
     selector = selector or ParamSelector()
     tracked = [n for n in base_reader.names() if selector(n, base_reader.shape(n))]
     if not tracked:

@@ -152,7 +152,7 @@ def predict(
         raise AlphaRLError(f"unknown covariate {covariate!r}; choose step or reward")
 
     window = open_window(base, checkpoints, steps=steps, selector=selector, allow_pickle=allow_pickle)
-    check_model_config(window.last.folder)
+    check_model_config(window.last.model_folder)
     if target_step is not None and target_step <= window.steps[-1]:
         raise AlphaRLError(
             f"--target-step {target_step} is not after the last checkpoint's step {window.steps[-1]}"
@@ -173,7 +173,7 @@ def predict(
         fixed = (target, basis_rank, profile) if method == "fixed-basis" else None
         tensors = predicted_tensors(window, forecasts, mode, scale, progress, jumps, torch_dtype, fixed)
         write_shards(tmp, tensors, max_shard_bytes)
-        copy_model_files(window.last.folder, tmp)
+        copy_model_files(window.last.model_folder, tmp)
         if dtype is not None:
             _set_config_dtype(tmp / "config.json", dtype)
         traj.save(tmp / TRAJECTORY_DIR)

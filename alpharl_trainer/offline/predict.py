@@ -223,4 +223,38 @@ def predict(
             "matrices": matrices,
         }
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+        (tmp / "README.md").write_text(forecast_card(report))
     return report
+
+
+def forecast_card(report: dict) -> str:
+    """The forecast's model card (huggingface_hub's format): where the weights came from and how they were
+    predicted, so a predicted model never passes for a trained one."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from alpharl_trainer.policies import looks_like_hub_id
+
+    base, target = report["base"], report["target"]
+    data = ModelCardData(
+        library_name="transformers",
+        base_model=base if looks_like_hub_id(base) else None,
+        tags=["alpharl", "weight-extrapolation"],
+    )
+    folders = zip(report["checkpoints"], report["steps"], strict=True)
+    window = ", ".join(f"`{c}` (step {s})" for c, s in folders)
+    method = report["forecast"]["method"]
+    lines = [
+        "# A forecast, not a trained model",
+        "",
+        f"These weights were predicted by `alpharl predict` (alpharl-trainer {report['version']}, "
+        "[AlphaRL](https://arxiv.org/abs/2510.00553)): the rank-1 trajectory of every tracked weight update "
+        f"from the base `{base}` through the checkpoints {window} was fitted ({report['fit']} against the "
+        f"{target['covariate']}) and extrapolated to {target['covariate']} {target['value']:g} with the "
+        f"{method} forecast (mode {report['mode']}, scale {report['scale']:g}).",
+        "",
+        f"Mean R² of the line fits: {report['summary']['mean_fit_r2']:.3f}; the largest jump moved a matrix "
+        f"{report['summary']['max_jump']:.3g} times its whole window update. Untracked tensors are the last "
+        "checkpoint's. Evaluate before use: a forecast can be worse than the checkpoint it started from. "
+        "`alpharl_report.json` has every number.",
+    ]
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))

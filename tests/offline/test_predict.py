@@ -54,6 +54,9 @@ def test_predict_linear_lands_on_the_planted_future(series, tmp_path):
     assert set(saved["timings_s"]) >= {"trajectory", "forecast", "write", "total"}
     traj = Trajectory.load(out / TRAJECTORY_DIR)
     assert traj.steps == [10, 20, 30, 40] and set(traj.names) == set(series.slopes)
+    card = (out / "README.md").read_text()  # says what the weights are, in the hub's card format
+    assert card.startswith("---\nlibrary_name: transformers\ntags:\n- alpharl\n") and "A forecast" in card
+    assert f"(step 40) was fitted (linear against the step) and extrapolated to step {TARGET}" in card
 
 
 @pytest.mark.parametrize(

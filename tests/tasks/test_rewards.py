@@ -47,6 +47,7 @@ def test_math_accuracy_reward_standard_and_conversational():
     completions = ["\\boxed{4}", "\\boxed{5}", "Answer: 4"]
     assert math_accuracy_reward(completions, answer=["4"] * 3) == [1.0, 0.0, 1.0]
     assert math_accuracy_reward([chat(c) for c in completions], answer=["4"] * 3) == [1.0, 0.0, 1.0]
+    assert math_accuracy_reward(completions, solution=["4"] * 3) == [1.0, 0.0, 1.0]  # TRL's column name
 
 
 def test_rewards_accept_the_keywords_trl_passes():
@@ -69,7 +70,7 @@ def test_rewards_accept_the_keywords_trl_passes():
 
 
 def test_missing_or_mismatched_answer_column_is_a_clear_error():
-    with pytest.raises(AlphaRLError, match="'answer' column"):
+    with pytest.raises(AlphaRLError, match=r"'answer' \(or 'solution'\) column"):
         math_accuracy_reward(["\\boxed{4}"])
     with pytest.raises(AlphaRLError, match="2 completions but 1 answers"):
         task_reward(EchoTask())(["1", "2"], answer=["1"])

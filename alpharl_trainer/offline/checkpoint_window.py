@@ -14,12 +14,18 @@ import torch
 from tqdm import tqdm
 
 from alpharl_trainer.adapters import AdapterReader, is_adapter_folder
-from alpharl_trainer.checkpoints import CheckpointReader, checkpoint_step
+from alpharl_trainer.checkpoints import (
+    SAFETENSORS_INDEX,
+    SAFETENSORS_SINGLE,
+    CheckpointReader,
+    checkpoint_step,
+)
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS
 from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular
 from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.extrapolation.trajectory import Trajectory
+from alpharl_trainer.zero_checkpoints import ZeroReader, is_zero_folder
 
 # Called for every (matrix, checkpoint) with the float32 update and its rank-1 triplet.
 DeltaHook = Callable[[str, int, torch.Tensor, Rank1], None]
@@ -68,12 +74,7 @@ def open_window(
             )
     _check_steps_against_names(checkpoints, steps)
     base_reader = CheckpointReader(base, allow_pickle=allow_pickle)
-    readers = [
-        AdapterReader(c, base_reader)
-        if is_adapter_folder(c)
-        else CheckpointReader(c, allow_pickle=allow_pickle)
-        for c in checkpoints
-    ]
+    readers = [_reader(c, base_reader, allow_pickle) for c in checkpoints]
     selector = selector or ParamSelector()
     tracked = [n for n in base_reader.names() if selector(n, base_reader.shape(n))]
     if not tracked:
@@ -110,6 +111,18 @@ def _check_distinct(base: str | os.PathLike, checkpoints: Sequence[str | os.Path
                 f"{given} is given twice (as {seen[real]} and as {role}): list each folder once"
             )
         seen[real] = role
+
+
+def _reader(folder: str | os.PathLike, base: CheckpointReader, allow_pickle: bool):
+    """A checkpoint's tensors: a LoRA adapter folder as its base with the adapter merged in, a DeepSpeed ZeRO
+    checkpoint without Hugging Face weights as its fp32 master weights, any other folder as it is."""
+    if is_adapter_folder(folder):
+        return AdapterReader(folder, base)
+    folder = Path(folder)
+    hf_weights = (folder / SAFETENSORS_SINGLE).is_file() or (folder / SAFETENSORS_INDEX).is_file()
+    if not hf_weights and is_zero_folder(folder):
+        return ZeroReader(folder, allow_pickle=allow_pickle)
+    return CheckpointReader(folder, allow_pickle=allow_pickle)
 
 
 def _name_step(folder: str | os.PathLike) -> int | None:

@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from alpharl_trainer.atomic import atomic_dir, check_limits
+from alpharl_trainer.checkpoint_names import hub_repo_folder
 from alpharl_trainer.errors import AlphaRLError
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -63,10 +64,6 @@ _SAFETENSORS_DTYPES = {
     "BOOL": torch.bool,
 }
 
-# checkpoint-N (HF Trainer, TRL), global_step_N (verl), global_stepN_hf (OpenRLHF's saved HF folders),
-# DAPO-step-N, step_N, step-N.
-_STEP_PATTERN = re.compile(r"(?:checkpoint|step)[-_]?(\d+)(?:[-_]hf)?$", re.IGNORECASE)
-
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None):
     """safetensors' `save_file`, its I/O errors raised as the OSError they are: safetensors writes in Rust and
@@ -88,40 +85,13 @@ def _plain_file_name(name: object) -> bool:
     )
 
 
-def _hub_repo_folder(folder: Path) -> Path | None:
-    """The repository folder (`models--org--name`) of a Hugging Face hub cache snapshot
-    (`models--org--name/snapshots/<revision>`), or None when `folder` is not one."""
-    folder = folder.resolve()
-    repo = folder.parent.parent
-    if folder.parent.name == "snapshots" and repo.name.startswith("models--"):
-        return repo
-    return None
-
-
 def stays_inside(path: Path, folder: Path) -> bool:
     """Whether `path` is a regular file whose real location lies inside `folder`, or inside the repository
     folder of a hub cache snapshot (where every file is a link into `../../blobs/`): a link to anywhere else
     (`tokenizer_extra.json -> /etc/shadow`) must not be followed into an output."""
     real = path.resolve()
-    roots = [folder.resolve(), _hub_repo_folder(folder)]
+    roots = [folder.resolve(), hub_repo_folder(folder)]
     return real.is_file() and any(root is not None and root in real.parents for root in roots)
-
-
-def checkpoint_step(folder: str | os.PathLike) -> int:
-    """The training step a checkpoint folder's name encodes.
-
-    The folder's own name is tried first, then its two parents, because verl keeps the HF files in
-    `global_step_N/actor/huggingface`.
-    """
-    path = Path(folder).resolve()
-    for part in [path.name, path.parent.name, path.parent.parent.name]:
-        match = _STEP_PATTERN.search(part)
-        if match:
-            return int(match.group(1))
-    raise AlphaRLError(
-        f"cannot tell the training step of checkpoint {folder} from its name "
-        "(expected checkpoint-N, global_step_N, global_stepN_hf, *-step-N or step_N); pass --steps"
-    )
 
 
 class CheckpointReader:

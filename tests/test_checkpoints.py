@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from alpharl_trainer.checkpoints import CheckpointReader, checkpoint_step, write_checkpoint
+from alpharl_trainer.checkpoint_names import checkpoint_step
+from alpharl_trainer.checkpoints import CheckpointReader, write_checkpoint
 from alpharl_trainer.errors import AlphaRLError
 from tests.helpers_checkpoints import load_model, make_series
 
@@ -180,3 +181,18 @@ def test_duplicate_names_refused(series, tmp_path):
             tmp_path / "out", [("a", torch.ones(2)), ("a", torch.ones(2))], source_dir=series.base
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_hub_snapshot_takes_its_step_from_the_revision_pointing_at_it(tmp_path):
+    """open-r1 pushes one branch per step: refs/<branch> holds the commit, snapshots/<commit> the files."""
+    repo = tmp_path / "models--acme--grpo-run"
+    for step, commit in [(100, "a" * 40), (200, "b" * 40)]:
+        (repo / "refs" / "v00.08").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "v00.08" / f"step-{step:09d}").write_text(commit)
+        (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs" / "main").write_text("b" * 40)
+    assert checkpoint_step(repo / "snapshots" / ("a" * 40)) == 100
+    assert checkpoint_step(repo / "snapshots" / ("b" * 40)) == 200
+    (repo / "snapshots" / ("c" * 40)).mkdir()
+    with pytest.raises(AlphaRLError, match="pass --steps"):
+        checkpoint_step(repo / "snapshots" / ("c" * 40))

@@ -14,12 +14,8 @@ import torch
 from tqdm import tqdm
 
 from alpharl_trainer.adapters import AdapterReader, is_adapter_folder
-from alpharl_trainer.checkpoints import (
-    SAFETENSORS_INDEX,
-    SAFETENSORS_SINGLE,
-    CheckpointReader,
-    checkpoint_step,
-)
+from alpharl_trainer.checkpoint_names import checkpoint_step
+from alpharl_trainer.checkpoints import SAFETENSORS_INDEX, SAFETENSORS_SINGLE, CheckpointReader
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.extrapolation.forecast import MIN_STEPS
 from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular

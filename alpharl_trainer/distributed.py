@@ -314,13 +314,13 @@ class OwnedWeights:
         self.rank, self.world = rank_world()
         self.zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
 
-    def owned_copies(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
-        """`{key: CPU copy of parameter}` for each `(key, parameter)` of `pairs` whose tracked matrix (the key
-        up to a ':') this rank owns."""
+    def owned_copies(self, entries: list[tuple[str, str, str]]) -> dict[str, torch.Tensor]:
+        """`{key: CPU copy of parameter}` for each `(tracked name, key, parameter)` of `entries` whose tracked
+        matrix this rank owns."""
         params, out = dict(self.model.named_parameters()), {}
-        for key, param in pairs:
+        for name, key, param in entries:
             with full_weight(params[param], zero3=self.zero3) as w:
-                if self.owners[key.split(":")[0]] == self.rank:
+                if self.owners[name] == self.rank:
                     out[key] = w.detach().to("cpu", copy=True)
         return out
 
@@ -328,7 +328,7 @@ class OwnedWeights:
         """`W_K` of the owned matrices of `names` on CPU: the copy candidates start from and rollback
         restores. Only the owner keeps one, so a node holds one copy of the tracked weights in host memory
         whatever its number of ranks; the others receive each matrix from its owner when it is written."""
-        return self.owned_copies([(n, self.written.get(n, n)) for n in names])
+        return self.owned_copies([(n, n, self.written.get(n, n)) for n in names])
 
     def from_owner(self, name: str, local: torch.Tensor | None) -> torch.Tensor:
         """The owner's tensor for `name` on every rank (`local` on the owner, None elsewhere)."""

@@ -27,6 +27,7 @@ import yaml
 from alpharl_trainer.errors import AlphaRLError, check_known
 from alpharl_trainer.peft_args import PeftArguments
 from alpharl_trainer.tasks.reward_funcs import build_rewards, reward_function, reward_names
+from alpharl_trainer.tasks.splits import held_out_count
 from alpharl_trainer.tasks.user_data import DatasetArguments
 
 TRAINERS = ("grpo", "rloo", "ppo")
@@ -256,12 +257,6 @@ def check_output_dir(output_dir: str, model_name_or_path: str, task: str) -> Non
     check_output(output_dir, inputs, flag="--output_dir", cwd_ok=True)
 
 
-def benchmark_held_out(problems: int, eval_size: int) -> int:
-    """Prompts held out of a benchmark file of `problems` gradable problems: `eval_size`, at most a fifth of
-    them (the rest trains)."""
-    return min(eval_size, problems // 5)
-
-
 def check_held_out(task: str, eval_size: int) -> None:
     """The acceptance gate scores candidates on held-out prompts: with none, the run would die at the window
     end, after the whole window was trained."""
@@ -277,7 +272,7 @@ def check_held_out(task: str, eval_size: int) -> None:
     from alpharl_trainer.tasks.benchmarks import load_benchmark
 
     problems = len(load_benchmark(task).records)
-    if benchmark_held_out(problems, eval_size) < 1:
+    if held_out_count(problems, eval_size) < 1:
         raise AlphaRLError(
             f"{task}: {problems} problems hold out 0 prompts (a fifth) for the acceptance gate: give a file "
             "of at least 5 gradable problems, or set alpharl_acceptance_prompts 0"
@@ -313,7 +308,7 @@ def build_data(script: ScriptArguments):
     from alpharl_trainer.tasks.benchmarks import benchmark_dataset, load_benchmark
 
     data = benchmark_dataset(load_benchmark(script.task)).shuffle(seed=script.task_seed)
-    n_eval = benchmark_held_out(len(data), script.eval_size)
+    n_eval = held_out_count(len(data), script.eval_size)
     return data.select(range(n_eval, len(data))), data.select(range(n_eval)), None
 
 

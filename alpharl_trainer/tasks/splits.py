@@ -19,6 +19,12 @@ from alpharl_trainer.tasks.base import SPLITS, Problem
 _SPLIT_PERCENT = (80, 10, 10)
 
 
+def held_out_count(rows: int, eval_size: int) -> int:
+    """Rows held out of a file or dataset of `rows` for the gate: `eval_size`, at most a fifth of them (the
+    rest trains)."""
+    return min(eval_size, rows // 5)
+
+
 def split_of(prompt: str) -> str:
     """The split that owns `prompt` (stable across processes and Python versions)."""
     bucket = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "big") % 100

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.tasks.splits import held_out_count
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 PROMPT_COLUMNS = ("prompt", "problem", "question")
@@ -91,7 +92,7 @@ def load_user_dataset(args, eval_size: int, seed: int):
         heldout = _as_prompts(splits[args.dataset_test_split], name, args.system_prompt)
         return train, heldout.select(range(min(eval_size, len(heldout))))
     train = train.shuffle(seed=seed)
-    held = min(eval_size, len(train) // 5)  # a fifth at most: the rest trains
+    held = held_out_count(len(train), eval_size)
     if len(train) - held < 1:
         raise AlphaRLError(f"dataset {name}: {len(train)} rows leave nothing to train on")
     return train.select(range(held, len(train))), train.select(range(held))

@@ -97,7 +97,8 @@ class SnapshotRecorder:
         """Start a window at `start`: an empty trajectory, and `W_0` the weights now, copied and saved (a
         resumed run reloads this rank's share)."""
         self.start, self.trajectory = start, Trajectory()
-        self.base = self.weights.owned_copies([pair for n in self.names for pair in self._start_tensors(n)])
+        entries = [(n, key, param) for n in self.names for key, param in self._start_tensors(n)]
+        self.base = self.weights.owned_copies(entries)
         save_base(self.output_dir, self.weights.rank, self.weights.world, self.base, start)
         if start == 0:
             self._ignore_leftovers({self.weights.world})

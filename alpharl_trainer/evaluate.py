@@ -31,6 +31,7 @@ import torch
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks.base import Problem
+from alpharl_trainer.teacher_forcing import score_references
 
 
 class Grader(Protocol):
@@ -316,7 +317,6 @@ def evaluate(engine, grader: Grader, problems: list[Problem], settings: EvalSett
     return EvalResult(summary, records)
 
 
-@torch.inference_mode()
 def teacher_forced(model, tokenizer, problems: list[Problem], batch_size: int = 64) -> dict:
     """Score each problem's gold completion (`solution` + EOS) in one forward pass, no generation.
 
@@ -333,26 +333,7 @@ def teacher_forced(model, tokenizer, problems: list[Problem], batch_size: int = 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     prompts = tokenizer([p.prompt for p in problems])["input_ids"]
     golds = tokenizer([p.solution for p in problems], add_special_tokens=False)["input_ids"]
-    exact, logprob = [], []
-    device = model.device
-    rows_all = [(p, g + [eos]) for p, g in zip(prompts, golds, strict=True)]
-    for start in range(0, len(rows_all), batch_size):
-        rows = rows_all[start : start + batch_size]
-        width = max(len(p) + len(g) for p, g in rows)
-        ids = torch.full((len(rows), width), pad)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        scored = torch.zeros((len(rows), width - 1), dtype=torch.bool)  # target positions of the gold tokens
-        for i, (p, g) in enumerate(rows):  # right padding: positions start at 0 for every row
-            ids[i, : len(p) + len(g)] = torch.tensor(p + g)
-            attention[i, : len(p) + len(g)] = 1
-            scored[i, len(p) - 1 : len(p) + len(g) - 1] = True
-        logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits[:, :-1].float()
-        targets = ids[:, 1:].to(device)
-        scored = scored.to(device)
-        token_logprob = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        hit = logits.argmax(dim=-1) == targets
-        exact += (hit | ~scored).all(dim=1).tolist()
-        logprob += (token_logprob * scored).sum(dim=1).tolist()
+    exact, logprob = score_references(model, prompts, golds, [eos], pad, batch_size=batch_size)
     return {
         "exact": sum(exact) / len(exact),
         "logprob": sum(logprob) / len(logprob),

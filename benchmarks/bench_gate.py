@@ -1,14 +1,17 @@
 """The acceptance gate's cost and decision on the main job's window, old and new side by side in one run.
 
-Three runs of the main job's recipe (recipes/tiny/grpo.yaml: 150 planned steps, the window closes at step 60,
-128 held-out prompts x 4 samples), identical up to the window end (same seed, one torch thread), each stopped
-right after its swap:
-- the full gate as it was: every candidate, near duplicates included, on every prompt;
-- the full gate after near duplicates are collapsed (the default);
-- the race (`alpharl_acceptance_rule: race`) after near duplicates are collapsed.
-For each: the candidates scored, the prompts and completions generated, the swap's cost in training steps by
-tokens and by time (`SwapRecord.cost`), and the decision; the race's choice is also given its score under
-the full gate, which scores every candidate on all 128 prompts.
+Runs of the main job's recipe (recipes/tiny/grpo.yaml: 150 planned steps, the window closes at step 60, 128
+held-out prompts), identical up to the window end (same seed, one torch thread), each stopped right after its
+swap:
+- sampled scoring (4 completions per prompt, as in training): the full gate as it was (every candidate, near
+  duplicates included, on every prompt), the full gate after near duplicates are collapsed (the default), and
+  the race (`alpharl_acceptance_rule: race`) after the collapse;
+- exact scoring (`alpharl_acceptance_scoring: exact`: the probability that the sampler writes each prompt's
+  gold completion, from one teacher-forced pass; no generation), full and race;
+- greedy scoring against exact_greedy (the reproduction suite's kind of gate), on 256 prompts.
+For each: the candidates scored, the prompts, completions generated and tokens processed, the swap's cost in
+training steps by tokens and by time (`SwapRecord.cost`), and the decision; each decision is also given its
+score under the sampled full gate (which scores every candidate on all 128 prompts), or under greedy's.
 
     python3 benchmarks/bench_gate.py
 """
@@ -43,38 +46,47 @@ def swap_of(**gate):
 
 def main() -> None:
     started = time.perf_counter()
+    full_name, greedy_name = "sampled, full, every candidate (before)", "greedy, full, 256 prompts"
     runs = {
-        "full gate, every candidate (before)": swap_of(alpharl_acceptance_duplicates=0.0),
-        "full gate, near duplicates collapsed": swap_of(),
-        "race, near duplicates collapsed": swap_of(alpharl_acceptance_rule="race"),
+        full_name: swap_of(alpharl_acceptance_duplicates=0.0),
+        "sampled, full, collapsed (default)": swap_of(),
+        "sampled, race, collapsed": swap_of(alpharl_acceptance_rule="race"),
+        "exact, full, collapsed": swap_of(alpharl_acceptance_scoring="exact"),
+        "exact, race, collapsed": swap_of(alpharl_acceptance_scoring="exact", alpharl_acceptance_rule="race"),
+        greedy_name: swap_of(alpharl_acceptance_scoring="greedy", alpharl_acceptance_prompts=256),
+        "exact_greedy, full, 256 prompts": swap_of(
+            alpharl_acceptance_scoring="exact_greedy", alpharl_acceptance_prompts=256
+        ),
     }
-    full = runs["full gate, every candidate (before)"]
-    print("\n== the acceptance gate at the main job's window (step 60; 128 prompts x 4 samples)")
+    print("\n== the acceptance gate at the main job's window (step 60)")
     print(
-        f"{'gate':<38} {'scored':>6} {'prompts':>8} {'completions':>11} {'steps/tokens':>12} "
+        f"{'gate':<40} {'scored':>6} {'prompts':>8} {'completions':>11} {'tokens':>8} {'steps/tokens':>12} "
         f"{'steps/time':>10}  decision"
     )
     for name, swap in runs.items():
         c = swap.cost
-        chosen = swap.chosen or "keep W_K"
         print(
-            f"{name:<38} {len(swap.candidates):>6} {c['prompts']:>8} {c['completions']:>11} "
-            f"{c['steps_by_tokens']:>12.1f} {c['steps_by_seconds']:>10.1f}  {chosen}"
+            f"{name:<40} {len(swap.candidates):>6} {c['prompts']:>8} {c['completions']:>11} {c['tokens']:>8} "
+            f"{c['steps_by_tokens']:>12.1f} {c['steps_by_seconds']:>10.1f}  {swap.chosen or 'keep W_K'}"
         )
-    for name, swap in list(runs.items())[1:]:
-        same = swap.chosen == full.chosen
-        score = full.scores.get(swap.chosen) if swap.chosen else full.scores["current"]
-        best = full.scores.get(full.chosen) if full.chosen else full.scores["current"]
-        within = score is not None and best - score <= full.margin
-        cost = full.cost["completions"] / swap.cost["completions"]
+    print()
+    for name, swap in runs.items():
+        ref_name = greedy_name if "greedy" in name else full_name
+        if name == ref_name:
+            continue
+        ref = runs[ref_name]
+        score = ref.scores.get(swap.chosen) if swap.chosen else ref.scores["current"]
+        best = ref.scores.get(ref.chosen) if ref.chosen else ref.scores["current"]
+        within = score is not None and best - score <= ref.margin
+        seconds = ref.cost["seconds"] / swap.cost["seconds"]
         print(
-            f"{name}: {cost:.2f}x fewer completions than the full gate; decision "
-            f"{'the same' if same else 'different'} (full gate's held-out score of it {score}, of its own "
-            f"pick {best:.4f}: {'within' if within else 'outside'} the margin {full.margin:g})"
+            f"{name}: {seconds:.1f}x less time than '{ref_name}'; decision "
+            f"{'the same' if swap.chosen == ref.chosen else 'different'} (its score there {score:.4f}, that "
+            f"gate's own pick {best:.4f}: {'within' if within else 'outside'} the margin {ref.margin:g})"
         )
-    race = runs["race, near duplicates collapsed"]
-    if race.eliminated:
-        print("race: dropped early:", "; ".join(f"{k} ({v})" for k, v in race.eliminated.items()))
+    for name, swap in runs.items():
+        if swap.eliminated:
+            print(f"{name}: dropped early:", "; ".join(f"{k} ({v})" for k, v in swap.eliminated.items()))
     print(f"\nbench_gate total {time.perf_counter() - started:.0f} s")
 
 

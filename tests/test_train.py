@@ -69,6 +69,24 @@ def test_tiny_recipe_trains_and_decides_a_swap(recipe: Path, tmp_path):
     assert (out / "model.safetensors").is_file()
 
 
+def test_exact_greedy_gate_decides_as_the_greedy_gate_without_generating(tmp_path):
+    """The main job's recipe (shipped tiny policy, sort) to a 6-step window: the gate scored teacher-forced
+    gives every candidate the score greedy generation gives it: the same decision, and nothing generated."""
+    swaps = {}
+    for scoring in ("greedy", "exact_greedy"):
+        out = tmp_path / scoring
+        args = ["train", str(REPO / "recipes" / "tiny" / "grpo.yaml"), "--output_dir", str(out), *SHORT]
+        args += ["--eval_size", "48", "--alpharl_acceptance_prompts", "48", "--report_test_size", "0"]
+        args += ["--learning_rate", "3e-4"]  # weights that move in 6 steps: candidates that differ
+        assert cli([*args, "--alpharl_acceptance_scoring", scoring]) == 0
+        swaps[scoring] = json.loads((out / "alpharl" / "summary.json").read_text())["swap"]
+    greedy, exact = swaps["greedy"], swaps["exact_greedy"]
+    assert exact["scores"] == greedy["scores"] and exact["chosen"] == greedy["chosen"]
+    assert len(set(exact["scores"].values())) > 1  # the candidates differ: the equality could fail
+    assert exact["gate_engine"] == "teacher_forced" and exact["cost"]["completions"] == 0
+    assert greedy["cost"]["completions"] == 48 * len(greedy["scores"])
+
+
 def test_recipe_errors_are_clear(tmp_path):
     with pytest.raises(AlphaRLError, match="does not exist"):
         parse(["--config", str(tmp_path / "missing.yaml")])

@@ -100,7 +100,9 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
     end, targets, snapshots = schedule.length, schedule.targets(), schedule.snapshot_steps()
     built = build_candidates(config, targets, end, max_steps, len(snapshots))
     candidates = [c.label for c in built]
-    samples = 1 if config.alpharl_acceptance_scoring == "greedy" else config.alpharl_acceptance_samples
+    scoring = config.alpharl_acceptance_scoring
+    forced = scoring.startswith("exact")  # one gold completion per prompt, read, not sampled
+    samples = 1 if forced or scoring == "greedy" else config.alpharl_acceptance_samples
     acceptance = config.alpharl_acceptance_prompts * samples * (1 + len(candidates))
     plan.alpharl = {
         "snapshot_steps": snapshots,
@@ -115,7 +117,7 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
         "acceptance_completions": acceptance,
     }
     if acceptance:
-        plan.alpharl["gate"] = gate = gate_cost(values, launch, plan, acceptance, tokens_per_second)
+        plan.alpharl["gate"] = gate = gate_cost(values, launch, plan, acceptance, tokens_per_second, forced)
         if gate["share"] is not None and gate["share"] > GATE_SHARE_LIMIT:
             plan.warnings.append(
                 f"AlphaRL's gate generates {gate['share']:.0%} of the run's tokens (over "
@@ -145,15 +147,22 @@ def alpharl_plan(values: dict, launch: Launch, plan: Plan, tokens_per_second: fl
 
 
 def gate_cost(
-    values: dict, launch: Launch, plan: Plan, completions: int, tokens_per_second: float | None
+    values: dict,
+    launch: Launch,
+    plan: Plan,
+    completions: int,
+    tokens_per_second: float | None,
+    forced: bool = False,
 ) -> dict:
     """What one swap's acceptance gate generates, through the trainer's engine, against the run's rollouts.
 
     Both are counted at `max_completion_length` tokens per completion (an upper bound; real completions stop
     earlier, about equally often in both), so their ratio needs no throughput: it is the gate's share of the
     run's generation, and at most its share of the run (training compute comes on top). The time needs a
-    throughput: a rough default per engine and process, or the user's `--gate-tokens-per-second`."""
-    engine = "vllm" if values.get("use_vllm") else "transformers"
+    throughput: a rough default per engine and process, or the user's `--gate-tokens-per-second`. A `forced`
+    gate (exact scoring) generates nothing: its `completions` are gold ones, read in one forward pass each,
+    and no generation throughput prices them (no hours)."""
+    engine = "teacher_forced" if forced else "vllm" if values.get("use_vllm") else "transformers"
     length = values["max_completion_length"]
     tps = tokens_per_second or DEFAULT_TOKENS_PER_SECOND[engine]
     tokens = completions * length
@@ -171,7 +180,7 @@ def gate_cost(
         "steps": completions / step_completions if step_completions else None,
         "tokens": tokens,
         "tokens_per_second": tps,
-        "hours": tokens / (tps * launch.processes) / 3600,
+        "hours": None if forced else tokens / (tps * launch.processes) / 3600,
         "share": tokens / (tokens + rollout_tokens) if rollout_tokens else None,
     }
 

@@ -58,11 +58,17 @@ def format_plan(plan: Plan) -> str:
             if gate.get("steps"):
                 share += f"; the generation of {gate['steps']:.1f} training steps"
             size = f"{gate['completions']} completions <= {v['max_completion_length']} tokens"
-            lines.append(
-                f"gate       per swap {size} ({_count_tokens(gate['tokens'])} tokens) through "
-                f"{gate['engine']}: ~{_duration(gate['hours'])} at {gate['tokens_per_second']:g} tokens/s "
-                f"per process{share}"
-            )
+            if gate["hours"] is None:  # exact scoring: gold completions read, none generated
+                lines.append(
+                    f"gate       per swap {gate['completions']} gold completions read teacher-forced (one "
+                    f"forward pass each, nothing generated; counted as generated{share})"
+                )
+            else:
+                lines.append(
+                    f"gate       per swap {size} ({_count_tokens(gate['tokens'])} tokens) through "
+                    f"{gate['engine']}: ~{_duration(gate['hours'])} at {gate['tokens_per_second']:g} "
+                    f"tokens/s per process{share}"
+                )
     if plan.memory:
         off_gpu = ("total", "cpu_per_node_at_swap", "disk_window_store")
         items = {k: g for k, g in plan.memory.items() if k not in off_gpu}

@@ -130,7 +130,7 @@ def product_settings(suite: Suite, end: int, finetune_steps: int) -> dict:
         alpharl_expo_factors=list(suite.methods.expo_factors),
         alpharl_average_snapshots=suite.methods.lawa_k,
         alpharl_acceptance_prompts=suite.eval.heldout_problems,
-        alpharl_acceptance_scoring="greedy",
+        alpharl_acceptance_scoring="exact_greedy",  # greedy scoring without generating: the same outcomes
         alpharl_acceptance_margin=0.0,
         alpharl_acceptance_margin_se=suite.methods.margin_se,
         alpharl_finetune_steps=finetune_steps,

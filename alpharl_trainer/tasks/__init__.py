@@ -36,7 +36,8 @@ def is_chat(task: Task | None) -> bool:
 
 
 def to_dataset(task: Task, split: str, n: int, seed: int = 0):
-    """`n` problems of `split` as a `datasets.Dataset` with columns `prompt`, `answer`, `category`.
+    """`n` problems of `split` as a `datasets.Dataset` with columns `prompt`, `answer`, `category`, and
+    `reference` (the gold completion) for a task whose verifier accepts that completion alone.
 
     Prompts in TRL's "standard" format (plain strings) or, for a chat task, its "conversational" one (a list
     holding one user message, which TRL renders with the tokenizer's chat template); reward functions receive
@@ -46,10 +47,11 @@ def to_dataset(task: Task, split: str, n: int, seed: int = 0):
 
     problems = task.problems(split, n, seed)
     chat = is_chat(task)
-    return datasets.Dataset.from_dict(
-        {
-            "prompt": [[{"role": "user", "content": p.prompt}] if chat else p.prompt for p in problems],
-            "answer": [p.answer for p in problems],
-            "category": [p.category for p in problems],
-        }
-    )
+    columns = {
+        "prompt": [[{"role": "user", "content": p.prompt}] if chat else p.prompt for p in problems],
+        "answer": [p.answer for p in problems],
+        "category": [p.category for p in problems],
+    }
+    if getattr(task, "unique_completion", False):  # the gate's exact scoring reads it (reference_scoring.py)
+        columns["reference"] = [p.solution for p in problems]
+    return datasets.Dataset.from_dict(columns)

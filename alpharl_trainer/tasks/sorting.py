@@ -42,6 +42,8 @@ class SortTask:
 
     mix: str | dict[str, float] = "all"
     name: str = field(default="sort", init=False)
+    unique_completion: bool = field(default=True, init=False)
+    """The verifier accepts the gold solution and no other completion (whitespace around it aside)."""
 
     def __post_init__(self) -> None:
         self.mix = parse_mix(self.name, self.mix, MIXES, CATEGORIES)

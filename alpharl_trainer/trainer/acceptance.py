@@ -93,6 +93,8 @@ class AcceptanceScorer:
         self.synced = bool(getattr(trainer, "is_deepspeed_enabled", False)) and world > 1
         self.batches = math.ceil(math.ceil(len(rows) / world) / batch_size)
         self._tokens = 0
+        self.generates = True
+        """Whether scoring generates completions (what `GateScore.completions` counts)."""
 
     @property
     def engine(self) -> str:
@@ -109,7 +111,7 @@ class AcceptanceScorer:
     def evaluate(self) -> GateScore:
         """The mean reward and each prompt's, in the order of `rows`, on every rank."""
         self._tokens = 0
-        local = self._score_vllm() if self.engine == "vllm" else self._score_transformers()
+        local = self._score_local()
         tokens = self._tokens
         if dist.is_initialized():  # rank r holds rows r, r + world, ...: gather and put them back in order
             shares: list = [None] * dist.get_world_size()
@@ -121,7 +123,12 @@ class AcceptanceScorer:
         finite = torch.isfinite(local)
         total, count = float(local[finite].sum()), int(finite.sum())
         per_prompt = (local.nan_to_num(0.0).sum(1) / finite.sum(1)).tolist()  # NaN where nothing scored
-        return GateScore(total / count if count else math.nan, per_prompt, local.numel(), tokens)
+        completions = local.numel() if self.generates else 0
+        return GateScore(total / count if count else math.nan, per_prompt, completions, tokens)
+
+    def _score_local(self) -> torch.Tensor:
+        """(this rank's rows, samples) rewards."""
+        return self._score_vllm() if self.engine == "vllm" else self._score_transformers()
 
     def _score_vllm(self) -> torch.Tensor:
         trainer = self.trainer

@@ -37,6 +37,7 @@ from alpharl_trainer.extrapolation import Trajectory
 from alpharl_trainer.trainer.config import AlphaRLConfig
 from alpharl_trainer.trainer.decision import SwapRecord, describe_decision
 from alpharl_trainer.trainer.recorder import SnapshotRecorder
+from alpharl_trainer.trainer.reference_scoring import check_reference_scoring
 from alpharl_trainer.trainer.schedule import Schedule
 from alpharl_trainer.trainer.state import load_meta, save_state
 from alpharl_trainer.trainer.swap import WindowSwap
@@ -84,6 +85,9 @@ class AlphaRLCallback(TrainerCallback):
                 "the acceptance gate scores candidates on held-out prompts: pass eval_dataset to the "
                 "trainer, or set alpharl_acceptance_prompts: 0 to apply the forecast unscored"
             )
+        scoring = self.config.alpharl_acceptance_scoring
+        if self.config.alpharl_acceptance_prompts > 0 and scoring.startswith("exact"):
+            check_reference_scoring(trainer, scoring)
         self.trainer = trainer
         self.schedule = self.config.schedule(trainer.args.max_steps)
         trainer.callback_handler.callbacks.insert(0, self)

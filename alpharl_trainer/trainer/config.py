@@ -214,12 +214,15 @@ class AlphaRLConfig:
             "difference to the current weights (e.g. 2): a bar that scales with the held-out set's noise."
         },
     )
-    alpharl_acceptance_scoring: Literal["sampled", "greedy"] = field(
+    alpharl_acceptance_scoring: Literal["sampled", "greedy", "exact", "exact_greedy"] = field(
         default="sampled",
         metadata={
             "help": "'sampled': completions sampled as in training (alpharl_acceptance_samples per prompt). "
             "'greedy': one greedy completion per prompt, for tasks with a verifier whose greedy answer is "
-            "what gets evaluated (less noisy; the samples setting is ignored)."
+            "what gets evaluated (less noisy; the samples setting is ignored). 'exact' and 'exact_greedy': "
+            "the same two scores without generating, from one teacher-forced pass over each prompt's gold "
+            "completion (the probability the sampler writes it; whether greedy decoding does): for a "
+            "synthetic task's exact-answer reward only, with no sampling noise (reference_scoring.py)."
         },
     )
     alpharl_acceptance_seed: int = field(

@@ -11,6 +11,7 @@ from alpharl_trainer.extrapolation import FITS, MODES
 from alpharl_trainer.trainer.candidates import check_families
 
 OPTIMIZER_STATES = ("keep", "reset")
+SCORINGS = ("sampled", "greedy", "exact", "exact_greedy")
 
 
 def check_fields(config) -> None:
@@ -32,9 +33,9 @@ def check_fields(config) -> None:
         raise AlphaRLError(f"alpharl_window_end must be > 0, got {config.alpharl_window_end}")
     if config.alpharl_scale <= 0:
         raise AlphaRLError(f"alpharl_scale must be > 0 (1 = the forecast itself), got {config.alpharl_scale}")
-    if config.alpharl_acceptance_scoring not in ("sampled", "greedy"):
+    if config.alpharl_acceptance_scoring not in SCORINGS:
         raise AlphaRLError(
-            "alpharl_acceptance_scoring must be 'sampled' or 'greedy', not "
+            f"alpharl_acceptance_scoring must be one of {', '.join(SCORINGS)}, not "
             f"{config.alpharl_acceptance_scoring!r}"
         )
     names = ("alpharl_acceptance_prompts", "alpharl_finetune_steps", "alpharl_acceptance_margin_se")

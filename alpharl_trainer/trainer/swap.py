@@ -26,6 +26,7 @@ from alpharl_trainer.trainer.candidates import Candidate, build_candidates, refu
 from alpharl_trainer.trainer.decision import SwapRecord
 from alpharl_trainer.trainer.racing import Race, best_over_bar
 from alpharl_trainer.trainer.recorder import SnapshotRecorder
+from alpharl_trainer.trainer.reference_scoring import ReferenceScorer
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +172,12 @@ class WindowSwap:
         self.listening += time.perf_counter() - began
 
     def _scorer(self, rows: list[dict], seed: int) -> AcceptanceScorer:
-        cfg = self.config
-        greedy = cfg.alpharl_acceptance_scoring == "greedy"
-        return AcceptanceScorer(self.trainer, rows, cfg.alpharl_acceptance_samples, seed, greedy=greedy)
+        scoring = self.config.alpharl_acceptance_scoring
+        greedy = scoring in ("greedy", "exact_greedy")
+        if scoring.startswith("exact"):
+            return ReferenceScorer(self.trainer, rows, seed, greedy=greedy)
+        samples = self.config.alpharl_acceptance_samples
+        return AcceptanceScorer(self.trainer, rows, samples, seed, greedy=greedy)
 
     def _race(self, rows: list[dict], candidates: dict[str, Candidate], stash: dict[str, torch.Tensor]):
         """The gate as a race (`racing.py`): at each look `current` and every survivor are scored on the

@@ -51,7 +51,8 @@ def test_verifier_rejects_near_misses(task, completion, expected):
 
 def test_to_dataset_grpo_columns():
     ds = to_dataset(get_task("sort", mix="rl"), "heldout", 12, seed=1)
-    assert ds.column_names == ["prompt", "answer", "category"]
+    assert ds.column_names == ["prompt", "answer", "category", "reference"]
+    assert ds["reference"] == ds["answer"]  # the gold completion is the sorted list itself
     assert len(ds) == 12 and all(isinstance(p, str) and p.startswith("sort ") for p in ds["prompt"])
     assert set(ds["category"]) <= {"len6", "len7"}
 

@@ -95,7 +95,7 @@ def test_a_fractional_window_needs_max_steps():
         ),
         ({"alpharl_acceptance_margin_se": -1.0}, "alpharl_acceptance_margin_se must be >= 0"),
         ({"alpharl_acceptance_margin_se": math.inf}, "alpharl_acceptance_margin_se must be finite"),
-        ({"alpharl_acceptance_scoring": "beam"}, "alpharl_acceptance_scoring must be 'sampled' or 'greedy'"),
+        ({"alpharl_acceptance_scoring": "beam"}, "acceptance_scoring must be one of sampled, greedy, exact"),
         ({"alpharl_include": "q_proj("}, "alpharl_include 'q_proj\\(' is not a valid regular expression"),
     ],
 )
@@ -145,14 +145,14 @@ def test_the_choice_fields_are_typed_with_the_engine_s_choices():
     import typing
 
     from alpharl_trainer.extrapolation import FITS, MODES
-    from alpharl_trainer.trainer.config_checks import OPTIMIZER_STATES
+    from alpharl_trainer.trainer.config_checks import OPTIMIZER_STATES, SCORINGS
 
     hints = typing.get_type_hints(AlphaRLConfig)
     assert typing.get_args(hints["alpharl_fit"]) == FITS
     assert typing.get_args(hints["alpharl_mode"]) == MODES
     assert typing.get_args(hints["alpharl_optimizer_state"]) == OPTIMIZER_STATES
     assert typing.get_args(hints["alpharl_covariate"]) == ("step", "reward")
-    assert typing.get_args(hints["alpharl_acceptance_scoring"]) == ("sampled", "greedy")
+    assert typing.get_args(hints["alpharl_acceptance_scoring"]) == SCORINGS
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,8 @@ def _revision_names(folder: Path) -> list[str]:
 def checkpoint_step(folder: str | os.PathLike) -> int:
     """The training step a checkpoint folder's name encodes.
 
-    The folder's own name is tried first, then its two parents, because verl keeps the HF files in
-    `global_step_N/actor/huggingface`.
+    The folder's own name is tried first, then its two parents, because verl keeps its FSDP shards in
+    `global_step_N/actor` and the HF files in `global_step_N/actor/huggingface`.
     """
     path = Path(folder).resolve()
     for part in [path.name, path.parent.name, path.parent.parent.name, *_revision_names(path)]:

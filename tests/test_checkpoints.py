@@ -108,6 +108,7 @@ def test_unknown_tensor_is_named(series):
         ("step_5", 5),
         ("step-42", 42),
         ("global_step_9/actor/huggingface", 9),
+        ("global_step_11/actor", 11),  # verl's raw FSDP shards
         ("global_step10_hf", 10),  # OpenRLHF
         ("global_step_30_hf", 30),
     ],

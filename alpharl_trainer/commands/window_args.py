@@ -33,7 +33,8 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-pickle",
         action="store_true",
-        help="read pickled .bin/.pt weights (only from a trusted source)",
+        help="read pickled weights: .bin/.pt files, DeepSpeed ZeRO shards, verl FSDP shards "
+        "(model_world_size_W_rank_R.pt); only from a trusted source",
     )
     track = parser.add_argument_group("tracked tensors (default: attention and MLP projections)")
     track.add_argument("--track-embeddings", action="store_true", help="also track token embeddings")

@@ -21,6 +21,7 @@ from alpharl_trainer.extrapolation.forecast import MIN_STEPS
 from alpharl_trainer.extrapolation.rank1 import Rank1, top_singular
 from alpharl_trainer.extrapolation.select import ParamSelector
 from alpharl_trainer.extrapolation.trajectory import Trajectory
+from alpharl_trainer.verl_checkpoints import VerlFsdpReader, is_verl_fsdp_folder
 from alpharl_trainer.zero_checkpoints import ZeroReader, is_zero_folder
 
 # Called for every (matrix, checkpoint) with the float32 update and its rank-1 triplet.
@@ -111,13 +112,22 @@ def _check_distinct(base: str | os.PathLike, checkpoints: Sequence[str | os.Path
 
 def _reader(folder: str | os.PathLike, base: CheckpointReader, allow_pickle: bool):
     """A checkpoint's tensors: a LoRA adapter folder as its base with the adapter merged in, a DeepSpeed ZeRO
-    checkpoint without Hugging Face weights as its fp32 master weights, any other folder as it is."""
+    checkpoint without Hugging Face weights as its fp32 master weights, verl's FSDP `actor` folder as its
+    shards joined (even when verl's merger left a copy in `actor/huggingface`: the shards are the master
+    weights, the copy is bf16; give `actor/huggingface` to read the copy), any other folder as it is."""
     if is_adapter_folder(folder):
         return AdapterReader(folder, base)
     folder = Path(folder)
     hf_weights = (folder / SAFETENSORS_SINGLE).is_file() or (folder / SAFETENSORS_INDEX).is_file()
     if not hf_weights and is_zero_folder(folder):
         return ZeroReader(folder, allow_pickle=allow_pickle)
+    if not hf_weights and is_verl_fsdp_folder(folder):
+        return VerlFsdpReader(folder, allow_pickle=allow_pickle)
+    if not hf_weights and is_verl_fsdp_folder(folder / "actor"):
+        raise AlphaRLError(
+            f"{folder} is a verl checkpoint: give its {folder / 'actor'} folder (FSDP shards) or, once "
+            f"merged, {folder / 'actor' / 'huggingface'}"
+        )
     return CheckpointReader(folder, allow_pickle=allow_pickle)
 
 

@@ -145,6 +145,23 @@ def test_window_inside_a_rollout_batch_warns():
     assert any("inside a rollout batch" in w for w in result.warnings)
 
 
+@pytest.mark.parametrize("logger", ["tensorboard", "wandb", "trackio"])
+def test_a_logger_not_installed_is_named_before_launch(monkeypatch, logger):
+    """TrainingArguments refuses a report_to whose package is missing only at launch: the plan warns first."""
+    import importlib.util
+
+    recipe = REPO / "recipes" / "tiny" / "grpo.yaml"
+    installed = importlib.util.find_spec(logger) is not None
+    warned = [w for w in _plan(recipe, "--report_to", logger).warnings if w.startswith("report_to")]
+    assert bool(warned) != installed
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == logger else find_spec(name, *a)
+    )
+    (warning,) = [w for w in _plan(recipe, "--report_to", logger).warnings if w.startswith("report_to")]
+    assert f"report_to {logger}: {logger} is not installed" in warning and "loggers extra" in warning
+
+
 def test_yaml_number_without_a_dot_still_parses(tmp_path):
     """YAML 1.1 reads 3e-6 as text; argparse converts string defaults with the field's type, so it works."""
     recipe = tmp_path / "r.yaml"

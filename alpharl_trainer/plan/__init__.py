@@ -40,6 +40,10 @@ from alpharl_trainer.plan.result import Plan
 from alpharl_trainer.policies import SHIPPED
 from alpharl_trainer.recipe import check_output_dir, check_run
 
+# report_to names whose transformers callback imports a module that is not a dependency (the `loggers`
+# extra); TrainingArguments refuses a missing one only at launch, on the machine that runs it.
+LOGGER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
+
 
 # ---- command-line options (shared by `alpharl train` and `python -m alpharl_trainer.train`) ----------------
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,10 +151,11 @@ def _launch_checks(values: dict, launch: Launch, plan: Plan) -> None:
         plan.warnings.append("the launch uses DeepSpeed, which is not installed here")
     report_to = values.get("report_to") or []
     for name in [report_to] if isinstance(report_to, str) else report_to:
-        module = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(name)
+        module = LOGGER_MODULES.get(name)
         if module and importlib.util.find_spec(module) is None:
             plan.warnings.append(
-                f"report_to {name}: {module} is not installed here (pip install {module} where it runs)"
+                f"report_to {name}: {module} is not installed here (pip install {module} where it runs, "
+                "or the loggers extra: docs/logging.md)"
             )
     if values.get("use_vllm"):
         if values.get("vllm_mode") == "colocate" and launch.processes % values["vllm_tensor_parallel_size"]:

@@ -146,6 +146,31 @@ ALPHARL_RUN = dict(
 """AlphaRL in a tiny test run: snapshots at steps 2, 4, 6, swap at 6 (first horizon, unscored), stop at 8."""
 
 
+MAIN_RECIPE = REPO / "recipes" / "tiny" / "grpo.yaml"
+MAIN_RECIPE_SHRUNK = dict(
+    max_steps=8,
+    alpharl_interval=2,
+    alpharl_window_end=6,
+    alpharl_finetune_steps=1,
+    alpharl_acceptance_prompts=8,
+    per_device_train_batch_size=32,
+    train_size=512,
+    eval_size=32,
+    report_test_size=0,
+    logging_steps=1,
+    save_steps=100,
+)
+"""The main job's recipe (MAIN_RECIPE: its data, policy and gate) shrunk to seconds for the logger tests:
+snapshots at steps 2, 4, 6, the swap gated on 8 held-out prompts at step 6, one fine-tune step, every step
+logged, no test scoring, no checkpoint."""
+
+
+def main_recipe_overrides(output_dir) -> list[str]:
+    """MAIN_RECIPE_SHRUNK and `output_dir` as command-line flags (`alpharl train MAIN_RECIPE <flags>`)."""
+    settings = {"output_dir": output_dir, **MAIN_RECIPE_SHRUNK}
+    return [text for key, value in settings.items() for text in (f"--{key}", str(value))]
+
+
 def grpo_args(output_dir, **overrides):
     """The main job's recipe (recipes/tiny/grpo.yaml) with the tiny test settings and `overrides`."""
     from alpharl_trainer import recipe

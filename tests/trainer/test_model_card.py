@@ -4,7 +4,6 @@ TensorBoard logging."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -117,13 +116,9 @@ def test_tiny_run_writes_card_and_tensorboard_events(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from alpharl_trainer.train import main
+    from tests.trainer.harness import MAIN_RECIPE, main_recipe_overrides
 
-    repo = Path(__file__).resolve().parents[2]
-    args = ["--config", str(repo / "recipes" / "tiny" / "grpo.yaml"), "--output_dir", str(tmp_path)]
-    args += ["--max_steps", "8", "--alpharl_interval", "2", "--alpharl_window_end", "6"]
-    args += ["--alpharl_finetune_steps", "1", "--per_device_train_batch_size", "32", "--train_size", "512"]
-    args += ["--eval_size", "32", "--alpharl_acceptance_prompts", "8", "--report_test_size", "0"]
-    args += ["--report_to", "tensorboard", "--logging_steps", "1", "--save_steps", "100"]
+    args = ["--config", str(MAIN_RECIPE), *main_recipe_overrides(tmp_path), "--report_to", "tensorboard"]
     assert main(args) == 0
     card = (tmp_path / "README.md").read_text()
     assert BEGIN in card and "| window (snapshot steps) | 2, 4, 6 |" in card

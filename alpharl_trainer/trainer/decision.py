@@ -54,7 +54,8 @@ class SwapRecord:
     cost: dict = field(default_factory=dict)
     """The swap's compute: `prompts`, `completions` and `tokens` the gate scored (over every candidate and
     rank), `seconds`, and the whole swap in training-step equivalents, by tokens (`steps_by_tokens`, against
-    `step_tokens` per step) and by seconds (`steps_by_seconds`, against the run's mean `step_seconds`)."""
+    `step_tokens` per step), by forward passes (`steps_by_flops`, an estimate: a trained token costs about
+    four of a gate token's one) and by seconds (`steps_by_seconds`, against the run's mean `step_seconds`)."""
 
     @property
     def chosen_target(self) -> float:
@@ -110,13 +111,14 @@ def _cost(cost: dict) -> str:
     """The swap's compute for the end of the decision line ('' for a record that has none)."""
     if not cost:
         return ""
-    units = {"steps_by_tokens": "by tokens", "steps_by_seconds": "by time"}
+    units = {"steps_by_tokens": "by tokens", "steps_by_flops": "by FLOPs", "steps_by_seconds": "by time"}
     steps = [f"{cost[k]:.1f} {unit}" for k, unit in units.items() if cost.get(k) is not None]
-    scored = (
-        f"{cost['completions']:,} completions on {cost['prompts']:,} prompts"
-        if cost["prompts"]
-        else "no gate"
-    )
+    if not cost["prompts"]:
+        scored = "no gate"
+    elif not cost["completions"]:  # exact scoring reads gold completions, generates none
+        scored = f"{cost['prompts']:,} gold completions read teacher-forced"
+    else:
+        scored = f"{cost['completions']:,} completions on {cost['prompts']:,} prompts"
     in_steps = f" = {' / '.join(steps)} training steps" if steps else ""
     return f"; cost: {scored}, {cost['seconds']:.2f} s{in_steps}"
 

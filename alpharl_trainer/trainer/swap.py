@@ -30,6 +30,10 @@ from alpharl_trainer.trainer.reference_scoring import ReferenceScorer
 
 logger = logging.getLogger(__name__)
 
+FORWARDS_PER_TRAINED_TOKEN = 4
+"""Forward-pass equivalents of one token of a training step: generated (1), then the loss's forward and
+backward (~3; a backward pass costs about two forwards)."""
+
 
 class WindowSwap:
     """One window end's swap for `trainer` from the window `recorder` kept. `notify(event, label)` is called
@@ -236,8 +240,11 @@ class WindowSwap:
 
     def _cost(self, seconds: float) -> dict:
         """The swap's compute: what the gate scored, and the whole swap (gate and forecast) in training-step
-        equivalents: its generated tokens over a training step's (`num_input_tokens_seen` per step), and
-        its seconds over the run's mean step (None where the run has no such measure yet)."""
+        equivalents: its tokens over a training step's (`num_input_tokens_seen` per step); the same in
+        forward passes (`steps_by_flops`: a gate token is one forward pass through the policy, a training
+        step's token at least four, one when it is generated and about three for the loss's forward and
+        backward: an estimate, a lower one with a reference model or old log-probs); and its seconds over
+        the run's mean step (None where the run has no such measure yet)."""
         state = self.trainer.state
         step_tokens = state.num_input_tokens_seen / state.global_step if state.global_step else 0.0
         return {
@@ -246,6 +253,9 @@ class WindowSwap:
             "step_tokens": step_tokens or None,
             "step_seconds": self.step_seconds,
             "steps_by_tokens": self.scored["tokens"] / step_tokens if step_tokens else None,
+            "steps_by_flops": self.scored["tokens"] / (FORWARDS_PER_TRAINED_TOKEN * step_tokens)
+            if step_tokens
+            else None,
             "steps_by_seconds": seconds / self.step_seconds if self.step_seconds else None,
         }
 

@@ -173,6 +173,7 @@ def test_acceptance_picks_the_best_scoring_candidate(tmp_path, model_dir):
     cost = swap.cost  # current and 3 candidates, 4 prompts x 1 sample each
     assert cost["prompts"] == 16 and cost["completions"] == 16 and cost["tokens"] > 16
     assert cost["step_tokens"] > 0 and cost["steps_by_tokens"] == cost["tokens"] / cost["step_tokens"]
+    assert cost["steps_by_flops"] == pytest.approx(cost["steps_by_tokens"] / 4)
     assert cost["step_seconds"] > 0 and cost["steps_by_seconds"] == pytest.approx(
         swap.seconds / cost["step_seconds"]
     )

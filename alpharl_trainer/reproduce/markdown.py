@@ -195,10 +195,12 @@ def _decisions(res: dict) -> list[str]:
         "The product run's gate (`alpharl train`, greedy on the held-out problems): W_K's held-out score as "
         "the gate measured it (the recipe's mean reward) and as the suite did on the full run's checkpoint "
         "(accuracy; equal when the reward is the task's alone: one training run), the best candidate, its "
-        "margin over W_K in paired SE, the decision.",
+        "margin over W_K in paired SE, the decision, and the swap's cost (forecast and gate) in training "
+        "steps: by tokens, by forward passes (a trained token ~4), by time against the run's mean step.",
         "",
-        "| window | W_K (gate / suite) | best candidate | over W_K / paired SE | decision | run time |",
-        "|---|---|---|---|---|---|",
+        "| window | W_K (gate / suite) | best candidate | over W_K / paired SE | decision | swap cost "
+        "(steps: tokens / FLOPs / time) | run time |",
+        "|---|---|---|---|---|---|---|",
     ]
     for d in res.get("decisions", []):
         scores = {k: v for k, v in d["scores"].items() if k != "current"}
@@ -210,11 +212,14 @@ def _decisions(res: dict) -> list[str]:
         chosen = d["chosen"]
         decision = "kept W_K" if chosen is None else f"swapped in {describe(chosen)}"
         note = "" if d.get("gate_reward_is_accuracy", True) else " (reward, not accuracy)"
+        cost = d.get("cost") or {}
+        units = ("steps_by_tokens", "steps_by_flops", "steps_by_seconds")
+        steps = " / ".join("-" if cost.get(k) is None else f"{cost[k]:.1f}" for k in units)
         lines.append(
             f"| {d['window_step']} | {d['gate_current']:.3f} / {d['suite_current']:.3f}{note} | "
             f"{short(key)}: "
             f"{scores[key]:.3f} | {over:+.3f} / {over / se if se > 0 else math.nan:.1f} | {decision} | "
-            f"{d['seconds']:.0f}s |"
+            f"{steps if cost else '-'} | {d['seconds']:.0f}s |"
         )
     return [*lines, ""]
 

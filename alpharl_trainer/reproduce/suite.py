@@ -224,6 +224,7 @@ class RunEvaluation:
                 "gate_current": gate_current,
                 "suite_current": current,
                 "seconds": made.seconds,
+                "cost": swap.get("cost", {}),
             }
         )
         accuracy_only = made.rewards == ["task"]  # else the gate's reward is not the suite's accuracy

@@ -19,6 +19,9 @@ of decisions made before the last look; the cost, model-prompt scorings relative
     python scripts/simulate_racing.py                 # the shipped rule, first = 16
     python scripts/simulate_racing.py --interaction 0.5  # the same with per-prompt disagreement
     python scripts/simulate_racing.py --first 4 8 16 32 --indifference 0 0.01 --reps 1000   # the choice
+    python scripts/simulate_racing.py --prompts 1000 --samples 1 --candidates 26 --margin 0 --margin-se 2 \
+        --reps 300          # the reproduction suite's gate: 1,000 greedy problems, 26 candidates, 2 SE bar
+    python scripts/simulate_racing.py --samples 0   # exact scoring: each prompt's success probability itself
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ def _load_racing():
 
 racing = _load_racing()
 
-N, SAMPLES, SPREAD, MARGIN, CURRENT_MEAN = 64, 4, 1.5, 0.01, 0.25
+N, SAMPLES, SPREAD, MARGIN, MARGIN_SE, CURRENT_MEAN = 64, 4, 1.5, 0.01, 0.0, 0.25
+"""The main job's gate (set from the command line): prompts, samples per prompt (0: exact scoring, the
+probability itself), the bar's margin and its number of paired SEs; `current`'s true mean."""
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)  # E over Normal(0, 1): sum(w f(x)) / sqrt(2 pi)
 
 
@@ -67,16 +72,19 @@ def theta_for(mean: float, tau: float) -> float:
     return (low + high) / 2
 
 
-SCENARIOS = {
-    "a main (0.19..0.37)": list(np.linspace(0.19, 0.37, 20)),
-    "b null (all = current)": [CURRENT_MEAN] * 20,
-    "c one +0.02, rest worse": [
-        *np.linspace(0.19, 0.24, 10),
-        CURRENT_MEAN + 0.02,
-        *np.linspace(0.19, 0.24, 9),
-    ],
-    "d near tie at the top": [0.33, 0.325, *np.linspace(0.19, 0.30, 18)],
-}
+def scenarios(m: int = 20) -> dict[str, list[float]]:
+    """The candidates' true means in each scenario, for `m` candidates (the main job's window has 20)."""
+    half = m // 2
+    return {
+        "a main (0.19..0.37)": list(np.linspace(0.19, 0.37, m)),
+        "b null (all = current)": [CURRENT_MEAN] * m,
+        "c one +0.02, rest worse": [
+            *np.linspace(0.19, 0.24, half),
+            CURRENT_MEAN + 0.02,
+            *np.linspace(0.19, 0.24, m - half - 1),
+        ],
+        "d near tie at the top": [0.33, 0.325, *np.linspace(0.19, 0.30, m - 2)],
+    }
 
 
 class IndifferentRace(racing.Race):
@@ -101,7 +109,7 @@ class IndifferentRace(racing.Race):
 
 def run_race(scores: np.ndarray, labels: list[str], first: int, indifference: float) -> tuple:
     """The race on one repetition's scores (row 0 = current): its decision, what it dropped early, cost."""
-    race = IndifferentRace(labels, N, MARGIN, first=first)
+    race = IndifferentRace(labels, N, MARGIN, MARGIN_SE, first=first)
     race.indifference = indifference
     rows = {"current": 0, **{label: i + 1 for i, label in enumerate(labels)}}
     while True:
@@ -134,15 +142,16 @@ def simulate(
     )
     for _ in range(reps):
         a = rng.normal(0.0, SPREAD, N)
-        u = rng.random((N, SAMPLES))
+        u = rng.random((N, max(SAMPLES, 1)))
         e = rng.normal(0.0, tau, (m + 1, N)) if tau > 0 else 0.0
         p = 1 / (1 + np.exp(-(a[None, :] + thetas[:, None] + e)))
-        scores = (u[None] < p[..., None]).mean(axis=-1)
+        scores = p if SAMPLES == 0 else (u[None] < p[..., None]).mean(axis=-1)
         means_n = {
             "current": float(scores[0].mean()),
             **{k: float(scores[i + 1].mean()) for i, k in enumerate(labels)},
         }
-        full = racing.best_over_bar(means_n, labels, MARGIN)
+        per_prompt = {k: scores[i].tolist() for i, k in enumerate(["current", *labels])}
+        full = racing.best_over_bar(means_n, labels, MARGIN, per_prompt=per_prompt, margin_se=MARGIN_SE)
         race, dropped, cost, early = run_race(scores, labels, first, indifference)
         count["agree"] += race == full
         count["regret"] += truth[race] < truth[full] - MARGIN
@@ -155,23 +164,30 @@ def simulate(
 
 
 def main() -> None:
+    global N, SAMPLES, MARGIN, MARGIN_SE
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=2000)
     p.add_argument("--first", type=int, nargs="+", default=[16])
     p.add_argument("--indifference", type=float, nargs="+", default=[0.0])
     p.add_argument("--interaction", type=float, default=0.0, help="tau: prompt-by-model logit noise")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompts", type=int, default=N, help="held-out prompts N")
+    p.add_argument("--samples", type=int, default=SAMPLES, help="samples per prompt; 0 = exact scoring")
+    p.add_argument("--candidates", type=int, default=20)
+    p.add_argument("--margin", type=float, default=MARGIN)
+    p.add_argument("--margin-se", type=float, default=MARGIN_SE)
     args = p.parse_args()
+    N, SAMPLES, MARGIN, MARGIN_SE = args.prompts, args.samples, args.margin, args.margin_se
     head = f"{'scenario':<26} {'first':>5} {'indiff':>6} {'agree':>6} {'regret>m':>8} {'best_drop':>9}"
     print(
-        f"N={N}, {SAMPLES} samples, margin {MARGIN}, alpha 0.05, interaction tau {args.interaction}, "
-        f"{args.reps} repetitions per row"
+        f"N={N}, {SAMPLES or 'exact (no)'} samples, {args.candidates} candidates, margin {MARGIN} + "
+        f"{MARGIN_SE:g} SE, alpha 0.05, interaction tau {args.interaction}, {args.reps} repetitions per row"
     )
     print(head + f" {'race_apply':>10} {'full_apply':>10} {'early':>6} {'cost':>6}")
     start = time.time()
     for first in args.first:
         for indifference in args.indifference:
-            for i, (name, means) in enumerate(SCENARIOS.items()):
+            for i, (name, means) in enumerate(scenarios(args.candidates).items()):
                 r = simulate(means, args.reps, first, indifference, args.interaction, args.seed + i)
                 print(
                     f"{name:<26} {first:>5} {indifference:>6g} {r['agree']:>6.3f} {r['regret']:>8.3f} "

@@ -46,16 +46,18 @@ def _load(name: str, config: str | None):
     """The dataset (a DatasetDict, or one Dataset from `save_to_disk`) that `name` names."""
     import datasets
 
-    path = Path(name)
+    path = Path(name).expanduser()
+    if not path.exists() and (name.startswith(("/", ".", "~")) or path.suffix.lower() in FILE_BUILDERS):
+        raise AlphaRLError(f"dataset {name}: no such file or folder")  # a local path: not a hub id to look up
     try:
         if path.is_file():
-            builder = FILE_BUILDERS.get(path.suffix)
+            builder = FILE_BUILDERS.get(path.suffix.lower())
             if builder is None:
                 raise AlphaRLError(f"dataset file {path}: unknown format (one of {', '.join(FILE_BUILDERS)})")
             return datasets.load_dataset(builder, data_files=str(path))
         if path.is_dir() and any((path / f).is_file() for f in ("dataset_dict.json", "dataset_info.json")):
             return datasets.load_from_disk(str(path))
-        return datasets.load_dataset(name, config)  # a folder of data files, or a hub id
+        return datasets.load_dataset(str(path) if path.is_dir() else name, config)  # data files, or a hub id
     except AlphaRLError:
         raise
     except Exception as err:  # datasets raises a different type per failure; each means "cannot read it"

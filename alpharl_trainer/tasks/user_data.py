@@ -46,19 +46,25 @@ def _load(name: str, config: str | None):
     """The dataset (a DatasetDict, or one Dataset from `save_to_disk`) that `name` names."""
     import datasets
 
-    path = Path(name)
+    path = Path(name).expanduser()
+    if not path.exists() and (name.startswith(("/", ".", "~")) or path.suffix.lower() in FILE_BUILDERS):
+        raise AlphaRLError(f"dataset {name}: no such file or folder")  # a local path: not a hub id to look up
     try:
         if path.is_file():
-            builder = FILE_BUILDERS.get(path.suffix)
+            builder = FILE_BUILDERS.get(path.suffix.lower())
             if builder is None:
                 raise AlphaRLError(f"dataset file {path}: unknown format (one of {', '.join(FILE_BUILDERS)})")
+            if path.stat().st_size == 0:
+                raise AlphaRLError(f"dataset file {path}: empty")
             return datasets.load_dataset(builder, data_files=str(path))
         if path.is_dir() and any((path / f).is_file() for f in ("dataset_dict.json", "dataset_info.json")):
             return datasets.load_from_disk(str(path))
-        return datasets.load_dataset(name, config)  # a folder of data files, or a hub id
+        return datasets.load_dataset(str(path) if path.is_dir() else name, config)  # data files, or a hub id
     except AlphaRLError:
         raise
     except Exception as err:  # datasets raises a different type per failure; each means "cannot read it"
+        if "corresponds to no data" in str(err):  # datasets' words for a split without rows
+            raise AlphaRLError(f"dataset {name}: a split without rows ({err})") from err
         raise AlphaRLError(f"dataset {name}: cannot be loaded ({type(err).__name__}: {err})") from err
 
 
@@ -88,6 +94,8 @@ def load_user_dataset(args, eval_size: int, seed: int):
     if args.dataset_train_split not in splits:
         raise AlphaRLError(f"dataset {name}: no split {args.dataset_train_split!r} (has {sorted(splits)})")
     train = _as_prompts(splits[args.dataset_train_split], name, args.system_prompt)
+    if len(train) == 0:
+        raise AlphaRLError(f"dataset {name}: split {args.dataset_train_split!r} has no rows to train on")
     if args.dataset_test_split in splits:
         heldout = _as_prompts(splits[args.dataset_test_split], name, args.system_prompt)
         return train, heldout.select(range(min(eval_size, len(heldout))))

@@ -22,7 +22,8 @@ STEPS = (10, 20, 30)
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     """The tiny policy with a LoRA adapter at three steps (B growing along a line, plus noise), saved as
-    adapter folders and as the merged models `merge_and_unload` makes."""
+    adapter folders (TRL's `checkpoint-N`, verl's `global_step_N/actor/lora_adapter`) and as the merged models
+    `merge_and_unload` makes."""
     root = tmp_path_factory.mktemp("lora")
     base = shipped_policy("tiny")
     config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
@@ -36,6 +37,7 @@ def lora_run(tmp_path_factory):
                     direction = directions.setdefault(name, torch.randn(param.shape, generator=g))
                     param.copy_(0.01 * step * direction + 0.002 * torch.randn(param.shape, generator=g))
         model.save_pretrained(root / "adapters" / f"checkpoint-{step}")
+        model.save_pretrained(root / "verl" / f"global_step_{step}" / "actor" / "lora_adapter")
         copy.deepcopy(model).merge_and_unload().save_pretrained(root / "merged" / f"checkpoint-{step}")
     return base, root
 
@@ -43,13 +45,18 @@ def lora_run(tmp_path_factory):
 def test_an_adapter_window_forecasts_as_its_merged_folders_do(lora_run, tmp_path):
     base, root = lora_run
     results = {}
-    for kind in ("adapters", "merged"):
-        checkpoints = [root / kind / f"checkpoint-{s}" for s in STEPS]
+    folders = {
+        "adapters": [root / "adapters" / f"checkpoint-{s}" for s in STEPS],
+        "merged": [root / "merged" / f"checkpoint-{s}" for s in STEPS],
+        "verl": [root / "verl" / f"global_step_{s}" / "actor" / "lora_adapter" for s in STEPS],  # step: N
+    }
+    for kind, checkpoints in folders.items():
         predict(base, checkpoints, tmp_path / kind, target_step=50, progress=False)
         results[kind] = load_file(tmp_path / kind / "model.safetensors")
-    assert results["adapters"].keys() == results["merged"].keys()
-    for name, tensor in results["merged"].items():
-        torch.testing.assert_close(results["adapters"][name], tensor, rtol=1e-5, atol=1e-6)
+    for kind in ("adapters", "verl"):
+        assert results[kind].keys() == results["merged"].keys()
+        for name, tensor in results["merged"].items():
+            torch.testing.assert_close(results[kind][name], tensor, rtol=1e-5, atol=1e-6)
     assert (tmp_path / "adapters" / "config.json").is_file()  # the base's files come along
 
 

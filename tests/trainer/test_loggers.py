@@ -4,8 +4,8 @@ no dashboard or server started, no host name looked up by the run's Python code;
 finds AlphaRL's metrics at the steps they were logged, with the swap's values, and the run's config.
 
 Each run is a fresh process, as a user's is: wandb closes its offline run at exit (WandbCallback never calls
-wandb.finish) and trackio reads TRACKIO_DIR once, when imported. ~20 s each on 2 cores, so `slow`, like the
-TensorBoard run (tests/trainer/test_model_card.py). The loggers come with the `loggers` extra (in `test`).
+wandb.finish) and trackio reads TRACKIO_DIR once, when imported. ~20 s each on 2 cores: in the default run
+(CI), since nothing else tests these loggers. They come with the `loggers` extra (in `test`).
 """
 
 from __future__ import annotations
@@ -87,7 +87,6 @@ def read_trackio(tmp_path, env) -> tuple[list[dict], dict]:
 LOGGERS = {"wandb": (wandb_env, read_wandb), "trackio": (trackio_env, read_trackio)}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("logger", sorted(LOGGERS))
 def test_tiny_run_logs_alpharl_metrics_offline(tmp_path, logger):
     pytest.importorskip(logger)

@@ -1,0 +1,158 @@
+"""The acceptance gate's rules over the reproduction suite's windows: the full gate against the race.
+
+For each development seed of the suite's headline run (sort, GRPO, the climbing regime) and each window end,
+`alpharl train` runs exactly as the suite's `default` cell runs it (`reproduce/runs.py`: the suite's recipe,
+its portfolio, 1,000 held-out problems, the 2-SE bar), stopped right after the decision (no fine-tune), once
+per gate: the full gate and the race (`alpharl_acceptance_rule: race`), both scoring teacher-forced greedy
+(`exact_greedy`, the suite's product gate), and, for the first seed only, the full gate generating greedily
+(`greedy`, the gate as it was) for its cost side by side. The runs of one seed are identical up to the window
+end (same seed, one thread each), so the gates decide on the same candidates; each run's report scores every
+candidate it wrote on test-split problems no gate saw (`report_test_size`), paired with W_K.
+
+Prints, per window: each gate's decision, its swap cost in training steps (by tokens, forward passes, time)
+and the test difference of its pick to W_K; then agreement of the race with the full gate and the cost ratios.
+The study's records go to `--out` (one JSON per run) so a stopped study resumes.
+
+    python scripts/gate_study.py --out .cache/gate_study            # ~40 min on 2 idle cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from alpharl_trainer.policies import shipped_policy  # noqa: E402
+from alpharl_trainer.reproduce.config import RunSpec, load_suite  # noqa: E402
+from alpharl_trainer.reproduce.runs import RECIPES, product_settings, recipe_settings  # noqa: E402
+
+GATES = {
+    "full": {"alpharl_acceptance_scoring": "exact_greedy"},
+    "race": {"alpharl_acceptance_scoring": "exact_greedy", "alpharl_acceptance_rule": "race"},
+    "greedy full": {"alpharl_acceptance_scoring": "greedy"},
+}
+
+
+def study_run(spec: RunSpec, suite, end: int, gate: str, out: Path, test_size: int) -> dict:
+    """One `alpharl train` to the window end `end` with `gate`; its decision, cost and test scores."""
+    record = out / f"{spec.name}-w{end}-{gate.replace(' ', '_')}.json"
+    if record.is_file():
+        return json.loads(record.read_text())
+    settings = {
+        **yaml.safe_load((RECIPES / f"{spec.loss}.yaml").read_text()),
+        **recipe_settings(spec, suite, suite.steps),
+        **product_settings(suite, end, 0),
+        **GATES[gate],
+        "model_name_or_path": str(shipped_policy("tiny")),
+        "report_test_size": test_size,
+        "torch_threads": 1,
+    }
+    with tempfile.TemporaryDirectory(dir=out, prefix=".run-") as tmp:
+        settings["output_dir"] = str(Path(tmp) / "run")
+        recipe = Path(tmp) / "recipe.yaml"
+        recipe.write_text(yaml.safe_dump(settings, sort_keys=False))
+        began = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "alpharl_trainer", "train", str(recipe)],
+            capture_output=True,
+            text=True,
+            env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{record.name}: alpharl train failed\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        summary = json.loads((Path(settings["output_dir"]) / "alpharl" / "summary.json").read_text())
+    swap = summary["swap"]
+    stages = {row["stage"]: row for row in summary["test"]["stages"]}
+    result = {
+        "run": spec.name,
+        "seed": spec.seed,
+        "window": end,
+        "gate": gate,
+        "chosen": swap["chosen"],
+        "eliminated": swap.get("eliminated", {}),
+        "cost": swap["cost"],
+        "heldout": swap["scores"],
+        "test": {name: row.get("paired") for name, row in stages.items()},
+        "test_accuracy": {name: row["accuracy"] for name, row in stages.items()},
+        "seconds": time.perf_counter() - began,
+    }
+    record.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def applied(result: dict) -> dict | None:
+    """The test row of the gate's pick against W_K (None when it kept W_K)."""
+    rows = [row for name, row in result["test"].items() if name.endswith("(applied)")]
+    return rows[0] if rows else None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", default=str(REPO / "recipes" / "reproduce" / "development.yaml"))
+    p.add_argument("--out", default=str(REPO / ".cache" / "gate_study"))
+    p.add_argument("--test-size", type=int, default=2000)
+    p.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
+    args = p.parse_args()
+    suite = load_suite(args.suite)
+    spec = next(s for s in suite.runs if s.headline)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = spec.seeds if hasattr(spec, "seeds") else [spec.seed]
+    specs = [s for s in suite.runs if s.headline]
+    ends = suite.window_steps()
+    jobs = [(s, end, gate) for s in specs for end in ends for gate in ("full", "race")]
+    jobs += [(specs[0], end, "greedy full") for end in ends]
+    del seeds
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda job: study_run(*job, suite, out, args.test_size), jobs))
+    by_key = {(r["run"], r["window"], r["gate"]): r for r in results}
+
+    def steps(r: dict) -> str:
+        c = r["cost"]
+        return f"{c['steps_by_tokens']:.1f} / {c['steps_by_flops']:.1f} / {c['steps_by_seconds']:.1f}"
+
+    def pick(r: dict) -> str:
+        row = applied(r)
+        test = "" if row is None else f", test {row['diff']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
+        return f"{r['chosen'] or 'keep W_K'}{test}"
+
+    print(f"gates over {len(specs)} seeds x windows {ends}; cost in training steps: tokens / FLOPs / time")
+    agree, ratios = 0, {"tokens": [], "flops": [], "seconds": []}
+    for s in specs:
+        for end in ends:
+            full, race = by_key[(s.name, end, "full")], by_key[(s.name, end, "race")]
+            agree += full["chosen"] == race["chosen"]
+            for unit in ratios:
+                key = f"steps_by_{unit}"
+                ratios[unit].append(full["cost"][key] / race["cost"][key])
+            print(f"{s.name} w={end}")
+            for r in [full, race, by_key.get((s.name, end, "greedy full"))]:
+                if r is not None:
+                    print(f"  {r['gate']:<12} {steps(r):>22}  {pick(r)}")
+    n = len(specs) * len(ends)
+    print(f"race = full gate's decision in {agree} of {n} windows")
+    for unit, values in ratios.items():
+        print(f"full / race cost by {unit}: {min(values):.2f}-{max(values):.2f}")
+    for end in ends:
+        old, new = by_key[(specs[0].name, end, "greedy full")], by_key[(specs[0].name, end, "full")]
+        race = by_key[(specs[0].name, end, "race")]
+        print(
+            f"{specs[0].name} w={end}: greedy-generating full gate / exact_greedy full / race, by time "
+            f"{old['cost']['steps_by_seconds']:.1f} / {new['cost']['steps_by_seconds']:.1f} / "
+            f"{race['cost']['steps_by_seconds']:.1f} steps ({old['cost']['seconds'] / race['cost']['seconds']:.1f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -120,29 +120,6 @@ def paired(a: Sequence[float], b: Sequence[float], *, resamples: int = RESAMPLES
     return Paired(float(d.mean()), low, high, len(d), mcnemar_p(a, b) if binary else None)
 
 
-def pooled(
-    runs: Sequence[tuple[Sequence[float], Sequence[float]]], *, resamples: int = RESAMPLES, seed: int = 0
-) -> Paired:
-    """`b - a` over several runs (seeds) of one cell: the mean of the per-run mean differences with a
-    bootstrap that resamples problems independently within each run, the runs held fixed. A problem-level
-    interval conditional on the seeds, which knows nothing of seed-to-seed variation and treats the seeds'
-    shared problems as independent; its McNemar p counts one problem once per seed. Superseded by
-    `problem_level` and `seed_level`; kept until the report stops using it."""
-    if not runs:
-        raise AlphaRLError("no runs to pool")
-    pairs = [paired_arrays(a, b) for a, b in runs]
-    diffs = [b - a for a, b in pairs]
-    rng = np.random.default_rng(seed)
-    means = np.zeros(resamples)
-    for d in diffs:
-        means += d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    low, high = _bootstrap_low_high(means / len(diffs))
-    binary = all(np.isin(np.concatenate([a, b]), (0.0, 1.0)).all() for a, b in pairs)
-    a_all, b_all = np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
-    diff = float(np.mean([d.mean() for d in diffs]))
-    return Paired(diff, low, high, sum(len(d) for d in diffs), mcnemar_p(a_all, b_all) if binary else None)
-
-
 def seed_arrays(a, b) -> np.ndarray:
     """The per-seed, per-problem differences `b - a` (seeds x problems) of two outcome matrices over the same
     problems in the same order (a list of per-seed lists, or a 2-d array); refused unless every seed scored

@@ -9,10 +9,18 @@ interval 2-3x tighter. The trainer's gate, the run report and the reproduction s
 - `paired_normal`: the mean difference with a 95% normal interval (the run report's stage table).
 - `paired`: the mean difference with a 95% percentile-bootstrap interval over problems (seeded, so a report
   reproduces) and the exact two-sided McNemar p-value of the discordant pairs (0/1 outcomes only).
-- `pooled`: the same over several runs (seeds) of one cell: the mean of the per-run mean differences, the
-  bootstrap resampling problems within each run (a stratified bootstrap), so a noisy seed widens the interval
-  instead of being averaged away.
-- `seed_interval`: a t-interval over per-seed values, when seeds rather than problems are the unit.
+
+Several seeds of one cell score the SAME problems, so their outcomes are matrices (seeds x problems):
+- `problem_level`: the mean over seeds of the per-seed mean difference with a bootstrap over problems, one
+  common resample of problem indices for every seed, the seeds held fixed. It answers "how sure are we about
+  these trained models": seed-to-seed variation is NOT in it (a conditional interval).
+- `seed_level`: seeds are the unit, as they should be for "does the method help": the 95% t-interval and
+  the two-sided one-sample t-test over the per-seed mean differences (about new seeds on these same
+  problems: the shared problem sample is common to every seed, so it is not in the spread), and the
+  two-level (hierarchical) bootstrap (seeds resampled with replacement, then one common resample of problems
+  applied to each), which has both sources but is too narrow with few seeds (3 seeds: 10 distinct draws).
+- `seed_interval`: the t-interval over per-seed values; `t_test_p` its p-value.
+- `holm`: Holm's step-down adjustment of a family of p-values named in advance.
 """
 
 from __future__ import annotations
@@ -96,40 +104,109 @@ def mcnemar_p(a: Sequence[float], b: Sequence[float]) -> float:
     return min(1.0, 2 * tail)
 
 
-def _bootstrap_means(diffs: list[np.ndarray], resamples: int, seed: int) -> np.ndarray:
-    """Per resample, the mean over runs of the run's mean difference on problems drawn with replacement."""
-    rng = np.random.default_rng(seed)
-    means = np.zeros(resamples)
-    for d in diffs:
-        draws = rng.integers(0, len(d), size=(resamples, len(d)))
-        means += d[draws].mean(axis=1)
-    return means / len(diffs)
-
-
-def pooled(
-    runs: Sequence[tuple[Sequence[float], Sequence[float]]], *, resamples: int = RESAMPLES, seed: int = 0
-) -> Paired:
-    """`b - a` over several runs of one cell (each run: its (a, b) on the same problems): the mean of the
-    per-run mean differences, with a stratified bootstrap interval."""
-    if not runs:
-        raise AlphaRLError("no runs to pool")
-    pairs = [paired_arrays(a, b) for a, b in runs]
-    diffs = [b - a for a, b in pairs]
-    means = _bootstrap_means(diffs, resamples, seed)
+def _bootstrap_low_high(means: np.ndarray) -> tuple[float, float]:
     low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    binary = all(np.isin(np.concatenate([a, b]), (0.0, 1.0)).all() for a, b in pairs)
-    p = (
-        mcnemar_p(np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs]))
-        if binary
-        else None
-    )
-    diff = float(np.mean([d.mean() for d in diffs]))
-    return Paired(diff, float(low), float(high), sum(len(d) for d in diffs), p)
+    return float(low), float(high)
 
 
 def paired(a: Sequence[float], b: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0) -> Paired:
-    """`b - a` on one set of problems (e.g. a method vs the truncated run at the same step)."""
-    return pooled([(a, b)], resamples=resamples, seed=seed)
+    """`b - a` on one set of problems (e.g. a method vs the truncated run at the same step): the mean, its
+    95% percentile bootstrap over problems and, for 0/1 outcomes, McNemar's exact p."""
+    a, b = paired_arrays(a, b)
+    d = b - a
+    draws = np.random.default_rng(seed).integers(0, len(d), size=(resamples, len(d)))
+    low, high = _bootstrap_low_high(d[draws].mean(axis=1))
+    binary = np.isin(np.concatenate([a, b]), (0.0, 1.0)).all()
+    return Paired(float(d.mean()), low, high, len(d), mcnemar_p(a, b) if binary else None)
+
+
+def seed_arrays(a, b) -> np.ndarray:
+    """The per-seed, per-problem differences `b - a` (seeds x problems) of two outcome matrices over the same
+    problems in the same order (a list of per-seed lists, or a 2-d array); refused unless every seed scored
+    the same number of problems."""
+    rows_a, rows_b = list(a), list(b)
+    if not rows_a or len(rows_a) != len(rows_b):
+        raise AlphaRLError(f"need the same seeds on both sides, got {len(rows_a)} and {len(rows_b)}")
+    pairs = [paired_arrays(x, y) for x, y in zip(rows_a, rows_b, strict=True)]
+    if len({len(x) for x, _ in pairs}) != 1:
+        raise AlphaRLError("every seed must score the same problems (equal counts per seed)")
+    return np.stack([y - x for x, y in pairs])
+
+
+def problem_level(a, b, *, resamples: int = RESAMPLES, seed: int = 0) -> Paired:
+    """`b - a` over several seeds scored on the same problems (seeds x problems): the mean over seeds of the
+    per-seed mean difference, with a 95% bootstrap over problems that draws ONE resample of problem indices
+    for all seeds (the problems are shared), the seeds held fixed: an interval conditional on these trained
+    models, blind to seed-to-seed variation. McNemar's p only with one seed (several seeds' outcomes of one
+    problem are not independent pairs). With one seed it is `paired`, bit for bit."""
+    d = seed_arrays(a, b)
+    if len(d) == 1:
+        return paired(np.asarray(a, dtype=np.float64)[0], np.asarray(b, dtype=np.float64)[0],
+                      resamples=resamples, seed=seed)  # fmt: skip
+    result = paired(np.zeros(d.shape[1]), d.mean(axis=0), resamples=resamples, seed=seed)
+    return Paired(result.diff, result.low, result.high, d.shape[1],
+                  interval="95% bootstrap over problems (one common resample), seeds fixed")  # fmt: skip
+
+
+def hierarchical_bootstrap(
+    d: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """95% two-level bootstrap of the mean of `d` (seeds x problems): per replicate the seeds are drawn with
+    replacement and one common resample of problem indices is applied to every drawn seed."""
+    rng = np.random.default_rng(seed)
+    n_seeds, n = d.shape
+    means, chunk = [], max(1, 2_000_000 // (n_seeds * n))
+    for start in range(0, resamples, chunk):
+        k = min(chunk, resamples - start)
+        per_seed = d[:, rng.integers(0, n, size=(k, n))].mean(axis=2)  # seeds x k, common problems
+        chosen = rng.integers(0, n_seeds, size=(k, n_seeds))
+        means.append(per_seed[chosen, np.arange(k)[:, None]].mean(axis=1))
+    return _bootstrap_low_high(np.concatenate(means))
+
+
+@dataclass(frozen=True)
+class SeedLevel:
+    """`b - a` with seeds as the unit: the mean of the per-seed mean differences, its 95% t-interval over
+    seeds and two-sided one-sample t-test (NaN with one seed), and the 95% two-level bootstrap."""
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    boot_low: float
+    boot_high: float
+    per_seed: tuple[float, ...]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.per_seed)
+
+    @property
+    def verdict(self) -> str:
+        """better/worse where the seed-level t-interval excludes 0 (never with one seed)."""
+        return "better" if self.low > 0 else "worse" if self.high < 0 else "tie"
+
+
+def seed_level(a, b, *, resamples: int = RESAMPLES, seed: int = 0) -> SeedLevel:
+    """`b - a` over seeds scored on the same problems (seeds x problems), seeds the unit."""
+    d = seed_arrays(a, b)
+    per_seed = tuple(float(x) for x in d.mean(axis=1))
+    mean, low, high = seed_interval(per_seed)
+    boot_low, boot_high = hierarchical_bootstrap(d, resamples=resamples, seed=seed)
+    return SeedLevel(mean, low, high, t_test_p(per_seed), boot_low, boot_high, per_seed)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (same order as given): the i-th smallest is multiplied by
+    (m - i), made monotone, capped at 1. Controls the family-wise error rate of the whole family."""
+    p = [float(x) for x in pvalues]
+    if any(not 0 <= x <= 1 for x in p):
+        raise AlphaRLError(f"p-values must lie in [0, 1], got {p}")
+    adjusted, running = [0.0] * len(p), 0.0
+    for rank, i in enumerate(sorted(range(len(p)), key=p.__getitem__)):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -148,3 +225,40 @@ def seed_interval(per_seed: Sequence[float]) -> tuple[float, float, float]:
     sd = math.sqrt(sum((x - mean) ** 2 for x in per_seed) / (n - 1))
     half = T_975.get(n - 1, Z_975) * sd / math.sqrt(n)
     return mean, mean - half, mean + half
+
+
+def t_two_sided_p(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with `df` (a positive integer) degrees of freedom, exactly (Abramowitz
+    and Stegun 26.7.3-4: a finite series in theta = atan(t / sqrt(df)))."""
+    if df < 1:
+        raise AlphaRLError(f"degrees of freedom must be >= 1, got {df}")
+    if math.isinf(t):
+        return 0.0
+    theta = math.atan(abs(t) / math.sqrt(df))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2:  # odd: (2/pi) (theta + sin cos (1 + 2/3 cos^2 + 2.4/(3.5) cos^4 + ...))
+        term, total = 1.0, 1.0 if df > 1 else 0.0
+        for k in range(1, (df - 1) // 2):
+            term *= 2 * k / (2 * k + 1) * c2
+            total += term
+        inside = 2 / math.pi * (theta + s * math.cos(theta) * total)
+    else:  # even: sin (1 + 1/2 cos^2 + 1.3/(2.4) cos^4 + ...)
+        term, total = 1.0, 1.0
+        for k in range(1, df // 2):
+            term *= (2 * k - 1) / (2 * k) * c2
+            total += term
+        inside = s * total
+    return min(1.0, max(0.0, 1.0 - inside))
+
+
+def t_test_p(per_seed: Sequence[float]) -> float:
+    """Two-sided one-sample t-test of mean 0 over per-seed values (NaN with one seed; with no spread, 1 for a
+    zero mean and 0 otherwise)."""
+    n = len(per_seed)
+    if n < 2:
+        return math.nan
+    mean = sum(per_seed) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in per_seed) / (n - 1))
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    return t_two_sided_p(mean / (sd / math.sqrt(n)), n - 1)

@@ -43,6 +43,8 @@ class Scores:
     """Greedy accuracy on the other task's test split."""
     per_problem: list[int]
     """Greedy correctness (0/1) of every test problem, in the split's order: what paired comparisons use."""
+    off_task_per_problem: list[int]
+    """Greedy correctness (0/1) of every off-task problem (kept in outcomes.npz)."""
 
 
 class Evaluator:
@@ -107,6 +109,8 @@ class Evaluator:
         )
         engine = TransformersEngine(self.model, self.tokenizer, batch_size=BATCH, progress=False)
         sampled = evaluate(engine, self.task, self.test[: spec.sampled_problems], settings)
-        off = self._greedy(self.off_task)["exact"]
+        off = self._greedy(self.off_task)
         per_problem = [int(x) for x in test["exact_per_problem"]]
-        return Scores(greedy, logprob, sampled.summary[f"avg@{spec.samples}"], off, per_problem)
+        off_per_problem = [int(x) for x in off["exact_per_problem"]]
+        sampled_acc = sampled.summary[f"avg@{spec.samples}"]
+        return Scores(greedy, logprob, sampled_acc, off["exact"], per_problem, off_per_problem)

@@ -1,19 +1,20 @@
-"""results.md: the suite's settings and methods, the targets against the measurements, the headline cells
-over their seeds, each run's admission, and per run its cells, the product's gate decisions and the
-diagnostics."""
+"""results.md: the suite's settings and methods, what every interval is, the targets against the
+measurements, the headline cells over their seeds and the comparisons named in advance, each run's
+admission, and per run its cells, the product's gate decisions and the diagnostics. Every interval printed is
+recorded in an `Evidence` ledger (`comparisons`), so that it can be recomputed from the kept outcomes."""
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 
-from alpharl_trainer import stats
 from alpharl_trainer.reproduce.admission import pooled_admission
+from alpharl_trainer.reproduce.comparisons import Evidence, problem_text
 from alpharl_trainer.reproduce.config import Suite
-from alpharl_trainer.reproduce.registry import METHODS
+from alpharl_trainer.reproduce.headline import headline_comparisons, headline_section
+from alpharl_trainer.reproduce.registry import METHODS, reference_of
 from alpharl_trainer.reproduce.table import find_row, flat_rows, gain_share
-from alpharl_trainer.reproduce.verdicts import pooled_difference, targets
+from alpharl_trainer.reproduce.verdicts import targets
 from alpharl_trainer.trainer.candidates import describe, short
 
 
@@ -23,23 +24,33 @@ def _fmt(x, pct: bool = False, digits: int = 3) -> str:
     return f"{100 * x:.0f}%" if pct else f"{x:.{digits}f}"
 
 
-def _ci(d: stats.Paired | None) -> str:
-    """A paired difference as `+0.040 [+0.010, +0.070] better` (the verdict only where the interval
-    excludes 0), or "-" when there is none."""
-    if d is None:
-        return "-"
-    verdict = "" if d.verdict == "tie" else f" {d.verdict}"
-    return f"{d.diff:+.3f} [{d.low:+.3f}, {d.high:+.3f}]{verdict}"
+INTERVALS = (
+    "What the numbers are. Every difference is paired: the same test problems scored by both models, the "
+    "mean of the per-problem differences of greedy correctness. `[a, b]` in a run's own cells (the targets "
+    "table, the per-run sections) is a 95% percentile bootstrap over the test problems: conditional on that "
+    "run's seed (the trained weights), blind to seed-to-seed variation, and printed without a verdict. Over "
+    "several seeds of a cell, the first `[a, b]` is seed-level (a 95% t-interval over the per-seed mean "
+    "differences, seeds the unit: what new seeds would do on these same test problems) and "
+    "the one in parentheses problem-level (bootstrap over the shared test "
+    "problems, one common resample for every seed, seeds fixed). `better`/`worse` appear only where a "
+    "seed-level interval excludes 0, and the claims are the headline comparisons, Holm-adjusted. `±` is the "
+    "standard deviation over seeds. All bootstraps: 2,000 resamples, seed 0; outcomes.npz keeps every "
+    "outcome they use (`scripts/recompute_intervals.py` recomputes each interval from it)."
+)
 
 
-def _targets_section(results: list[dict], by_run: dict[str, list[dict]]) -> list[str]:
+def _targets_section(
+    results: list[dict], by_run: dict[str, list[dict]], ev: Evidence | None = None
+) -> list[str]:
+    ev = ev or Evidence()
     lines = [
         "## Targets vs measurements",
         "",
         "Share = (acc - acc_base) / (acc_full - acc_base), greedy test accuracy; best of default / "
-        "default+ft / default+jumps within the step budget. Differences are paired over the test problems: "
-        "mean [95% bootstrap interval], `better`/`worse` only where the interval excludes 0. `gain` is the "
-        "full run (mean of its last 3 checkpoints) minus the base.",
+        "default+ft / default+jumps within the step budget. Differences are one run's, paired over the test "
+        "problems: mean [95% bootstrap interval over problems], conditional on the run's seed and "
+        "descriptive (no verdict). `gain` is the full run (mean of its last 3 checkpoints) minus the base; "
+        "the best baseline here is the best on test (a description, not a choice).",
         "",
         "| run | gain (paired SE) | >=96% at <=40% | >=98% at <=25% "
         "| default - truncated (worst window) | off-task: default - truncated (min) "
@@ -62,82 +73,15 @@ def _targets_section(results: list[dict], by_run: dict[str, list[dict]]) -> list
                 verdict = "MET" if share >= goal else "missed"
                 cells.append(f"{_fmt(share, pct=True)} ({row['method']}, {row['cost']} steps) {verdict}")
         worst = min(t["vs_baselines"], key=lambda x: x[1].diff, default=None)
-        against = "-" if worst is None else f"{_ci(worst[1])} (vs {worst[2]} at {worst[0]} steps)"
+        against = "-" if worst is None else f"{ev.problem(worst[1])} (vs {worst[2]} at {worst[0]} steps)"
         lines.append(
             f"| {res['run']} | {gain:+.3f} ({adm['gain_in_se']:.0f}) | {cells[0]} | {cells[1]} | "
-            f"{_ci(t['worst_vs_truncated'])} | {t['min_off_task_vs_truncated']:+.3f} | {against} |"
+            f"{ev.problem(t['worst_vs_truncated'])} | {t['min_off_task_vs_truncated']:+.3f} | {against} |"
         )
     return lines
 
 
-def _headline_section(results: list[dict]) -> list[str]:
-    groups = defaultdict(list)
-    for res in results:
-        if res["headline"]:
-            groups[(res["task"], res["loss"], res["regime"])].append(res)
-    lines = []
-    for (task, loss, regime), group in groups.items():
-        seeds = [r["seed"] for r in group]
-        lines += [
-            f"## Headline: {task} / {loss} / {regime}, seeds {seeds}",
-            "",
-            "Greedy test accuracy (share of the full run's gain); ± is the standard deviation over seeds.",
-            "",
-            f"Base {_mean_sd([r['base']['greedy'] for r in group])}, full run "
-            f"{_mean_sd([r['base']['greedy'] + r['admission']['gain'] for r in group])} (greedy test "
-            "accuracy; the mean of its last 3 checkpoints).",
-            "",
-            "| method | " + " | ".join(f"w={w:.0%}" for w in _windows(group[0])) + " |",
-            "|---|" + "---|" * len(_windows(group[0])),
-        ]
-        for method in METHODS:
-            cells = []
-            for end in sorted({r["window_step"] for r in group[0]["rows"]}):
-                accs, shares = [], []
-                for res in group:
-                    row = find_row(res["rows"], end, method)
-                    if row and "greedy" in row:
-                        accs.append(row["greedy"])
-                        shares.append(gain_share(row["greedy"], res))
-                shares = [s for s in shares if s is not None]
-                cells.append(f"{_mean_sd(accs)} ({_mean_sd(shares, pct=True)})" if accs else "-")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines += ["", *_pooled_table(group)]
-    return lines
-
-
-def _pooled_table(group: list[dict]) -> list[str]:
-    """Each method's paired difference to the truncated run at the same cost, pooled over the seeds: the mean
-    of the per-seed differences with a 95% stratified bootstrap interval (problems resampled per seed)."""
-    if not all("per_problem" in res for res in group):
-        return []
-    ends = sorted({r["window_step"] for r in group[0]["rows"]})
-    lines = [
-        "Paired difference to the truncated run at the same cost, pooled over seeds: mean [95% stratified "
-        "bootstrap interval]; better/worse only where the interval excludes 0.",
-        "",
-        "| method | " + " | ".join(f"w={w:.0%}" for w in _windows(group[0])) + " |",
-        "|---|" + "---|" * len(ends),
-    ]
-    for method in METHODS:
-        cells = [_ci(pooled_difference(group, method, end)) for end in ends]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
-
-
-def _windows(res: dict) -> list[float]:
-    return [w / res["steps"] for w in sorted({r["window_step"] for r in res["rows"]})]
-
-
-def _mean_sd(values: list[float], pct: bool = False) -> str:
-    if not values:
-        return "-"
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:.0f}±{100 * sd:.0f}%" if pct else f"{mean:.3f}±{sd:.3f}"
-
-
-def _run_section(res: dict, rows: list[dict]) -> list[str]:
+def _run_section(res: dict, rows: list[dict], ev: Evidence) -> list[str]:
     ends = sorted({r["window_step"] for r in rows})
     lines = [
         f"### {res['run']}",
@@ -145,8 +89,8 @@ def _run_section(res: dict, rows: list[dict]) -> list[str]:
         f"Base {res['base']['greedy']:.3f} (avg@n {res['base']['sampled']:.3f}, off-task "
         f"{res['base']['off_task']:.3f}); full run ({res['steps']} steps) {res['full']['greedy']:.3f} (avg@n "
         f"{res['full']['sampled']:.3f}, off-task {res['full']['off_task']:.3f}). Cell: greedy test accuracy, "
-        "its paired difference to the truncated run at the same cost [95% bootstrap interval], off-task "
-        "accuracy, [choice]; avg@n in results.csv.",
+        "its paired difference to the truncated run at the same cost [95% bootstrap interval over problems: "
+        "conditional on this run's seed, descriptive], off-task accuracy, [choice]; avg@n in results.csv.",
         "",
         "| method | " + " | ".join(f"w={e} ({e / res['steps']:.0%})" for e in ends) + " |",
         "|---|" + "---|" * len(ends),
@@ -162,11 +106,11 @@ def _run_section(res: dict, rows: list[dict]) -> list[str]:
             else:
                 choice = f" [{row['choice']}]" if row.get("choice") else ""
                 cost = f" @{row['cost']}" if row["cost"] != end else ""
-                diff = (
-                    f"{row['diff_vs_truncated']:+.3f} [{row['diff_ci_low']:+.3f}, {row['diff_ci_high']:+.3f}]"
-                    if "diff_vs_truncated" in row
-                    else "-"
-                )
+                diff = "-"
+                if "diff_vs_truncated" in row:
+                    text = problem_text(row["diff_vs_truncated"], row["diff_ci_low"], row["diff_ci_high"])
+                    reference = f"{reference_of(method)}@{end}"
+                    diff = ev.record("problem", [res["run"]], reference, f"{method}@{end}", text)
                 cells.append(f"{row['greedy']:.3f}{cost} {diff} / {row['off_task']:.3f}{choice}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", *_decisions(res)]
@@ -242,7 +186,9 @@ def _product_methods(suite: Suite) -> str:
     return text
 
 
-def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
+def render_markdown(suite: Suite, results: list[dict], seconds: float, ev: Evidence | None = None) -> str:
+    """results.md's text; `ev` (filled) records every interval it prints."""
+    ev = ev or Evidence()
     by_run = defaultdict(list)
     for row in flat_rows(results):
         by_run[row["run"]].append(row)
@@ -274,15 +220,18 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float) -> str:
         f"(costs 1 step); `lawa` mean of the last {suite.methods.lawa_k} window checkpoints; `default` "
         f"{_product_methods(suite)} `oracle_rank1` (diagnostic) W_K + ((W_T - W_K) v_K) v_K^T.",
         "",
-        *_targets_section(results, by_run),
+        INTERVALS,
         "",
-        *_headline_section(results),
+        *_targets_section(results, by_run, ev),
+        "",
+        *headline_section(results, ev),
+        *headline_comparisons(results, ev),
         *_admission_section(results),
         "## Per run",
         "",
     ]
     for res in results:
-        lines += _run_section(res, by_run[res["run"]])
+        lines += _run_section(res, by_run[res["run"]], ev)
     lines += ["## Timings (s)", "", "| run | full run | product runs | evaluation |", "|---|---|---|---|"]
     for res in results:
         t = res["timings"]

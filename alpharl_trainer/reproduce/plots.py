@@ -1,8 +1,8 @@
 """The suite's figures, one PNG each, one panel per run: accuracy vs step with every prediction at its
 cost; each method's paired difference to the truncated run with its 95% interval (one panel per cell of
-runs, pooled over its seeds); per-matrix R^2 of the step-linear fit per window; rank-1 share of the update
-over training; and the diagnostic scans (held-out accuracy along the forecast and along the true remaining
-update)."""
+runs: over several seeds the seed-level t-interval, with one the problem-level bootstrap); per-matrix R^2
+of the step-linear fit per window; rank-1 share of the update over training; and the diagnostic scans
+(held-out accuracy along the forecast and along the true remaining update)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from alpharl_trainer import stats  # noqa: E402
-from alpharl_trainer.reproduce.registry import METHODS, PAIRED_AT, seed_pairs  # noqa: E402
+from alpharl_trainer.reproduce.comparisons import compare  # noqa: E402
+from alpharl_trainer.reproduce.registry import METHODS, PAIRED_AT, reference_of  # noqa: E402
 
 MARKERS = {
     "alpharl_paper": ("tab:red", "v"),
@@ -129,8 +129,9 @@ def scans(results: list[dict], path: Path) -> None:
 
 
 def paired_differences(results: list[dict], path: Path) -> None:
-    """Per cell (task, loss, regime), each method's difference to the truncated run at the same cost, pooled
-    over the cell's seeds: mean and 95% stratified bootstrap interval, one colour per window."""
+    """Per cell (task, loss, regime), each method's difference to the truncated run at the same cost over the
+    cell's seeds: the mean and, with several seeds, the seed-level 95% t-interval (seeds the unit), with one
+    the problem-level 95% bootstrap (conditional on the seed); one colour per window."""
     cells = defaultdict(list)
     for res in results:
         cells[(res["task"], res["loss"], res["regime"])].append(res)
@@ -141,10 +142,10 @@ def paired_differences(results: list[dict], path: Path) -> None:
         for j, end in enumerate(ends):
             xs, ys, lows, highs = [], [], [], []
             for i, method in enumerate(methods):
-                pairs = seed_pairs(group, method, end)
-                if pairs is None:
+                c = compare(group, f"{reference_of(method)}@{end}", f"{method}@{end}")
+                if c is None:
                     continue
-                d = stats.pooled(pairs, resamples=1000)
+                d = c.problem if c.seeds is None else c.seeds
                 xs.append(i + (j - (len(ends) - 1) / 2) * 0.18)
                 ys.append(d.diff)
                 lows.append(d.diff - d.low)
@@ -154,7 +155,8 @@ def paired_differences(results: list[dict], path: Path) -> None:
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(range(len(methods)), methods, rotation=60, ha="right", fontsize=6)
         ax.set_ylabel("acc - truncated (paired)", fontsize=7)
-        ax.set_title(f"{task}/{loss}/{regime}, {len(group)} seed(s)", fontsize=8)
+        kind = "seed-level t" if len(group) > 1 else "problem-level"
+        ax.set_title(f"{task}/{loss}/{regime}, {len(group)} seed(s), {kind} 95%", fontsize=8)
         ax.legend(fontsize=6)
     _save(fig, path)
 

@@ -1,9 +1,10 @@
 """The real-model suite's numbers: `Tables` (per-problem outcomes turned into shares, costs and paired
 comparisons) and `results.csv` (the reproduction suite's columns plus the cost in training-step equivalents).
 
-Two intervals per comparison, both 95%: problem-level (a bootstrap over test problems, stratified by seed:
-it knows nothing of seed-to-seed variation) and seed-level (a t-interval over the per-seed mean differences:
-seeds are the unit). A cell is called better or worse only where the seed-level interval excludes 0.
+Two intervals per comparison, both 95%: problem-level (a bootstrap over the test problems the seeds share,
+one common resample for every seed, the seeds fixed: it knows nothing of seed-to-seed variation) and
+seed-level (a t-interval over the per-seed mean differences: seeds are the unit). A cell is called better
+or worse only where the seed-level interval excludes 0.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import io
 import statistics
 
 from alpharl_trainer.reproduce.real import RealSuite
-from alpharl_trainer.stats import paired, pooled, seed_interval
+from alpharl_trainer.stats import paired, problem_level, seed_interval
 
 COLUMNS = (
     "run,task,loss,regime,seed,T,window,window_step,method,cost_steps,cost_step_equivalents,speedup,test_n,"
@@ -59,7 +60,7 @@ class Tables:
 
     def compare(self, pairs: list[tuple[list[int], list[int]]]) -> dict:
         """b - a over seeds: the problem-level pooled interval and the seed-level t-interval."""
-        problem = pooled(pairs)
+        problem = problem_level([a for a, _ in pairs], [b for _, b in pairs])
         per_seed = [accuracy(b) - accuracy(a) for a, b in pairs]
         mean, low, high = seed_interval(per_seed)
         verdict = "better" if low > 0 else "worse" if high < 0 else "no significant difference"

@@ -44,15 +44,3 @@ PAIRED_RESAMPLES = 2000
 def reference_of(method: str) -> str:
     """The row `method` is paired with at the same window end: the truncated run at the same cost."""
     return PAIRED_AT.get(method, "truncated")
-
-
-def seed_pairs(group: list[dict], method: str, end: int) -> list[tuple[list, list]] | None:
-    """Per run of a cell (its seeds), the per-problem outcomes of `method`'s reference and of `method` at
-    window end `end`; None unless every run has both, so a pooled difference never silently drops a seed."""
-    reference = reference_of(method)
-    pairs = [
-        (res["per_problem"][f"{reference}@{end}"], res["per_problem"][f"{method}@{end}"])
-        for res in group
-        if f"{method}@{end}" in res["per_problem"] and f"{reference}@{end}" in res["per_problem"]
-    ]
-    return pairs if len(pairs) == len(group) else None

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from alpharl_trainer import stats
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.errors import AlphaRLError
@@ -26,7 +25,8 @@ from alpharl_trainer.reproduce import methods
 from alpharl_trainer.reproduce.admission import admission
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
-from alpharl_trainer.reproduce.registry import METHODS, PAIRED_RESAMPLES, reference_of
+from alpharl_trainer.reproduce.outcomes import pair_with_truncated, take_outcomes
+from alpharl_trainer.reproduce.registry import BASELINES, METHODS
 from alpharl_trainer.reproduce.runs import RECIPES, FullRun, product_run, recipe_settings, train_full
 from alpharl_trainer.trainer.candidates import describe, short
 from alpharl_trainer.trainer.schedule import target_steps
@@ -65,11 +65,15 @@ class RunEvaluation:
 
     def add(self, end: int, method: str, cost: int, weights: methods.Weights, **extra) -> dict:
         """Score `weights` on the test split (once per weights object: a rollback or the first-update
-        prediction repeats an earlier one) and record the row."""
+        prediction repeats an earlier one) and record the row; a row at the window's cost that a headline
+        comparison may choose (`truncated`, `default`, a baseline) keeps its held-out outcomes too."""
         if id(weights) not in self._scored:  # the weights are kept, so their id is not reused
             self._scored[id(weights)] = (weights, dataclasses.asdict(self.evaluator.test_scores(weights)))
         scores = self._scored[id(weights)][1]
         row = {"window_step": end, "method": method, "cost": cost, **scores, **extra}
+        if method in ("truncated", "default", *BASELINES):
+            row["heldout_per_problem"] = held = self._heldout(weights)
+            row.setdefault("heldout", sum(held) / len(held))
         self.rows.append(row)
         return row
 
@@ -306,6 +310,8 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         log(f"{spec.name}: window {end} done ({time.perf_counter() - start:.0f}s)")
     r2, share = ev.r2_and_shares()
     per_problem = pair_with_truncated(ev.rows)
+    heldout_per_problem = take_outcomes(ev.rows, "heldout_per_problem")
+    off_task_per_problem = take_outcomes(ev.rows, "off_task_per_problem")
     regime_admission = ev.admission(base_scores.per_problem)
     return {
         **dataclasses.asdict(spec),
@@ -322,6 +328,8 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         "curve": curve,
         "rows": ev.rows,
         "per_problem": per_problem,
+        "heldout_per_problem": heldout_per_problem,
+        "off_task_per_problem": off_task_per_problem,
         "admission": regime_admission,
         "decisions": ev.decisions,
         "scans": ev.scans,
@@ -333,26 +341,6 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
             "evaluate": time.perf_counter() - start - ev.product_seconds,
         },
     }
-
-
-def pair_with_truncated(rows: list[dict]) -> dict[str, list[int]]:
-    """Give every scored row its paired difference to the truncated run at the same cost (the window end's
-    checkpoint, or the full run's checkpoint at the fine-tune's budget), with a 95% bootstrap interval and
-    McNemar's p; move the per-problem outcomes out of the rows into `{method@window: outcomes}`."""
-    outcomes = {f"{r['method']}@{r['window_step']}": r.pop("per_problem") for r in rows if "per_problem" in r}
-    for row in rows:
-        key = f"{row['method']}@{row['window_step']}"
-        ref = outcomes.get(f"{reference_of(row['method'])}@{row['window_step']}")
-        if key not in outcomes or ref is None:
-            continue
-        diff = stats.paired(ref, outcomes[key], resamples=PAIRED_RESAMPLES)
-        row.update(
-            diff_vs_truncated=diff.diff,
-            diff_ci_low=diff.low,
-            diff_ci_high=diff.high,
-            p_mcnemar=diff.p_mcnemar,
-        )
-    return outcomes
 
 
 def fingerprint(suite: Suite, spec: RunSpec, base: Path, *, scoring: bool) -> str:

@@ -4,33 +4,23 @@
   default+jumps within that budget);
 - default never significantly below the truncated run on the test split (and no collapse off-task);
 - default >= every baseline at equal step budget.
-Every comparison is paired (same test problems, per-problem outcomes) with a 95% bootstrap interval, and a
-verdict is stated only where the interval excludes 0.
+Every comparison is one run's, paired on the same test problems with a 95% bootstrap interval over them:
+conditional on the run's seed, so results.md prints it as a description, without a verdict (the claims are
+the headline comparisons over seeds, `comparisons.HEADLINE`).
 """
 
 from __future__ import annotations
 
 import math
 
-from alpharl_trainer import stats
-from alpharl_trainer.reproduce.registry import BASELINES, OURS, PAIRED_AT, PAIRED_RESAMPLES, seed_pairs
+from alpharl_trainer.reproduce.comparisons import Comparison, compare
+from alpharl_trainer.reproduce.registry import BASELINES, OURS, PAIRED_AT
 from alpharl_trainer.reproduce.table import find_row
 
 
-def paired_difference(res: dict, reference: str, method: str) -> stats.Paired | None:
-    """`method - reference` on the test split, paired per problem (keys `method@window_step`)."""
-    outcomes = res.get("per_problem", {})
-    if reference not in outcomes or method not in outcomes:
-        return None
-    return stats.paired(outcomes[reference], outcomes[method], resamples=PAIRED_RESAMPLES)
-
-
-def pooled_difference(group: list[dict], method: str, end: int) -> stats.Paired | None:
-    """`method` minus its truncated reference at window end `end`, pooled over a cell's runs (its seeds):
-    the mean of the per-seed differences with a 95% stratified bootstrap interval; None unless every seed
-    has both."""
-    pairs = seed_pairs(group, method, end)
-    return None if pairs is None else stats.pooled(pairs, resamples=PAIRED_RESAMPLES)
+def paired_difference(res: dict, reference: str, method: str) -> Comparison | None:
+    """`method - reference` on one run's test split, paired per problem (keys `method@window_step`)."""
+    return compare([res], reference, method)
 
 
 def targets(res: dict, rows: list[dict]) -> dict:

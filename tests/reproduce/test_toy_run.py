@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from alpharl_trainer.reproduce.config import EvalSpec, MethodSpec, Regime, RunSpec, Suite
-from alpharl_trainer.reproduce.registry import METHODS
+from alpharl_trainer.reproduce.registry import BASELINES, METHODS
 from alpharl_trainer.reproduce.report import write_report
 from alpharl_trainer.reproduce.runs import product_run, train_full
 from alpharl_trainer.reproduce.suite import load_weights, run_suite
@@ -81,8 +83,32 @@ def test_every_method_is_paired_with_the_truncated_run_at_the_same_cost(toy):
         reference = rows["truncated@ft"] if method in ("default+ft", "truncated@ft") else rows["truncated"]
         assert row["diff_vs_truncated"] == pytest.approx(row["greedy"] - reference["greedy"]), method
         assert row["diff_ci_low"] <= row["diff_vs_truncated"] <= row["diff_ci_high"], method
-        assert "per_problem" not in row
-    assert len(res["base"]["per_problem"]) == 24
+        assert not {"per_problem", "heldout_per_problem", "off_task_per_problem"} & set(row)
+    assert len(res["base"]["per_problem"]) == 24 and len(res["base"]["off_task_per_problem"]) == 8
+    # held-out outcomes of every row a headline comparison may choose (each baseline has a held-out score)
+    chosen_from = {f"{m}@3" for m in ("truncated", "default", *BASELINES) if m in rows}
+    assert set(res["heldout_per_problem"]) == chosen_from
+    assert all(len(v) == 16 for v in res["heldout_per_problem"].values())
+    assert rows["step_linear"]["heldout"] == sum(res["heldout_per_problem"]["step_linear@3"]) / 16
+    assert set(res["off_task_per_problem"]) == {f"{m}@{r['window_step']}" for m, r in rows.items()}
+
+
+def test_every_interval_of_the_report_recomputes_from_its_kept_outcomes(toy, tmp_path):
+    """scripts/recompute_intervals.py, in a fresh process, on the toy suite's report: everything agrees."""
+    suite, results, _ = toy
+    out = write_report(suite, results, 1.0, tmp_path / "report")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[2] / "scripts" / "recompute_intervals.py"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 mismatch(es)" in done.stdout
 
 
 def test_default_is_the_product_runs_in_run_decision(toy):
@@ -177,10 +203,13 @@ def test_report_files_and_resume(toy):
     assert admission["steps"] == {"at_40": [2], "at_80": [3], "last_three": [2, 3, 4]}
     assert not admission["admitted"] and admission["gain_in_se"] < 10  # 24 problems, 4 steps: no headline
     assert f"| {results[0]['run']} | {admission['gain']:+.3f} |" in text and "## Admission" in text
-    assert "pooled over seeds: mean [95% stratified bootstrap interval]" in text
+    assert "over the 1 seed(s): mean [seed-level 95% t-interval" in text and "What the numbers are." in text
     assert (
-        "| truncated | +0.000 [+0.000, +0.000] |" in text and "± is the standard deviation over seeds" in text
+        "| truncated | +0.000 - ([+0.000, +0.000]) |" in text
+        and "± is the standard deviation over seeds" in text
     )
+    assert "## Headline comparisons (named in advance)" in text and "no seed-level test (one seed)" in text
+    assert {"outcomes.npz", "outcomes.json"} <= names
     from alpharl_trainer.reproduce.suite import fingerprint
 
     spec = suite.runs[0]

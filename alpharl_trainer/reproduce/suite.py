@@ -20,6 +20,7 @@ import torch
 from alpharl_trainer.atomic import atomic_file
 from alpharl_trainer.checkpoints import CheckpointReader
 from alpharl_trainer.errors import AlphaRLError
+from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_POINTS
 from alpharl_trainer.offline.checkpoint_window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods
 from alpharl_trainer.reproduce.admission import admission
@@ -155,12 +156,16 @@ class RunEvaluation:
             self._chosen(end, f"fixed_basis_{profile}", fixed[profile], last)
 
         # the gated portfolio: one choice, by the same rule, among the rank-1 line at the product's
-        # candidate steps, ExPO, RELEX and the saturating fixed-basis forecast (or W_K)
+        # candidate steps, ExPO, RELEX and the saturating fixed-basis forecast (or W_K); a window too short
+        # for the saturating profile leaves that family out, as the product's portfolio does
         portfolio = {
             f"rank-1 step {t}": (lambda t=t: methods.rank1_forecast(traj, self.base, last, float(t)))
             for t in targets
         }
-        for family, candidates in (("expo", expo), ("relex", relex), ("fixed-basis", fixed["saturating"])):
+        families = [("expo", expo), ("relex", relex)]
+        if len(window) >= SATURATION_POINTS:
+            families.append(("fixed-basis", fixed["saturating"]))
+        for family, candidates in families:
             portfolio.update({f"{family} {label}": build for label, build in candidates.items()})
         self._chosen(end, "portfolio", portfolio, last)
 

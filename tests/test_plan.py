@@ -114,6 +114,17 @@ def test_a_gate_too_big_for_the_run_warns_and_the_throughput_can_be_given():
     assert no_vllm["engine"] == "transformers" and no_vllm["hours"] == pytest.approx(gate["hours"] * 10)
 
 
+def test_an_exact_gate_is_priced_as_gold_completions_read_not_generated():
+    recipe = REPO / "recipes" / "tiny" / "grpo.yaml"  # alpharl_acceptance_scoring: exact
+    exact = _plan(recipe)
+    gate = exact.alpharl["gate"]
+    assert gate["engine"] == "teacher_forced" and gate["hours"] is None and gate["share"] is None
+    assert gate["completions"] == 128 * (1 + len(exact.alpharl["candidates"]))  # one gold one per prompt
+    assert not any("gate generates" in w for w in exact.warnings)
+    sampled = _plan(recipe, "--alpharl_acceptance_scoring", "sampled").alpharl["gate"]
+    assert sampled["engine"] == "transformers" and sampled["completions"] == 4 * gate["completions"]
+
+
 def test_indivisible_generation_batch_is_an_error():
     result = _plan(REPO / "recipes" / "tiny" / "grpo.yaml", "--num_generations", "7")
     assert any("not divisible by num_generations 7" in e for e in result.errors)

@@ -164,7 +164,7 @@ def gate_cost(
     and no generation throughput prices them (no hours)."""
     engine = "teacher_forced" if forced else "vllm" if values.get("use_vllm") else "transformers"
     length = values["max_completion_length"]
-    tps = tokens_per_second or DEFAULT_TOKENS_PER_SECOND[engine]
+    tps = None if forced else tokens_per_second or DEFAULT_TOKENS_PER_SECOND[engine]
     tokens = completions * length
     rollout_tokens = None
     per_generation = plan.batch.get("optimizer_steps_per_generation")
@@ -181,7 +181,8 @@ def gate_cost(
         "tokens": tokens,
         "tokens_per_second": tps,
         "hours": None if forced else tokens / (tps * launch.processes) / 3600,
-        "share": tokens / (tokens + rollout_tokens) if rollout_tokens else None,
+        # a share of the run's generation; a forced gate generates nothing (its cost is forward passes)
+        "share": tokens / (tokens + rollout_tokens) if rollout_tokens and not forced else None,
     }
 
 

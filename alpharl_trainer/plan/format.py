@@ -55,13 +55,14 @@ def format_plan(plan: Plan) -> str:
         gate = a.get("gate")
         if gate:
             share = f"; at most {gate['share']:.1%} of the run's generated tokens" if gate["share"] else ""
-            if gate.get("steps"):
+            if gate.get("steps") and gate["hours"] is not None:
                 share += f"; the generation of {gate['steps']:.1f} training steps"
             size = f"{gate['completions']} completions <= {v['max_completion_length']} tokens"
             if gate["hours"] is None:  # exact scoring: gold completions read, none generated
+                steps = f"; the tokens of {gate['steps']:.1f} training steps" if gate.get("steps") else ""
                 lines.append(
                     f"gate       per swap {gate['completions']} gold completions read teacher-forced (one "
-                    f"forward pass each, nothing generated; counted as generated{share})"
+                    f"forward pass each, nothing generated{steps}, about a quarter of that in compute)"
                 )
             else:
                 lines.append(

@@ -1,11 +1,12 @@
 """The acceptance gate's rules over the reproduction suite's windows: the full gate against the race.
 
-For each development seed of the suite's headline run (sort, GRPO, the climbing regime) and each window end,
-`alpharl train` runs exactly as the suite's `default` cell runs it (`reproduce/runs.py`: the suite's recipe,
-its portfolio, 1,000 held-out problems, the 2-SE bar), stopped right after the decision (no fine-tune), once
-per gate: the full gate and the race (`alpharl_acceptance_rule: race`), both scoring teacher-forced greedy
-(`exact_greedy`, the suite's product gate), and, for the first seed only, the full gate generating greedily
-(`greedy`, the gate as it was) for its cost side by side. The runs of one seed are identical up to the window
+For each development seed (0-2, `--seeds`) of the default suite's headline run (sort, GRPO, the climbing
+regime) and each window end, `alpharl train` runs exactly as the suite's `default` cell runs it
+(`reproduce/runs.py`: the suite's recipe, its portfolio, 1,000 held-out problems, the 2-SE bar), stopped
+right after the decision (no fine-tune), once per gate: the full gate and the race
+(`alpharl_acceptance_rule: race`), both scoring teacher-forced greedy (`exact_greedy`, the suite's product
+gate), and, for the first seed only, the full gate generating greedily (`greedy`, the gate as it was) for
+its cost side by side. The runs of one seed are identical up to the window
 end (same seed, one thread each), so the gates decide on the same candidates; each run's report scores every
 candidate it wrote on test-split problems no gate saw (`report_test_size`), paired with W_K.
 
@@ -19,6 +20,7 @@ The study's records go to `--out` (one JSON per run) so a stopped study resumes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -101,7 +103,8 @@ def applied(result: dict) -> dict | None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--suite", default=str(REPO / "recipes" / "reproduce" / "development.yaml"))
+    p.add_argument("--suite", default=str(REPO / "recipes" / "reproduce" / "default.yaml"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the development seeds")
     p.add_argument("--out", default=str(REPO / ".cache" / "gate_study"))
     p.add_argument("--test-size", type=int, default=2000)
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
@@ -109,7 +112,8 @@ def main() -> None:
     suite = load_suite(args.suite)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = [s for s in suite.runs if s.headline]  # one per seed
+    headline = next(s for s in suite.runs if s.headline)
+    specs = [dataclasses.replace(headline, seed=seed) for seed in args.seeds]
     ends = suite.window_steps()
     jobs = [(s, end, gate) for s in specs for end in ends for gate in ("full", "race")]
     jobs += [(specs[0], end, "greedy full") for end in ends]

@@ -92,9 +92,10 @@ def test_portfolio_swap_deepspeed_zero3(tmp_path):
 
 @pytest.mark.deepspeed
 def test_train_entry_point_reports_under_zero3(tmp_path):
-    """The README's `accelerate launch ... -m alpharl_trainer.train` under ZeRO-3 with the end-of-run report:
-    scoring a policy that `from_pretrained` partitioned (before the engine) and after training (the gather is
-    collective, so every rank scores) ends with the same summary a single process writes."""
+    """The README's `accelerate launch ... -m alpharl_trainer.train` under ZeRO-3 with the end-of-run report
+    and the recipe's exact-scored gate: scoring a policy that `from_pretrained` partitioned (before the
+    engine) and after training (the gather is collective, so every rank scores) ends with the same summary a
+    single process writes."""
     out = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
@@ -109,6 +110,9 @@ def test_train_entry_point_reports_under_zero3(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert proc.stdout.count("== run finished at step 7 ==") == 1  # the main process prints, once
     summary = json.loads((out / "alpharl" / "summary.json").read_text())
+    # the recipe's exact gate: each rank reads its share of the gold completions, the ranks' forward passes
+    # are collectives under ZeRO-3 (8 prompts, 4 a rank), every rank got the same scores
+    assert summary["swap"]["gate_engine"] == "teacher_forced" and summary["swap"]["cost"]["prompts"] > 0
     stages = [row["stage"] for row in summary["test"]["stages"]]
     assert stages[:2] == ["base policy", "window end (truncated run)"] and stages[-1] == "final"
     assert "not paired with a truncated run: it is trained in single-process runs only" in proc.stdout

@@ -1,6 +1,6 @@
-"""A hand-made suite result for the report's tests: rows, per-problem outcomes and the admission
-numbers of one run, with answers known in advance; and a cell of several such runs (seeds) on the same
-problems, whose per-seed differences are chosen."""
+"""A hand-made suite result for the report's tests: rows, per-problem outcomes, test categories and the
+admission numbers of one run, with answers known in advance; and a cell of several such runs (seeds) on the
+same problems, whose per-seed differences are chosen."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ def _row(end: int, method: str, cost: int, greedy: float, off: float = 0.5) -> d
 
 
 N = 800
+
+
+CATEGORIES = ["2+1" if i % 4 == 0 else "3+3" for i in range(N)]
+"""A quarter of the problems (every fourth) in one category, the rest in the other, as the headline's mix."""
+SMALL = [i for i, c in enumerate(CATEGORIES) if c == "2+1"]
+LARGE = [i for i, c in enumerate(CATEGORIES) if c == "3+3"]
 
 
 def _solved(acc: float) -> list[int]:
@@ -51,6 +57,7 @@ def hand_made_result() -> dict:
         "steps": 40,
         "finetune_steps": 4,
         "test_problems": 800,
+        "test_categories": list(CATEGORIES),
         "base": {"greedy": 0.4},
         "full": {"greedy": 0.6},
         "rows": rows,

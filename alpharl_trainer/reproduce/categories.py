@@ -65,11 +65,10 @@ def categories_of(res: dict) -> list[str] | None:
 
 
 def indices(categories: list[str], category: str) -> list[int]:
-    return (
-        list(range(len(categories)))
-        if category == ALL
-        else [i for i, c in enumerate(categories) if c == category]
-    )
+    """The positions of `category`'s problems in the test split (ALL: every problem)."""
+    if category == ALL:
+        return list(range(len(categories)))
+    return [i for i, c in enumerate(categories) if c == category]
 
 
 def accuracy(res: dict, key: str, category: str) -> float | None:
@@ -107,10 +106,8 @@ def compare_in(group: list[dict], reference: str, method: str, category: str) ->
 def _record(ev: Evidence, c: Comparison | None, category: str) -> str:
     if c is None:
         return "-"
-    text = cell_text(c)
-    return ev.record(
-        "cell", c.runs, c.reference, c.method, text, category="" if category == ALL else category
-    )
+    category = "" if category == ALL else category  # ALL: the over-seeds cell, recorded as such
+    return ev.record("cell", c.runs, c.reference, c.method, cell_text(c), category=category)
 
 
 def _ends(res: dict) -> list[int]:

@@ -3,7 +3,9 @@
 `alpharl reproduce` writes, beside results.md and results.csv, outcomes.npz (every per-problem 0/1 outcome
 the intervals use, packed bits) and outcomes.json (its index, with the list of intervals results.md prints).
 This reads those two files alone (no cache, no model), recomputes every interval and p-value of results.csv
-and results.md with the report's own code, prints each disagreement and exits 1 on any (0 when all agree).
+and results.md (the per-category ones on their category's problems, from the category masks it keeps) and
+every accuracy of results_by_category.csv with the report's own code, prints each disagreement and exits 1
+on any (0 when all agree).
 
     python scripts/recompute_intervals.py default                     # results/reproduce/default
     python scripts/recompute_intervals.py path/to/results/folder

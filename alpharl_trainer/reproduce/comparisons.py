@@ -147,7 +147,8 @@ def best_on_heldout(group: list[dict], end: int) -> str | None:
 
 class Evidence:
     """Each comparison of one report computed once, and the ledger of every interval results.md prints: kind
-    (`problem`, `cell` or `headline`), runs, outcome keys, label and the printed text."""
+    (`problem`, `cell` or `headline`), runs, outcome keys, label, the printed text, and the category of the
+    test problems it is computed on (absent: all of them)."""
 
     def __init__(self):
         self._cache: dict[tuple, Comparison | None] = {}
@@ -159,17 +160,19 @@ class Evidence:
             self._cache[key] = compare(group, reference, method)
         return self._cache[key]
 
-    def record(self, kind: str, runs, reference: str, method: str, text: str, label: str = "") -> str:
-        self.printed.append(
-            {
-                "kind": kind,
-                "runs": list(runs),
-                "reference": reference,
-                "method": method,
-                "label": label,
-                "text": text,
-            }  # fmt: skip
-        )
+    def record(
+        self, kind: str, runs, reference: str, method: str, text: str, label: str = "", category: str = ""
+    ) -> str:
+        """Record a printed interval; `category`: computed on that category's test problems only."""
+        entry = {
+            "kind": kind,
+            "runs": list(runs),
+            "reference": reference,
+            "method": method,
+            "label": label,
+            "text": text,
+        }
+        self.printed.append({**entry, "category": category} if category else entry)
         return text
 
     def problem(self, c: Comparison | None) -> str:

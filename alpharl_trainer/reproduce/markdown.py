@@ -1,7 +1,8 @@
 """results.md: the suite's settings and methods, what every interval is, the targets against the
-measurements, the headline cells over their seeds and the comparisons named in advance, each run's
-admission, and per run its cells, the product's gate decisions and the diagnostics. Every interval printed is
-recorded in an `Evidence` ledger (`comparisons`), so that it can be recomputed from the kept outcomes."""
+measurements, the headline cells over their seeds and the comparisons named in advance, the scores per
+test-problem category (`categories`, descriptive), each run's admission, and per run its cells, the
+product's gate decisions and the diagnostics. Every interval printed is recorded in an `Evidence` ledger
+(`comparisons`), so that it can be recomputed from the kept outcomes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 from collections import defaultdict
 
 from alpharl_trainer.reproduce.admission import pooled_admission
+from alpharl_trainer.reproduce.categories import category_section
 from alpharl_trainer.reproduce.comparisons import Evidence, problem_text
 from alpharl_trainer.reproduce.config import Suite
 from alpharl_trainer.reproduce.headline import headline_comparisons, headline_section
@@ -226,6 +228,7 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float, ev: Evide
         "",
         *headline_section(results, ev),
         *headline_comparisons(results, ev),
+        *category_section(results, ev),
         *_admission_section(results),
         "## Per run",
         "",

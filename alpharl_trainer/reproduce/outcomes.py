@@ -5,7 +5,9 @@ outcomes.json: runs, seeds, array names and problem counts, the bootstrap settin
 interval results.md prints), read back by `read_outcomes`.
 
 An array is named `<run>/<split>/<key>`: split `test`, `heldout` or `off_task`; key `method@window_step`,
-or `base` / `full` (the base policy and the full run's last checkpoint, where the result holds them).
+or `base` / `full` (the base policy and the full run's last checkpoint, where the result holds them). The
+test problems' categories are kept the same way, one 0/1 mask over the test split per category
+(`<run>/category/<category>`), their names in the index (`categories`: run -> names).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def arrays_of(res: dict) -> dict[str, list[int]]:
     for split, field in SPLITS.items():
         for key, bits in res.get(field, {}).items():
             out[f"{res['run']}/{split}/{key}"] = bits
+    cats = res.get("test_categories") or []
+    for category in sorted(set(cats)):
+        out[f"{res['run']}/category/{category}"] = [int(c == category) for c in cats]
     for name in ("base", "full"):
         scores = res.get(name, {})
         for split, field in (("test", "per_problem"), ("off_task", "off_task_per_problem")):
@@ -85,6 +90,7 @@ def write_outcomes(folder: Path, results: list[dict], printed: list[dict]) -> No
         "bootstrap_seed": 0,
         "runs": runs,
         "arrays": counts,
+        "categories": {res["run"]: sorted(set(res.get("test_categories") or [])) for res in results},
         "printed": printed,
     }
     with open(folder / "outcomes.npz", "wb") as f:

@@ -3,10 +3,13 @@ outcomes.json; no cache, no model) and list where the report disagrees: `scripts
 
 - results.csv: per row its accuracy, its paired difference to the truncated run (mean, 95% bootstrap,
   McNemar's p) and, where its cell has several seeds, the seed-level columns.
+- results_by_category.csv (where written): per row its problem count and accuracy on the category's
+  problems (the category masks kept in outcomes.npz).
 - results.md: every interval the report recorded as printed (the index's `printed` ledger: per-run
-  problem-level differences, the over-seeds cells, the headline comparisons with their Holm-adjusted
-  p-values, recomputed as one family), each recomputed and found in the text; and every numeric interval
-  `[+a, +b]` in the text must be one of them, so none escapes the check.
+  problem-level differences, the over-seeds cells, the per-category cells on their category's problems
+  only, the headline comparisons with their Holm-adjusted p-values, recomputed as one family), each
+  recomputed and found in the text; and every numeric interval `[+a, +b]` in the text must be one of them,
+  so none escapes the check.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import csv
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from alpharl_trainer import stats
 from alpharl_trainer.reproduce.comparisons import (
@@ -31,13 +36,14 @@ from alpharl_trainer.reproduce.table import SEED_COLUMNS, csv_value
 INTERVAL = re.compile(r"\[[+-]\d+\.\d{3}, [+-]\d+\.\d{3}\]")
 
 
-def _test_outcomes(arrays: dict) -> dict[str, dict]:
-    test = defaultdict(dict)
+def _split(arrays: dict, wanted: str) -> dict[str, dict]:
+    """`{run: {key: array}}` of the arrays of split `wanted` (`test`, or `category`: the masks)."""
+    out = defaultdict(dict)
     for name, bits in arrays.items():
         run, split, key = name.split("/", 2)
-        if split == "test":
-            test[run][key] = bits
-    return test
+        if split == wanted:
+            out[run][key] = bits
+    return out
 
 
 def _cells(index: dict) -> dict[tuple, list[str]]:
@@ -51,13 +57,19 @@ def _cells(index: dict) -> dict[tuple, list[str]]:
 _CACHE: dict[tuple, object] = {}
 
 
-def _comparison(test: dict, runs: list[str], reference: str, method: str):
-    """`method - reference` over `runs` from the kept outcomes (each computed once per check)."""
-    key = (id(test), tuple(runs), reference, method)
+def _comparison(test: dict, runs: list[str], reference: str, method: str, category: str = "", masks=None):
+    """`method - reference` over `runs` from the kept outcomes (each computed once per check); with a
+    `category`, on that category's problems only (`masks`: run -> category -> mask; as the report, only
+    where every run has the same mask: the seeds score the same problems)."""
+    key = (id(test), tuple(runs), reference, method, category)
     if key not in _CACHE:
         have = all(reference in test.get(r, {}) and method in test.get(r, {}) for r in runs)
-        a = [test[r][reference] for r in runs] if have else None
-        b = [test[r][method] for r in runs] if have else None
+        if category:
+            kept = [(masks or {}).get(r, {}).get(category) for r in runs]
+            have = have and all(m is not None and np.array_equal(m, kept[0]) for m in kept)
+        pick = {r: masks[r][category].astype(bool) if category else slice(None) for r in runs} if have else {}
+        a = [test[r][reference][pick[r]] for r in runs] if have else None
+        b = [test[r][method][pick[r]] for r in runs] if have else None
         _CACHE[key] = compare_outcomes(runs, a, b, reference, method) if have else None
     return _CACHE[key]
 
@@ -99,13 +111,34 @@ def check_csv(path: Path, index: dict, test: dict) -> list[str]:
     return problems
 
 
-def check_markdown(path: Path, index: dict, test: dict) -> list[str]:
+def check_category_csv(path: Path, test: dict, masks: dict) -> list[str]:
+    """results_by_category.csv: every row's problem count and accuracy on its category's problems."""
+    problems = []
+    for line, row in enumerate(csv.DictReader(path.open()), start=2):
+        run, category = row["run"], row["category"]
+        key = f"{row['method']}@{row['window_step']}" if row["window_step"] else row["method"]
+        bits, mask = test.get(run, {}).get(key), masks.get(run, {}).get(category)
+        where = f"{path.name}:{line} ({run}, {key}, {category})"
+        if bits is None or mask is None:
+            problems.append(f"{where}: outcomes or category not kept")
+            continue
+        chosen = bits[mask.astype(bool)]
+        for column, value in (("n", str(len(chosen))), ("greedy", csv_value(float(chosen.mean())))):
+            if row[column] != value:
+                problems.append(f"{where}: {column} is {row[column]!r}, recomputed {value!r}")
+    return problems
+
+
+def check_markdown(path: Path, index: dict, test: dict, masks: dict | None = None) -> list[str]:
     problems, texts, headline = [], [], []
     for i, record in enumerate(index["printed"]):
         runs, reference, method = record["runs"], record["reference"], record["method"]
-        c = _comparison(test, runs, reference, method)
+        category = record.get("category", "")
+        c = _comparison(test, runs, reference, method, category, masks)
         if c is None:
-            problems.append(f"{path.name} interval {i} ({runs}, {method} - {reference}): outcomes not kept")
+            what = f"{method} - {reference}" + (f" on {category}" if category else "")
+            lost = "outcomes not kept" + (", or the runs' categories differ" if category else "")
+            problems.append(f"{path.name} interval {i} ({runs}, {what}): {lost}")
             continue
         if record["kind"] == "headline":
             headline.append((record, c))
@@ -141,11 +174,16 @@ def check(folder: Path) -> tuple[list[str], int]:
     if index["resamples"] != PAIRED_RESAMPLES or index.get("bootstrap_seed") != 0:
         return [f"outcomes.json: written with {index['resamples']} resamples, this code uses "
                 f"{PAIRED_RESAMPLES}"], 0  # fmt: skip
-    test = _test_outcomes(arrays)
+    test, masks = _split(arrays, "test"), _split(arrays, "category")
+    by_category = folder / "results_by_category.csv"
     try:
         problems = check_csv(folder / "results.csv", index, test)
-        problems += check_markdown(folder / "results.md", index, test)
+        if by_category.is_file():
+            problems += check_category_csv(by_category, test, masks)
+        problems += check_markdown(folder / "results.md", index, test, masks)
     finally:
         _CACHE.clear()
     rows = sum(1 for _ in (folder / "results.csv").open()) - 1
+    if by_category.is_file():
+        rows += sum(1 for _ in by_category.open()) - 1
     return problems, rows + len(index["printed"])

@@ -24,6 +24,7 @@ from alpharl_trainer.extrapolation.saturation import MIN_POINTS as SATURATION_PO
 from alpharl_trainer.offline.checkpoint_window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods
 from alpharl_trainer.reproduce.admission import admission
+from alpharl_trainer.reproduce.categories import with_categories
 from alpharl_trainer.reproduce.config import RunSpec, Suite
 from alpharl_trainer.reproduce.evaluation import Evaluator
 from alpharl_trainer.reproduce.outcomes import pair_with_truncated, take_outcomes
@@ -324,6 +325,7 @@ def evaluate_run(spec: RunSpec, suite: Suite, run: FullRun) -> dict:
         "steps": suite.steps,
         "finetune_steps": suite.finetune_steps,
         "test_problems": suite.eval.test_problems,
+        "test_categories": [p.category for p in ev.evaluator.test],
         "base": dataclasses.asdict(base_scores),
         "full": dataclasses.asdict(full_scores),
         "heldout": {
@@ -379,7 +381,7 @@ def run_suite(suite: Suite, base: Path) -> list[dict]:
         record = folder / f"results-{fingerprint(suite, spec, base, scoring=True)}.json"
         if record.is_file():
             log(f"[{i + 1}/{len(suite.runs)}] {spec.name}: reusing {record}")
-            results.append(json.loads(record.read_text()))
+            results.append(with_categories(json.loads(record.read_text()), spec, suite))
             continue
         log(f"[{i + 1}/{len(suite.runs)}] {spec.name}: training {suite.steps} steps")
         run = train_full(spec, suite, base, folder)

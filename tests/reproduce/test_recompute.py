@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alpharl_trainer.reproduce.categories import category_section, render_category_csv
 from alpharl_trainer.reproduce.comparisons import Evidence
 from alpharl_trainer.reproduce.headline import headline_comparisons, headline_section
 from alpharl_trainer.reproduce.markdown import _targets_section
 from alpharl_trainer.reproduce.outcomes import pair_with_truncated, read_outcomes, write_outcomes
 from alpharl_trainer.reproduce.recompute import check
 from alpharl_trainer.reproduce.table import flat_rows, render_csv
-from tests.reproduce.hand_made_result import hand_made_seeds
+from tests.reproduce.hand_made_result import hand_made_seeds, hand_made_split
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "recompute_intervals.py"
 
@@ -31,8 +32,13 @@ def _script():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    """A report of a hand-made cell of 3 seeds (the targets, headline and comparisons sections, the csv)."""
-    runs = hand_made_seeds([0.04, 0.045, 0.05])
+    """A report of a hand-made cell of 3 seeds (the targets, headline, comparisons and per-category sections,
+    both csv files), and of a cell of 3 seeds whose default gains on one category what it loses on the
+    other."""
+    split = [
+        {**res, "run": f"split{i}", "regime": "split"} for i, res in enumerate(hand_made_split([12, 14, 10]))
+    ]
+    runs = hand_made_seeds([0.04, 0.045, 0.05]) + split
     for res in runs:  # as the suite does: outcomes in the rows, then moved out with the paired differences
         for row in res["rows"]:
             if "greedy" in row:
@@ -42,25 +48,29 @@ def report(tmp_path_factory) -> Path:
     ev = Evidence()
     by_run = {res["run"]: flat_rows([res]) for res in runs}
     md = _targets_section(runs, by_run, ev) + headline_section(runs, ev) + headline_comparisons(runs, ev)
+    md += category_section(runs, ev)
     folder = tmp_path_factory.mktemp("report")
     (folder / "results.md").write_text("\n".join(md))
     (folder / "results.csv").write_text(render_csv(runs, ev))
+    (folder / "results_by_category.csv").write_text(render_category_csv(runs))
     write_outcomes(folder, runs, ev.printed)
     return folder
 
 
 def _copy(report: Path, tmp_path: Path) -> Path:
-    for name in ("results.md", "results.csv", "outcomes.npz", "outcomes.json"):
+    for name in ("results.md", "results.csv", "results_by_category.csv", "outcomes.npz", "outcomes.json"):
         (tmp_path / name).write_bytes((report / name).read_bytes())
     return tmp_path
 
 
 def test_the_outcomes_are_kept_as_packed_bits_with_an_index(report):
     index, arrays = read_outcomes(report)
-    assert list(index["runs"]) == ["s0", "s1", "s2"] and index["runs"]["s1"]["seed"] == 1
+    assert list(index["runs"]) == ["s0", "s1", "s2", "split0", "split1", "split2"]
+    assert index["runs"]["s1"]["seed"] == 1 and index["categories"]["s1"] == ["2+1", "3+3"]
+    assert arrays["s1/category/2+1"].sum() == 200 and arrays["s1/category/3+3"].sum() == 600
     assert index["arrays"]["s0/test/default@10"] == 800 and arrays["s0/test/default@10"].sum() == 0.54 * 800
     assert arrays["s2/heldout/truncated@10"].tolist() == [1, 0, 1]
-    assert (report / "outcomes.npz").stat().st_size < 3 * 14 * 800  # under a byte per outcome
+    assert (report / "outcomes.npz").stat().st_size < 6 * 16 * 800  # under a byte per outcome or mask bit
     assert {r["kind"] for r in index["printed"]} == {"problem", "cell", "headline"}
 
 
@@ -91,7 +101,32 @@ def test_a_tampered_or_unrecorded_printed_interval_fails_the_check(report, tmp_p
     cell = next(r["text"] for r in index["printed"] if r["kind"] == "cell" and "default@10" == r["method"])
     (folder / "results.md").write_text(md.replace(cell, cell.replace("better", ""), 1))
     problems = check(folder)[0]
-    # default and default+ft, at both windows: 4 cells print that text, one of them now without its verdict
-    assert problems == [f"results.md: {cell!r} printed 3 times, recorded 4"]
+    # default and default+ft at both windows, and the per-category table's `all` rows: 6 cells print that
+    # text, one of them now without its verdict
+    assert problems == [f"results.md: {cell!r} printed 5 times, recorded 6"]
     (folder / "results.md").write_text(md + "\nextra: +0.100 [+0.050, +0.150]\n")
     assert check(folder)[0] == ["results.md: [+0.050, +0.150] printed but not among the recorded intervals"]
+
+
+def test_the_per_category_intervals_recompute_on_their_categorys_problems(report):
+    index, _ = read_outcomes(report)
+    by_category = [r for r in index["printed"] if r.get("category")]
+    assert {r["category"] for r in by_category} == {"2+1", "3+3"} and len(by_category) == 2 * 2 * 2
+    split = [r["text"] for r in by_category if r["runs"][0] == "split0" and r["method"] == "default@10"]
+    assert split[0].startswith("+0.060 [") and split[0].endswith("better")
+    assert split[1].startswith("-0.020 [") and split[1].endswith("worse")
+
+
+def test_a_tampered_category_fails_the_check(report, tmp_path):
+    """One problem moved from 3+3 to 2+1 in one seed's masks: the per-category csv rows and intervals of that
+    seed's cell no longer recompute."""
+    folder = _copy(report, tmp_path)
+    _, arrays = read_outcomes(folder)
+    arrays["split1/category/2+1"][1], arrays["split1/category/3+3"][1] = 1, 0
+    packed = {k: np.packbits(v.astype(np.uint8)) for k, v in arrays.items()}
+    np.savez_compressed(folder / "outcomes.npz", **packed)
+    problems = check(folder)[0]
+    assert any(p.startswith("results_by_category.csv") and "split1" in p and " n is " in p for p in problems)
+    differ = "default@10 - truncated@10 on 2+1): outcomes not kept, or the runs' categories differ"
+    assert any(p.startswith("results.md interval") and "split1" in p and differ in p for p in problems)
+    assert not any("'s0'" in p or "(s0," in p for p in problems)  # the other cell is untouched

@@ -209,7 +209,23 @@ def test_report_files_and_resume(toy):
         and "± is the standard deviation over seeds" in text
     )
     assert "## Headline comparisons (named in advance)" in text and "no seed-level test (one seed)" in text
-    assert {"outcomes.npz", "outcomes.json"} <= names
+    assert {"outcomes.npz", "outcomes.json", "results_by_category.csv"} <= names
+    from alpharl_trainer.reproduce.categories import split_categories
+
+    cats = res["test_categories"]  # the Evaluator's test problems, recorded once; the same drawn again
+    assert (
+        len(cats) == 24
+        and set(cats) <= {"2+3", "3+2", "3+3"}
+        and cats == split_categories(suite.runs[0], suite)
+    )
+    assert (
+        "## Per category: what the gains are made of (descriptive)" in text
+        and "- w=75% (step 3): all (n=24)" in text
+    )
+    by_category = list(csv.DictReader((out / "results_by_category.csv").open()))
+    assert {r["category"] for r in by_category} == set(cats) and sum(
+        int(r["n"]) for r in by_category if r["method"] == "base"
+    ) == 24
     from alpharl_trainer.reproduce.suite import fingerprint
 
     spec = suite.runs[0]

@@ -112,13 +112,15 @@ def test_every_interval_of_the_report_recomputes_from_its_kept_outcomes(toy, tmp
 
 
 def test_default_is_the_product_runs_in_run_decision(toy):
-    """`default` is what `alpharl train` did at the window end: its gate (greedy, the suite's margin in paired
-    SE, the suite's horizons) scored the full run's W_K exactly as the suite scores it (same weights, same
-    held-out problems), and its decision is the row's choice."""
+    """`default` is what `alpharl train` did at the window end: its gate (greedy outcomes read teacher-forced,
+    nothing generated; the suite's margin in paired SE, the suite's horizons) scored the full run's W_K
+    exactly as the suite scores it (same weights, same held-out problems), and its decision is the row's
+    choice."""
     suite, (res,), _ = toy
     (decision,) = res["decisions"]
-    assert decision["window_step"] == 3 and decision["scoring"] == "greedy"
-    assert decision["gate_engine"] == "transformers" and decision["margin_se"] == suite.methods.margin_se
+    assert decision["window_step"] == 3 and decision["scoring"] == "exact_greedy"
+    assert decision["gate_engine"] == "teacher_forced" and decision["margin_se"] == suite.methods.margin_se
+    assert decision["cost"]["completions"] == 0 and decision["cost"]["prompts"] > 0
     # the suite's portfolio: rank-1 to the horizons 1.5x, 2x of step 3 (whole steps), ExPO with the suite's
     # factors and the line to T = 4, the average of the window's 3 checkpoints (fixed basis: needs 4)
     scores = set(decision["scores"])

@@ -127,8 +127,10 @@ def main() -> None:
 
     def pick(r: dict) -> str:
         row = applied(r)
-        test = "" if row is None else f", test {row['diff']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
-        return f"{r['chosen'] or 'keep W_K'}{test}"
+        if row is None:
+            return "keep W_K"
+        interval = f"[{row['ci95_low']:+.3f}, {row['ci95_high']:+.3f}]"  # paired 95% normal, problem-level
+        return f"{r['chosen']}, test vs W_K {row['diff']:+.3f} {interval}"
 
     print(f"gates over {len(specs)} seeds x windows {ends}; cost in training steps: tokens / FLOPs / time")
     agree, ratios = 0, {"tokens": [], "flops": [], "seconds": []}
@@ -151,9 +153,11 @@ def main() -> None:
         old, new = by_key[(specs[0].name, end, "greedy full")], by_key[(specs[0].name, end, "full")]
         race = by_key[(specs[0].name, end, "race")]
         by_time = " / ".join(f"{r['cost']['steps_by_seconds']:.1f}" for r in (old, new, race))
+        by_flops = " / ".join(f"{r['cost']['steps_by_flops']:.1f}" for r in (old, new, race))
+        ratio = old["cost"]["steps_by_seconds"] / race["cost"]["steps_by_seconds"]
         print(
-            f"{specs[0].name} w={end}: greedy-generating full gate / exact_greedy full / race, by time "
-            f"{by_time} steps ({old['cost']['seconds'] / race['cost']['seconds']:.1f}x less time)"
+            f"{specs[0].name} w={end}: greedy-generating full gate / exact_greedy full / race: by time "
+            f"{by_time} steps ({ratio:.1f}x), by FLOPs {by_flops}"
         )
 
 

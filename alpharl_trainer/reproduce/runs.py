@@ -110,6 +110,13 @@ def recipe_settings(spec: RunSpec, suite: Suite, max_steps: int) -> dict:
     )
 
 
+def gate_scoring(rewards: list[str]) -> str:
+    """The product gate's scoring for a recipe's rewards: greedy outcomes read teacher-forced where the
+    reward is the task's exact answer alone, else generated (DAPO's overlong penalty also scores the
+    completion's length, which a gold completion does not show)."""
+    return "exact_greedy" if list(rewards) == ["task"] else "greedy"
+
+
 def product_settings(suite: Suite, end: int, finetune_steps: int) -> dict:
     """AlphaRL as a user of the recipe would switch it on for a window ending at step `end`: snapshots at
     the suite's checkpoint interval, the suite's horizons and candidate families as the gate's portfolio, the
@@ -130,7 +137,7 @@ def product_settings(suite: Suite, end: int, finetune_steps: int) -> dict:
         alpharl_expo_factors=list(suite.methods.expo_factors),
         alpharl_average_snapshots=suite.methods.lawa_k,
         alpharl_acceptance_prompts=suite.eval.heldout_problems,
-        alpharl_acceptance_scoring="exact_greedy",  # greedy scoring without generating: the same outcomes
+        alpharl_acceptance_scoring="exact_greedy",  # greedy's outcomes without generating (task reward only)
         alpharl_acceptance_margin=0.0,
         alpharl_acceptance_margin_se=suite.methods.margin_se,
         alpharl_finetune_steps=finetune_steps,
@@ -222,6 +229,7 @@ def product_run(
         "alpharl_jumps": jumps,
         "model_name_or_path": str(run.base.resolve()),
     }
+    settings["alpharl_acceptance_scoring"] = gate_scoring(settings["rewards"])
     name = f"product-{end}" if jumps == 1 else f"product-{end}-x{jumps}"
     recipe_file, log_file = run.folder / f"{name}.yaml", run.folder / f"{name}.log"
     last = jumps * end

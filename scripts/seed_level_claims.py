@@ -12,7 +12,7 @@ runs (no seed-level interval exists for them).
     python scripts/seed_level_claims.py development
     python scripts/seed_level_claims.py path/to/results.csv --pair default+jumps@0.1:truncated@0.4
 
-numpy and the standard library only; the t quantile comes from scipy when it is importable, else a table.
+the t-interval is `stats.seed_interval`'s (numpy and the standard library).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-"""Two-sided 95% quantiles of Student's t by degrees of freedom (fallback when scipy is absent)."""
+sys.path.insert(0, str(REPO))
+
+from alpharl_trainer.stats import T_975, Z_975, seed_interval  # noqa: E402  (numpy only, no torch)
+
 REFERENCE = {"default+ft": "truncated@ft", "default+jumps": "truncated@jumps"}
 """Rows whose cost differs from the window end, and the truncated row at their cost."""
 DEFAULT_PAIRS = [
@@ -42,25 +44,6 @@ DEFAULT_PAIRS = [
     "default+jumps@0.1:default@0.4",
     "default+jumps@0.1:default+ft@0.4",
 ]
-
-
-def t_quantile(df: int) -> float:
-    try:
-        from scipy.stats import t
-    except ImportError:
-        return T_975.get(df, 1.96)
-    return float(t.ppf(0.975, df))
-
-
-def interval(values: list[float]) -> tuple[float, float, float, float]:
-    """Mean, 95% t-interval over the values (seeds), and the t quantile used."""
-    x = np.asarray(values, dtype=float)
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, math.nan, math.nan, math.nan
-    q = t_quantile(len(x) - 1)
-    half = q * float(x.std(ddof=1)) / math.sqrt(len(x))
-    return mean, mean - half, mean + half, q
 
 
 def load(path: Path) -> dict[tuple[str, str, str], dict]:
@@ -85,7 +68,7 @@ def fmt(x: float) -> str:
 
 
 def line(label: str, per_seed: list[float], n: int) -> str:
-    mean, low, high, q = interval(per_seed)
+    mean, low, high = seed_interval(per_seed)
     seeds = " ".join(fmt(d) for d in per_seed)
     net = " ".join(f"{round(d * n):+d}" for d in per_seed)
     verdict = "excludes 0" if low > 0 or high < 0 else "includes 0"
@@ -116,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     n = int(rows[next(k for k in rows if k[0] == runs[0])]["test_n"])
     windows = sorted({w for r, w, _ in rows if r == runs[0]}, key=float)
     print(f"{path}: {headline[0]}, seeds {[r.rsplit('-s', 1)[1] for r in runs]}, {n} test problems each")
-    print(f"95% t-interval over {len(runs)} seeds, t({len(runs) - 1}) = {t_quantile(len(runs) - 1):.3f}\n")
+    df = len(runs) - 1
+    print(f"95% t-interval over {len(runs)} seeds, t({df}) = {T_975.get(df, Z_975):.3f}\n")
 
     print("Difference to the truncated run at the same cost (greedy accuracy, same problems):")
     for w in windows:

@@ -21,7 +21,7 @@ import statistics
 
 from alpharl_trainer.reproduce.comparisons import Comparison, Evidence, cell_text, compare_outcomes
 from alpharl_trainer.reproduce.config import RunSpec, Suite
-from alpharl_trainer.reproduce.table import cells, csv_value
+from alpharl_trainer.reproduce.table import ROW_KEYS, RUN_KEYS, cells, csv_value
 from alpharl_trainer.tasks import get_task
 
 CATEGORY_METHODS = (
@@ -195,21 +195,7 @@ def category_section(results: list[dict], ev: Evidence) -> list[str]:
     return lines
 
 
-CATEGORY_COLUMNS = (
-    "run",
-    "task",
-    "loss",
-    "regime",
-    "seed",
-    "T",
-    "window",
-    "window_step",
-    "method",
-    "cost_steps",
-    "category",
-    "n",
-    "greedy",
-)
+CATEGORY_COLUMNS = (*ROW_KEYS, "category", "n", "greedy")
 
 
 def category_rows(res: dict) -> list[dict]:
@@ -228,7 +214,7 @@ def category_rows(res: dict) -> list[dict]:
                 continue
             out.append(
                 {
-                    **{k: res[k] for k in ("run", "task", "loss", "regime", "seed")},
+                    **{k: res[k] for k in RUN_KEYS},
                     "T": res["steps"],
                     "window": None if end is None else end / res["steps"],
                     "window_step": end,

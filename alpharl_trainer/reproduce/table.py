@@ -29,17 +29,13 @@ SEED_COLUMNS = (
     "seeds_problem_ci_high",
 )
 
+RUN_KEYS = ("run", "task", "loss", "regime", "seed")
+"""What names a run: the first columns of every table of rows."""
+ROW_KEYS = (*RUN_KEYS, "T", "window", "window_step", "method", "cost_steps")
+"""What names a row: its run, the window end and the method, and what the row cost in training steps."""
+
 COLUMNS = (
-    "run",
-    "task",
-    "loss",
-    "regime",
-    "seed",
-    "T",
-    "window",
-    "window_step",
-    "method",
-    "cost_steps",
+    *ROW_KEYS,
     "speedup",
     "test_n",
     "greedy",
@@ -76,7 +72,7 @@ def flat_rows(results: list[dict]) -> list[dict]:
         for row in res["rows"]:
             out.append(
                 {
-                    **{k: res[k] for k in ("run", "task", "loss", "regime", "seed")},
+                    **{k: res[k] for k in RUN_KEYS},
                     **row,
                     "T": res["steps"],
                     "test_n": res["test_problems"],

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -170,14 +172,9 @@ class AcceptanceScorer:
             config.do_sample = False
             config.temperature = config.top_p = config.top_k = config.min_p = None
         rewards = []
-        model = trainer.model_wrapped
-        was_training = trainer.model.training
-        trainer.model.eval()
         with (
+            self._policy() as policy,
             torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []),
-            unwrap_model_for_generation(
-                model, trainer.accelerator, gather_deepspeed3_params=trainer.args.ds3_gather_for_generation
-            ) as policy,
         ):
             torch.manual_seed(self.seed)
             side, tok.padding_side = tok.padding_side, "left"
@@ -187,9 +184,25 @@ class AcceptanceScorer:
                     rewards.append(self._score_batch(policy, tok, config, batch))
             finally:
                 tok.padding_side = side
-        if was_training:
-            trainer.model.train()
         return self._per_row(rewards)
+
+    @contextmanager
+    def _policy(self) -> Iterator:
+        """The policy to score with, in eval mode and unwrapped for generation (ZeRO-3 weights gathered when
+        the trainer gathers them to generate); its training mode is restored after."""
+        trainer = self.trainer
+        was_training = trainer.model.training
+        trainer.model.eval()
+        try:
+            with unwrap_model_for_generation(
+                trainer.model_wrapped,
+                trainer.accelerator,
+                gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+            ) as policy:
+                yield policy
+        finally:
+            if was_training:
+                trainer.model.train()
 
     def _score_batch(self, policy, tok, config: GenerationConfig, batch: list[dict]) -> torch.Tensor:
         device = self.trainer.accelerator.device

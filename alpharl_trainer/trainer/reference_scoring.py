@@ -19,7 +19,6 @@ import math
 
 import torch
 from trl.data_utils import maybe_apply_chat_template
-from trl.models import unwrap_model_for_generation
 
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.tasks.rewards import TaskReward
@@ -70,6 +69,15 @@ class ReferenceScorer(AcceptanceScorer):
         super().__init__(trainer, rows, samples=1, seed=seed, batch_size=batch_size, greedy=greedy)
         self.weight = float(trainer.reward_weights.sum())  # every reward function is the task's exact answer
         self.generates = False
+        tok = trainer.processing_class
+        self._encoded = []
+        """(prompt ids, gold completion ids, rows) per batch, tokenized once: every candidate reads them."""
+        for b in range(self.batches):  # as many batches on every rank (ZeRO-3: its forward passes collect)
+            batch = self.rows[b * batch_size : (b + 1) * batch_size]
+            texts = [maybe_apply_chat_template(row, tok)["prompt"] for row in batch] or [tok.eos_token]
+            prompts = tok(texts, add_special_tokens=False)["input_ids"]
+            refs = tok([row[REFERENCE] for row in batch] or [""], add_special_tokens=False)["input_ids"]
+            self._encoded.append((prompts, refs, len(batch)))
 
     @property
     def engine(self) -> str:
@@ -83,24 +91,13 @@ class ReferenceScorer(AcceptanceScorer):
         pad = tok.pad_token_id if tok.pad_token_id is not None else stops[0]
         temperature = 1.0 if self.greedy else float(config.temperature or 1.0)
         scores = []
-        was_training = trainer.model.training
-        trainer.model.eval()
-        gather = trainer.args.ds3_gather_for_generation
-        with unwrap_model_for_generation(
-            trainer.model_wrapped, trainer.accelerator, gather_deepspeed3_params=gather
-        ) as policy:
-            for b in range(self.batches):  # as many forward passes on every rank (ZeRO-3: collectives)
-                batch = self.rows[b * self.batch_size : (b + 1) * self.batch_size]
-                texts = [maybe_apply_chat_template(row, tok)["prompt"] for row in batch] or [tok.eos_token]
-                prompts = tok(texts, add_special_tokens=False)["input_ids"]
-                refs = tok([row[REFERENCE] for row in batch] or [""], add_special_tokens=False)["input_ids"]
+        with self._policy() as policy:
+            for prompts, refs, rows in self._encoded:  # a rank without rows still joins the forward passes
                 exact, logprob = score_references(
                     policy, prompts, refs, stops, pad, temperature, config.max_new_tokens, len(prompts)
                 )
-                if batch:
+                if rows:
                     self._tokens += sum(len(p) + len(r) + 1 for p, r in zip(prompts, refs, strict=True))
                     values = [float(e) for e in exact] if self.greedy else [math.exp(lp) for lp in logprob]
                     scores.append(torch.tensor(values, dtype=torch.float64) * self.weight)
-        if was_training:
-            trainer.model.train()
         return self._per_row(scores)

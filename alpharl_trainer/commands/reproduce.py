@@ -30,10 +30,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", type=Path, help="checkpoints and per-run results (default: recipe's)")
     parser.add_argument("--model", type=Path, help="base policy folder (default: the shipped tiny policy)")
     parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="train and evaluate only the runs at positions I, I+N, I+2N, ... of the recipe and write no "
+        "report: N processes share the runs (`make reproduce` runs 0/2 and 1/2 side by side), then a plain "
+        "`alpharl reproduce` reuses them all and writes the report",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a non-empty --out that is not an earlier report of the suite (its files are deleted)",
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return int(index), int(count)
 
 
 REPORT_FILES = ("results.csv", "results.md")  # what identifies a folder as an earlier report of the suite
@@ -76,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         base = args.model
     start = time.perf_counter()
+    if args.shard is not None:
+        done = run_suite(suite, base, shard=args.shard)
+        log(f"suite {suite.name}, shard {args.shard[0]}/{args.shard[1]}: {len(done)} runs done; no report")
+        return 0
     results = run_suite(suite, base)
     seconds = time.perf_counter() - start
     out = write_report(suite, results, seconds, suite.out)

@@ -41,9 +41,11 @@ ALL = "all"
 
 def split_categories(spec: RunSpec, suite: Suite) -> list[str]:
     """The categories of the run's test problems, in the split's order: the problems `Evaluator` scores (the
-    regime's mix, seed 0), drawn again without a model (for results saved before they were recorded)."""
+    regime's mix), drawn again without a model (for results saved before they were recorded)."""
+    from alpharl_trainer.reproduce.evaluation import test_problems
+
     task = get_task(spec.task, mix=suite.regimes[spec.regime].mix)
-    return [p.category for p in task.problems("test", suite.eval.test_problems, seed=0)]
+    return [p.category for p in test_problems(task, suite.eval)]
 
 
 def with_categories(res: dict, spec: RunSpec, suite: Suite) -> dict:

@@ -54,6 +54,11 @@ class RunSpec:
 class EvalSpec:
     test_problems: int = 5000
     """Test-split problems scored greedily (teacher-forced exact match, equal to greedy decoding)."""
+    test_seed: int = 0
+    """Seed of the test draw. Another seed than 0, with `unseen_after`, gives a confirmation split."""
+    unseen_after: int = 0
+    """Leave out of the test draw every prompt among the first `unseen_after` test problems of seed 0 (what
+    the development runs scored): a confirmation split of problems no development run ever scored."""
     heldout_problems: int = 1000
     """Held-out problems: every choice (the gate's, ExPO's a, first-update's c, ...) and the scans. The
     product run's gate scores the same problems (the recipe's `eval_size`)."""
@@ -83,6 +88,9 @@ class MethodSpec:
     paper_targets: tuple[float, ...] = (0.5, 0.78, 0.8, 1.0, 1.7)
     """The y* grid of the paper's method done fairly (`alpharl_paper_tuned`): the values its text and scripts
     used, chosen on held-out with the option to keep W_K, and written `rank1_replace`."""
+    paper_target_fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.35, 0.5)
+    """More of that grid inside the run's own reward range (the paper's values sit above a tiny run's):
+    `r_K + f (1 - r_K)`, `r_K` the window end's mean training reward, 1 the tasks' best reward."""
     fixed_basis_ranks: tuple[int, ...] = (1, 4)
     """`fixed_basis_*`: the subspace ranks k its candidates try (with the product's candidate steps).
     `portfolio` chooses among the rank-1 line, ExPO, RELEX and the saturating fixed-basis candidates."""
@@ -237,6 +245,7 @@ def load_suite(path: str | Path) -> Suite:
                         "first_update_factors",
                         "scan_scales",
                         "paper_targets",
+                        "paper_target_fractions",
                         "fixed_basis_ranks",
                         "candidates",
                         "jumps_windows",

@@ -31,6 +31,24 @@ def completion_length(task: str) -> int:
 BATCH = 500
 
 
+def test_problems(task, spec: EvalSpec) -> list:
+    """The suite's test split: `spec.test_problems` problems of seed `spec.test_seed`, none of whose prompts
+    is among the first `spec.unseen_after` of seed 0 (drawn from a longer stream, the order kept)."""
+    if not spec.unseen_after:
+        return task.problems("test", spec.test_problems, seed=spec.test_seed)
+    if spec.test_seed == 0:
+        raise AlphaRLError("eval.unseen_after needs a test_seed other than 0 (seed 0 is what it leaves out)")
+    seen = {p.prompt for p in task.problems("test", spec.unseen_after, seed=0)}
+    drawn = 2 * spec.test_problems
+    while True:
+        fresh = [p for p in task.problems("test", drawn, seed=spec.test_seed) if p.prompt not in seen]
+        if len(fresh) >= spec.test_problems:
+            return fresh[: spec.test_problems]
+        if drawn > 50 * (spec.test_problems + spec.unseen_after):
+            raise AlphaRLError(f"{task.name}: too few test problems outside the first {spec.unseen_after}")
+        drawn *= 2
+
+
 @dataclass
 class Scores:
     greedy: float
@@ -54,10 +72,17 @@ class Evaluator:
         self.model, self.tokenizer = load_folder(base, dtype="float32", device="cpu")
         self.task = get_task(task, mix=mix)
         self.spec = spec
-        self.test = self.task.problems("test", spec.test_problems, seed=0)
+        self.test = test_problems(self.task, spec)
         self.heldout = self.task.problems("heldout", spec.heldout_problems, seed=heldout_seed)
-        self.off_task = get_task(OFF_TASK[task], mix="all").problems("test", spec.off_task_problems, seed=0)
+        self.off_task = get_task(OFF_TASK[task], mix="all").problems(
+            "test", spec.off_task_problems, seed=spec.test_seed
+        )
         self._params = dict(self.model.named_parameters())
+        tok = self.tokenizer
+        prompts = tok([p.prompt for p in self.heldout])["input_ids"]
+        golds = tok([p.solution for p in self.heldout], add_special_tokens=False)["input_ids"]
+        self.heldout_tokens = sum(len(a) + len(b) + 1 for a, b in zip(prompts, golds, strict=True))
+        """Tokens one scoring of the held-out problems reads (prompt, gold completion, EOS): its compute."""
 
     @torch.no_grad()
     def load(self, weights: dict[str, torch.Tensor]) -> None:

@@ -35,10 +35,14 @@ def _combine(terms: Sequence[tuple[float, Weights]]) -> Weights:
     return out
 
 
-def expo(base: Weights, last: Weights, a: float) -> Weights:
-    """ExPO: `W_K + a (W_K - W_0)` on every floating parameter (`extrapolation.averaging.expo_weight`, the
-    product's `expo` candidate, per tensor); integer tensors are W_K's."""
-    return {n: expo_weight(w, base[n], a) if w.is_floating_point() else w for n, w in last.items()}
+def expo(base: Weights, last: Weights, a: float, names: Sequence[str] | None = None) -> Weights:
+    """ExPO: `W_K + a (W_K - W_0)` on every floating parameter, or only on `names` (the product's tracked
+    matrices, as its `expo` candidate moves them) with the rest at W_K (`extrapolation.averaging.expo_weight`
+    per tensor); integer tensors are W_K's."""
+    moved = set(last if names is None else names)
+    return {
+        n: expo_weight(w, base[n], a) if w.is_floating_point() and n in moved else w for n, w in last.items()
+    }
 
 
 def first_update(base: Weights, first: Weights, c: float) -> Weights:

@@ -10,6 +10,7 @@ METHODS = (
     "alpharl_paper_tuned",
     "step_linear",
     "expo",
+    "expo_matrices",
     "relex",
     "fixed_basis_linear",
     "fixed_basis_saturating",

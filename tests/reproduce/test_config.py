@@ -15,18 +15,21 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "reproduce"
 
 
 def test_shipped_recipes_cover_the_issue():
-    """Reproduction v2: a climbing headline regime with 3 seeds, a noisy safety case, a test split of >= 5000
-    problems, >= 1000 held-out problems for every choice, the gate's margin fixed in advance, 60 minutes."""
+    """Reproduction v3: a climbing headline regime with 8 seeds, a noisy safety case, a confirmation test
+    split of problems no development run scored, >= 1000 held-out problems for every choice, the gate's
+    margin fixed in advance, 90 minutes in two processes."""
     suite = load_suite(RECIPES / "default.yaml")
-    assert suite.windows == (0.1, 0.25, 0.4) and suite.budget_minutes <= 60
+    assert suite.windows == (0.1, 0.25, 0.4) and suite.budget_minutes <= 90 and suite.threads == 1
     assert {r.task for r in suite.runs} == {"arithmetic", "sort"}
     assert {r.loss for r in suite.runs} == {"grpo", "dapo"}
     assert {r.regime for r in suite.runs} == {"climbing", "noisy"}
     assert suite.regimes["climbing"].mix == "climb"
     headline = [r for r in suite.runs if r.headline]
     assert {(r.task, r.loss, r.regime) for r in headline} == {("sort", "grpo", "climbing")}
-    assert len(headline) == 3
-    assert suite.eval.test_problems >= 5000 and suite.eval.heldout_problems >= 1000
+    assert len(headline) >= 8
+    assert suite.eval.test_problems >= 2000 and suite.eval.heldout_problems >= 1000
+    development = load_suite(RECIPES / "development.yaml")
+    assert suite.eval.test_seed != 0 and suite.eval.unseen_after >= development.eval.test_problems
     assert suite.methods.margin_se == 2.0 and 0.1 in suite.methods.expo_factors
     # forecast v2: the default chosen on the development seeds is confirmed on seeds it never saw
     development = load_suite(RECIPES / "development.yaml")
@@ -141,3 +144,18 @@ def test_reproduce_out_never_replaces_the_working_or_cache_folder(
     argv = ["reproduce", "--quick", "--work-dir", str(work), "--out", str(out), "--overwrite"]
     assert main(argv) == 2
     assert "--out" in capsys.readouterr().err and (work / "run.json").is_file()
+
+
+def test_confirmation_split_holds_no_problem_the_development_runs_scored():
+    from alpharl_trainer.reproduce.config import EvalSpec
+    from alpharl_trainer.reproduce.evaluation import test_problems
+    from alpharl_trainer.tasks import get_task
+
+    task = get_task("sort", mix="climb")
+    spec = EvalSpec(test_problems=300, test_seed=1, unseen_after=1000)
+    fresh = test_problems(task, spec)
+    seen = {p.prompt for p in task.problems("test", 1000, seed=0)}
+    assert len(fresh) == 300 and not seen & {p.prompt for p in fresh}
+    assert [p.prompt for p in fresh] == [p.prompt for p in test_problems(task, spec)]  # deterministic
+    with pytest.raises(AlphaRLError, match="test_seed other than 0"):
+        test_problems(task, EvalSpec(test_problems=10, unseen_after=100))

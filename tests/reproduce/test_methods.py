@@ -8,7 +8,7 @@ import torch
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.offline.checkpoint_window import build_trajectory, open_window
 from alpharl_trainer.reproduce import methods
-from alpharl_trainer.reproduce.suite import load_weights
+from alpharl_trainer.reproduce.run_evaluation import load_weights
 from tests.helpers_checkpoints import make_series
 
 STEPS = (10, 20, 30)

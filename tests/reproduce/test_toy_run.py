@@ -15,8 +15,9 @@ import torch
 from alpharl_trainer.reproduce.config import EvalSpec, MethodSpec, Regime, RunSpec, Suite
 from alpharl_trainer.reproduce.registry import BASELINES, METHODS
 from alpharl_trainer.reproduce.report import write_report
+from alpharl_trainer.reproduce.run_evaluation import load_weights
 from alpharl_trainer.reproduce.runs import product_run, train_full
-from alpharl_trainer.reproduce.suite import load_weights, run_suite
+from alpharl_trainer.reproduce.suite import run_suite
 from alpharl_trainer.trainer.candidates import describe
 
 
@@ -166,7 +167,7 @@ def test_every_chosen_baseline_keeps_w_k_under_the_same_bar(toy):
             assert res["per_problem"][f"{method}@3"] == truncated, method
         else:
             assert rows[method]["heldout"] > rows["truncated"]["heldout"], method
-    from alpharl_trainer.reproduce.suite import RunEvaluation
+    from alpharl_trainer.reproduce.run_evaluation import RunEvaluation
 
     strict = dataclasses.replace(suite, methods=dataclasses.replace(suite.methods, margin_se=1e9))
     folder = next(suite.work_dir.iterdir())

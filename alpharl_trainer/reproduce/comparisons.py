@@ -9,8 +9,9 @@ Two kinds of interval, both 95%:
   one-sample t-test, and the two-level bootstrap (seeds, then one common resample of problems).
 
 A cell pooled over seeds is called better or worse only where its seed-level t-interval excludes 0. The
-headline comparisons are named in advance (`HEADLINE`): default vs the truncated run, and default vs the
-baseline with the best held-out score, at every window end; their seed-level t-test p-values are adjusted
+headline comparisons are named in advance (`HEADLINE`): default vs the truncated run at the same step and at
+the same compute (`reproduce.compute`), and default vs the baseline with the best held-out score, at every
+window end; their seed-level t-test p-values are adjusted
 together by Holm's step-down method, and only they make claims. `Evidence` computes each comparison once and
 keeps a ledger of every interval results.md prints, which `evidence.write_outcomes` saves beside the
 outcomes so that `scripts/recompute_intervals.py` can recompute each from the outcomes alone.
@@ -24,7 +25,11 @@ from dataclasses import dataclass
 from alpharl_trainer import stats
 from alpharl_trainer.reproduce.registry import BASELINES, PAIRED_RESAMPLES
 
-HEADLINE = ("default - truncated", "default - best baseline on held-out")
+HEADLINE = (
+    "default - truncated",
+    "default - truncated at equal compute",
+    "default - best baseline on held-out",
+)
 """The comparisons named in advance, at every window end of every headline cell: the only ones with claims."""
 ALPHA = 0.05
 

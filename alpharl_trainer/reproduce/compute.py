@@ -53,3 +53,20 @@ def checkpoint_at(compute: float, every: int, total: int) -> int:
     """The full run's first saved checkpoint at or beyond `compute` steps (the truncated run given at least
     the same compute), at most the run's last."""
     return min(total, every * math.ceil(compute / every - 1e-9))
+
+
+def equal_compute_key(method: str, end: int) -> str:
+    """The outcome key of the truncated run at the compute of `method`'s row at window end `end`."""
+    return f"truncated~{method}@{end}"
+
+
+def with_equal_compute(res: dict) -> dict:
+    """`res` with, per row priced as compute, the full run's checkpoint at that compute under
+    `equal_compute_key` in its test outcomes: one key for every seed of a cell, though each seed's row may
+    cost a different number of steps, so the over-seeds comparisons pair them as any other."""
+    outcomes = res.get("per_problem", {})
+    for row in res["rows"]:
+        checkpoint = outcomes.get(f"checkpoint@{row.get('compute_step')}")
+        if checkpoint is not None:
+            outcomes[equal_compute_key(row["method"], row["window_step"])] = checkpoint
+    return res

@@ -8,6 +8,7 @@ import statistics
 from collections import defaultdict
 
 from alpharl_trainer.reproduce.comparisons import HEADLINE, HEADLINE_COLUMNS, Evidence, best_on_heldout
+from alpharl_trainer.reproduce.compute import equal_compute_key
 from alpharl_trainer.reproduce.registry import METHODS, reference_of
 from alpharl_trainer.reproduce.table import find_row, gain_share
 
@@ -57,17 +58,49 @@ def headline_section(results: list[dict], ev: Evidence) -> list[str]:
         for method in METHODS:
             cells = []
             for end in window_ends(group[0]):
-                accs, shares = [], []
+                accs, shares, costs = [], [], set()
                 for res in group:
                     row = find_row(res["rows"], end, method)
                     if row and "greedy" in row:
                         accs.append(row["greedy"])
                         shares.append(gain_share(row["greedy"], res))
+                        costs.add(row["cost"])
                 shares = [s for s in shares if s is not None]
-                cells.append(f"{mean_sd(accs)} ({mean_sd(shares, pct=True)})" if accs else "-")
+                at = "".join(f" @{c}" for c in sorted(costs) if c != end)  # a row costing other steps says so
+                cells.append(f"{mean_sd(accs)}{at} ({mean_sd(shares, pct=True)})" if accs else "-")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines += ["", *_over_seeds_table(group, ev)]
+        lines += ["", *_over_seeds_table(group, ev), *_equal_compute_table(group, ev)]
     return lines
+
+
+def _equal_compute_table(group: list[dict], ev: Evidence) -> list[str]:
+    """Each method's cost as compute and its paired difference to the truncated run at that compute."""
+    ends = window_ends(group[0])
+    lines = [
+        "Cost as compute (`reproduce.compute`): training-step equivalents by forward passes, mean over "
+        "seeds: the steps the weights trained plus every held-out scoring of the method's choice (the "
+        "weight sets scored, W_K included, in parentheses) or the product's gate; the forecasts' arithmetic "
+        "is left out for every method alike. Then the paired difference to the truncated run at that "
+        "compute (each seed's full-run checkpoint at its row's cost, rounded up to a saved checkpoint; "
+        "at most T), as in the table above.",
+        "",
+        "| method | " + " | ".join(f"w={w:.0%}" for w in _windows(group[0])) + " |",
+        "|---|" + "---|" * len(ends),
+    ]
+    for method in METHODS:
+        cells = []
+        for end in ends:
+            rows = [find_row(res["rows"], end, method) for res in group]
+            if not all(r and "compute" in r for r in rows):
+                cells.append("-")
+                continue
+            cost = statistics.fmean(r["compute"] for r in rows)
+            scored = statistics.fmean(r.get("scored", 0) for r in rows)
+            sets = f" ({scored:.0f})" if scored else ""
+            c = ev.compare(group, equal_compute_key(method, end), f"{method}@{end}")
+            cells.append(f"{cost:.0f}{sets}: {ev.cell(c)}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _over_seeds_table(group: list[dict], ev: Evidence) -> list[str]:
@@ -104,6 +137,11 @@ def headline_comparisons(results: list[dict], ev: Evidence) -> list[str]:
             truncated = ev.compare(group, f"truncated@{end}", f"default@{end}")
             if truncated is not None:
                 labelled.append((f"{task}/{loss}/{regime} {share}: {HEADLINE[0]}", truncated))
+            compute = ev.compare(group, equal_compute_key("default", end), f"default@{end}")
+            if compute is not None:
+                cost = statistics.fmean(find_row(r["rows"], end, "default")["compute"] for r in group)
+                label = f"{task}/{loss}/{regime} {share}: {HEADLINE[1]} ({cost:.0f} steps)"
+                labelled.append((label, compute))
             best = best_on_heldout(group, end)
             against = None if best is None else ev.compare(group, f"{best}@{end}", f"default@{end}")
             if against is not None:
@@ -116,7 +154,10 @@ def headline_comparisons(results: list[dict], ev: Evidence) -> list[str]:
         "## Headline comparisons (named in advance)",
         "",
         "Fixed in the harness (`comparisons.HEADLINE`), not picked from these numbers: in every headline "
-        "cell, at every window end, `default` minus the truncated run at the same step, and `default` minus "
+        "cell, at every window end, `default` minus the truncated run at the same step, the same minus the "
+        "truncated run at the same compute (each seed's full-run checkpoint at its default's cost in "
+        "training-step equivalents, gate included, rounded up to a saved checkpoint; the label gives the "
+        "mean cost), and `default` minus "
         "the baseline at the same cost with the best mean held-out accuracy over the seeds (chosen on "
         "held-out problems, never on test). Each gets the two-sided "
         "one-sample t-test over the per-seed mean differences (seeds are the unit; df = seeds - 1); the "

@@ -1,5 +1,7 @@
-"""results.csv: one row per (run, window end, method) with its cost, speed-up, test scores, share of the
-full run's gain and paired difference to the truncated run; the flat rows the markdown report reads too.
+"""results.csv: one row per (run, window end, method) with its cost (steps, and compute: training-step
+equivalents with its choice's held-out scoring or the product's gate, `reproduce.compute`; `scored` the
+weight sets its choice scored), speed-up by each, test scores, share of the full run's gain and paired
+difference to the truncated run; the flat rows the markdown report reads too.
 
 `diff_ci_low/high` (and `p_mcnemar`) are the run's own: a 95% bootstrap over its test problems, conditional
 on its seed. Where the run's cell (task, loss, regime) has several seeds, `SEED_COLUMNS` add the cell's
@@ -37,6 +39,9 @@ ROW_KEYS = (*RUN_KEYS, "T", "window", "window_step", "method", "cost_steps")
 COLUMNS = (
     *ROW_KEYS,
     "speedup",
+    "compute_steps",
+    "speedup_by_compute",
+    "scored",
     "test_n",
     "greedy",
     "gain_share",
@@ -79,6 +84,8 @@ def flat_rows(results: list[dict]) -> list[dict]:
                     "cost_steps": row["cost"],
                     "window": row["window_step"] / res["steps"],
                     "speedup": res["steps"] / row["cost"],
+                    "compute_steps": row.get("compute"),
+                    "speedup_by_compute": res["steps"] / row["compute"] if row.get("compute") else None,
                     "gain_share": gain_share(row.get("greedy"), res),
                 }
             )

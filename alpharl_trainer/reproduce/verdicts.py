@@ -2,7 +2,10 @@
 
 - >= 96% of the full run's gain at <= 40% of the steps, >= 98% at <= 25% (best of default / default+ft /
   default+jumps within that budget);
-- default never significantly below the truncated run on the test split (and no collapse off-task);
+  and the same within that budget of compute (`reproduce.compute`: training-step equivalents, the gate
+  included);
+- default never significantly below the truncated run on the test split (and no collapse off-task: every
+  row of ours that changes weights, the fine-tune and the jumps included, against its truncated run);
 - default >= every baseline at equal step budget.
 Every comparison is one run's, paired on the same test problems with a 95% bootstrap interval over them:
 conditional on the run's seed, so results.md prints it as a description, without a verdict (the claims are
@@ -28,8 +31,9 @@ def targets(res: dict, rows: list[dict]) -> dict:
     steps = res["steps"]
     ours = [r for r in rows if r["method"] in OURS and r.get("greedy") is not None]
 
-    def best_within(fraction: float) -> dict | None:
-        eligible = [r for r in ours if r["cost"] <= fraction * steps + 1e-9]
+    def best_within(fraction: float, cost: str = "cost") -> dict | None:
+        """Our best row costing at most `fraction` of T in `cost`: steps, or `compute` (gate included)."""
+        eligible = [r for r in ours if r.get(cost, math.inf) <= fraction * steps + 1e-9]
         return max(eligible, key=lambda r: r["greedy"], default=None)
 
     vs_truncated, vs_off, vs_baselines = [], [], []
@@ -39,6 +43,10 @@ def targets(res: dict, rows: list[dict]) -> dict:
             continue
         vs_truncated.append(paired_difference(res, f"truncated@{end}", f"default@{end}"))
         vs_off.append(default["off_task"] - truncated["off_task"])
+        for method, reference in PAIRED_AT.items():  # every other row of ours that changes weights
+            ours_there, there = find_row(rows, end, method), find_row(rows, end, reference)
+            if method in OURS and ours_there and there and "off_task" in ours_there:
+                vs_off.append(ours_there["off_task"] - there["off_task"])
         others = [find_row(rows, end, m) for m in BASELINES]
         best = max((o for o in others if o and "greedy" in o), key=lambda o: o["greedy"])
         d = paired_difference(res, f"{best['method']}@{end}", f"default@{end}")
@@ -52,6 +60,8 @@ def targets(res: dict, rows: list[dict]) -> dict:
     return {
         "at40": best_within(0.4),
         "at25": best_within(0.25),
+        "at40_compute": best_within(0.4, "compute"),
+        "at25_compute": best_within(0.25, "compute"),
         "worst_vs_truncated": min(known, key=lambda d: d.diff, default=None),
         "min_off_task_vs_truncated": min(vs_off, default=math.nan),
         "vs_baselines": [x for x in vs_baselines if x[1] is not None],

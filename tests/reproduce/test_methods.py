@@ -45,6 +45,16 @@ def test_expo_first_update_lawa_along_are_the_stated_formulas(window):
         methods.lawa([])
 
 
+def test_expo_on_named_matrices_moves_only_them(window):
+    """The symmetric variant (`expo_matrices`): the product's tracked matrices move, the rest stay at W_K."""
+    traj, base, (_, _, w30) = window
+    moved = methods.expo(base, w30, 2.0, traj.names)
+    assert traj.names and set(traj.names) < set(base)
+    for name in base:
+        expected = w30[name] + 2.0 * (w30[name] - base[name]) if name in traj.names else w30[name]
+        torch.testing.assert_close(moved[name], expected)
+
+
 def test_rank1_forecast_reaches_the_planted_future_and_keeps_untracked_at_last(series, window):
     traj, base, (*_, last) = window
     pred = methods.rank1_forecast(traj, base, last, 60.0)

@@ -59,8 +59,8 @@ lint:
 bench:
 	$(PY) benchmarks/run_all.py
 
-# Two processes share the suite's runs (one torch thread each: faster on 2 cores than one process at 2
-# threads), then a third reuses them all and writes the report from the saved results.
+# Two processes share the suite's runs (one torch thread each; about the throughput of one process at 2
+# threads, and the recipe's runs split in two halves), then a third reuses them all and writes the report.
 REPRODUCE := $(PY) -m alpharl_trainer reproduce recipes/reproduce/default.yaml
 reproduce:
 	$(REPRODUCE) --shard 0/2 & first=$$!; $(REPRODUCE) --shard 1/2; second=$$?; wait $$first && [ $$second = 0 ]

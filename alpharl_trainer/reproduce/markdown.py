@@ -205,7 +205,7 @@ def render_markdown(suite: Suite, results: list[dict], seconds: float, ev: Evide
         "",
         f"Time: {compute / 60:.1f} min summed over the runs (full runs + product runs + evaluation), "
         f"{seconds / 60:.1f} min wall for the invocation that wrote this report (finished runs are reused); "
-        f"budget {suite.budget_minutes:g} min; CPU, {suite.threads} torch threads. "
+        f"budget {suite.budget_minutes:g} min; CPU, {suite.threads} torch thread(s) per process. "
         f"T = {suite.steps} RL steps per run, windows "
         f"{', '.join(f'{w:.0%}' for w in suite.windows)}, fine-tune {suite.finetune_steps} steps. "
         f"Test: {spec.test_problems} problems greedy (teacher-forced exact match), {spec.sampled_problems} x "

@@ -4,6 +4,7 @@ judged by its seed-level interval; the headline comparisons carry Holm-adjusted 
 from __future__ import annotations
 
 from alpharl_trainer.reproduce.comparisons import Evidence
+from alpharl_trainer.reproduce.compute import with_equal_compute
 from alpharl_trainer.reproduce.headline import headline_comparisons, headline_section
 from alpharl_trainer.reproduce.markdown import _targets_section
 from alpharl_trainer.reproduce.table import flat_rows
@@ -66,3 +67,18 @@ def test_one_seed_gets_no_seed_level_interval_and_no_claim():
     assert _cell(text, "default").startswith("| default | +0.040 - ([+0.0")
     rows = [line for line in text.splitlines() if ": default - " in line]
     assert rows and all(r.endswith("| no seed-level test (one seed) |") for r in rows)
+
+
+def test_default_is_compared_with_the_truncated_run_at_its_compute_too():
+    """The default's gate costs 5 steps in the hand-made cell, where the truncated run scores 0.52: at equal
+    compute the default's +0.04-0.05 lead shrinks by 0.02, and that comparison joins the named ones."""
+    runs = [with_equal_compute(res) for res in hand_made_seeds([0.04, 0.045, 0.05])]
+    ev = Evidence()
+    text = "\n".join(headline_section(runs, ev) + headline_comparisons(runs, ev))
+    rows = [line for line in text.splitlines() if ": default - truncated at equal compute (" in line]
+    assert len(rows) == 2 and all(r.split("|")[2].strip() == "+0.025" for r in rows)
+    assert "(14 steps)" in rows[0] or "(15 steps)" in rows[0]
+    compute = next(line for line in text.splitlines() if line.startswith("| default | 14") or
+                   line.startswith("| default | 15"))  # fmt: skip
+    assert "+0.025 [+0.0" in compute
+    assert len([line for line in text.splitlines() if ": default - " in line]) == 6

@@ -13,6 +13,7 @@ import pytest
 
 from alpharl_trainer.reproduce.categories import category_section, render_category_csv
 from alpharl_trainer.reproduce.comparisons import Evidence
+from alpharl_trainer.reproduce.compute import with_equal_compute
 from alpharl_trainer.reproduce.headline import headline_comparisons, headline_section
 from alpharl_trainer.reproduce.markdown import _targets_section
 from alpharl_trainer.reproduce.outcomes import pair_with_truncated, read_outcomes, write_outcomes
@@ -38,7 +39,7 @@ def report(tmp_path_factory) -> Path:
     split = [
         {**res, "run": f"split{i}", "regime": "split"} for i, res in enumerate(hand_made_split([12, 14, 10]))
     ]
-    runs = hand_made_seeds([0.04, 0.045, 0.05]) + split
+    runs = [with_equal_compute(res) for res in hand_made_seeds([0.04, 0.045, 0.05]) + split]
     for res in runs:  # as the suite does: outcomes in the rows, then moved out with the paired differences
         for row in res["rows"]:
             if "greedy" in row:

@@ -61,12 +61,12 @@ def equal_compute_key(method: str, end: int) -> str:
 
 
 def with_equal_compute(res: dict) -> dict:
-    """`res` with, per row priced as compute, the full run's checkpoint at that compute under
-    `equal_compute_key` in its test outcomes: one key for every seed of a cell, though each seed's row may
-    cost a different number of steps, so the over-seeds comparisons pair them as any other."""
-    outcomes = res.get("per_problem", {})
+    """A copy of `res` (itself untouched) with, per row priced as compute, the full run's checkpoint at that
+    compute under `equal_compute_key` in its test outcomes: one key for every seed of a cell, though each
+    seed's row may cost a different number of steps, so the over-seeds comparisons pair them as any other."""
+    outcomes = dict(res.get("per_problem", {}))
     for row in res["rows"]:
         checkpoint = outcomes.get(f"checkpoint@{row.get('compute_step')}")
         if checkpoint is not None:
             outcomes[equal_compute_key(row["method"], row["window_step"])] = checkpoint
-    return res
+    return {**res, "per_problem": outcomes}

@@ -52,9 +52,10 @@ def test_every_seed_pairs_with_its_own_checkpoint_under_one_key():
         ],
         "per_problem": {"default@30": [1, 0], "checkpoint@45": [0, 1]},
     }
-    compute.with_equal_compute(res)
-    assert res["per_problem"][compute.equal_compute_key("default", 30)] == [0, 1]
-    assert compute.equal_compute_key("lawa", 30) not in res["per_problem"]
+    paired = compute.with_equal_compute(res)
+    assert paired["per_problem"][compute.equal_compute_key("default", 30)] == [0, 1]
+    assert compute.equal_compute_key("lawa", 30) not in paired["per_problem"]
+    assert len(res["per_problem"]) == 2  # the result itself untouched (a resumed suite reads it again)
 
 
 def test_shard_argument():

@@ -73,6 +73,12 @@ def headline_section(results: list[dict], ev: Evidence) -> list[str]:
     return lines
 
 
+def _method_table_head(group: list[dict]) -> list[str]:
+    """The header of a table with one row per method and one column per window end."""
+    windows = _windows(group[0])
+    return ["| method | " + " | ".join(f"w={w:.0%}" for w in windows) + " |", "|---|" + "---|" * len(windows)]
+
+
 def _equal_compute_table(group: list[dict], ev: Evidence) -> list[str]:
     """Each method's cost as compute and its paired difference to the truncated run at that compute."""
     ends = window_ends(group[0])
@@ -84,8 +90,7 @@ def _equal_compute_table(group: list[dict], ev: Evidence) -> list[str]:
         "compute (each seed's full-run checkpoint at its row's cost, rounded up to a saved checkpoint; "
         "at most T), as in the table above.",
         "",
-        "| method | " + " | ".join(f"w={w:.0%}" for w in _windows(group[0])) + " |",
-        "|---|" + "---|" * len(ends),
+        *_method_table_head(group),
     ]
     for method in METHODS:
         cells = []
@@ -116,8 +121,7 @@ def _over_seeds_table(group: list[dict], ev: Evidence) -> list[str]:
         "number of cells: a screen, not a claim (the claims are the headline comparisons below). With one "
         "seed there is no seed-level interval (`-`) and no verdict.",
         "",
-        "| method | " + " | ".join(f"w={w:.0%}" for w in _windows(group[0])) + " |",
-        "|---|" + "---|" * len(ends),
+        *_method_table_head(group),
     ]
     for method in METHODS:
         cells = [

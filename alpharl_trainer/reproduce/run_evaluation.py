@@ -242,6 +242,8 @@ class RunEvaluation:
         run's checkpoint at each row's compute (`checkpoint@<step>`): the truncated run at equal compute."""
         rows = [r for r in self.rows if r["window_step"] == end]
         compute.price(rows, self.evaluator.heldout_tokens, self.step_tokens, self.gates)
+        truncated = next(r for r in rows if r["method"] == "truncated")  # W_K: scored already
+        self.checkpoint_outcomes.setdefault(f"checkpoint@{end}", truncated["per_problem"])
         for row in rows:
             if "compute" not in row:
                 continue

@@ -45,6 +45,7 @@ def stage_table(stages: list[Stage]) -> list[dict]:
     rows = []
     for s in stages:
         row = {"stage": s.name, "step": s.step, "accuracy": s.accuracy, "problems": len(s.exact)}
+        row["outcomes"] = [int(x) for x in s.exact]  # kept: any two stages can be paired after the fact
         if s.reference is not None:
             ref = by_name[s.reference]
             row["vs"] = s.reference

@@ -87,7 +87,9 @@ def study_run(spec: RunSpec, suite, end: int, gate: str, out: Path, test_size: i
         "eliminated": swap.get("eliminated", {}),
         "cost": swap["cost"],
         "heldout": swap["scores"],
+        "heldout_per_prompt": swap.get("per_prompt", {}),
         "test": {name: row.get("paired") for name, row in stages.items()},
+        "test_outcomes": {name: row.get("outcomes") for name, row in stages.items()},
         "test_accuracy": {name: row["accuracy"] for name, row in stages.items()},
         "seconds": time.perf_counter() - began,
     }
@@ -108,6 +110,7 @@ def main() -> None:
     p.add_argument("--out", default=str(REPO / ".cache" / "gate_study"))
     p.add_argument("--test-size", type=int, default=2000)
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
+    p.add_argument("--gates", nargs="+", default=["full", "race"], choices=list(GATES), help="gates to run")
     args = p.parse_args()
     suite = load_suite(args.suite)
     out = Path(args.out)
@@ -115,8 +118,8 @@ def main() -> None:
     headline = next(s for s in suite.runs if s.headline)
     specs = [dataclasses.replace(headline, seed=seed) for seed in args.seeds]
     ends = suite.window_steps()
-    jobs = [(s, end, gate) for s in specs for end in ends for gate in ("full", "race")]
-    jobs += [(specs[0], end, "greedy full") for end in ends]
+    jobs = [(s, end, gate) for s in specs for end in ends for gate in args.gates if gate != "greedy full"]
+    jobs += [(specs[0], end, "greedy full") for end in ends if "greedy full" in args.gates]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda job: study_run(job[0], suite, *job[1:], out, args.test_size), jobs))
     by_key = {(r["run"], r["window"], r["gate"]): r for r in results}

@@ -64,6 +64,14 @@ def test_tiny_recipe_trains_and_decides_a_swap(recipe: Path, tmp_path):
     # No fine-tune: the final model is the window end's decision, compared with the truncated run there.
     assert stages["final"]["vs"] == "window end (truncated run)" and stages["final"]["step"] == 6
     assert stages["final"]["paired"]["n"] == 16
+    # outcomes kept: any two stages pair after the fact, and the kept outcomes give the reported accuracy
+    assert all(len(row["outcomes"]) == 16 and set(row["outcomes"]) <= {0, 1} for row in stages.values())
+    assert all(sum(row["outcomes"]) / 16 == row["accuracy"] for row in stages.values())
+    # the gate's per-prompt scores are kept with its decision, which they re-derive
+    per_prompt = summary["swap"]["per_prompt"]
+    assert set(per_prompt) == {"current", *summary["swap"]["scores"]} - set(summary["swap"]["collapsed"])
+    means = {k: sum(v) / len(v) for k, v in per_prompt.items()}
+    assert means == pytest.approx({k: summary["swap"]["scores"][k] for k in per_prompt})
     if not applied:  # a rollback keeps W_K: the final model is the truncated run itself
         assert stages["final"]["paired"]["diff"] == 0
     assert (out / "model.safetensors").is_file()

@@ -26,6 +26,9 @@ class SwapRecord:
     why; their `scores` are means over fewer prompts."""
     scores: dict[str, float] = field(default_factory=dict)
     """Held-out score of `current` (W_K) and of each candidate; empty with the gate off."""
+    per_prompt: dict[str, list[float]] = field(default_factory=dict)
+    """Each scored model's score on every held-out prompt it was scored on, in prompt order (`current` too):
+    the decision can be re-derived, and any other rule replayed on the same outcomes."""
     margin: float = 0.0
     margin_se: float = 0.0
     paired_se: dict[str, float] = field(default_factory=dict)

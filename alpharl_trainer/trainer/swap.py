@@ -82,7 +82,7 @@ class WindowSwap:
         collapsed = self._collapse(built, stash) if len(built) > 1 else {}
         candidates = {c.label: c for c in built if c.label not in collapsed}
         labels = list(candidates)
-        scores, paired, chosen, engine = {}, {}, labels[0], None
+        scores, per_prompt, paired, chosen, engine = {}, {}, {}, labels[0], None
         reset = cfg.alpharl_optimizer_state == "reset"
         eliminated: dict[str, str] = {}
         if cfg.alpharl_acceptance_prompts > 0:
@@ -126,6 +126,7 @@ class WindowSwap:
             collapsed=collapsed,
             eliminated=eliminated,
             scores=scores,
+            per_prompt=per_prompt,
             margin=cfg.alpharl_acceptance_margin,
             margin_se=cfg.alpharl_acceptance_margin_se,
             paired_se=paired,
@@ -192,6 +193,7 @@ class WindowSwap:
         race = Race(
             list(candidates), len(rows), cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se,
             alpha=cfg.alpharl_acceptance_alpha, first=cfg.alpharl_acceptance_first,
+            tolerance=cfg.alpharl_acceptance_tolerance,
         )  # fmt: skip
         notified = set()
         while True:

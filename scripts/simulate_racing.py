@@ -18,7 +18,7 @@ of decisions made before the last look; the cost, model-prompt scorings relative
 
     python scripts/simulate_racing.py                 # the shipped rule, first = 16
     python scripts/simulate_racing.py --interaction 0.5  # the same with per-prompt disagreement
-    python scripts/simulate_racing.py --first 4 8 16 32 --indifference 0 0.01 --reps 1000   # the choice
+    python scripts/simulate_racing.py --first 4 8 16 32 --tolerance 0 0.01 --reps 1000   # the choice
     python scripts/simulate_racing.py --prompts 1000 --samples 1 --candidates 26 --margin 0 --margin-se 2 \
         --reps 300          # the reproduction suite's gate: 1,000 greedy problems, 26 candidates, 2 SE bar
     python scripts/simulate_racing.py --samples 0   # exact scoring: each prompt's success probability itself
@@ -72,9 +72,12 @@ def theta_for(mean: float, tau: float) -> float:
     return (low + high) / 2
 
 
-def scenarios(m: int = 20) -> dict[str, list[float]]:
-    """The candidates' true means in each scenario, for `m` candidates (the main job's window has 20)."""
+def scenarios(m: int = 20, tolerance: float = 0.0) -> dict[str, list[float]]:
+    """The candidates' true means in each scenario, for `m` candidates (the main job's window has 20); the
+    last two sit where the tolerance's tests err most: every candidate exactly at the bar plus the tolerance
+    (none may be dropped as below it), and a best candidate exactly the tolerance above a crowd."""
     half = m // 2
+    edge = CURRENT_MEAN + MARGIN + tolerance
     return {
         "a main (0.19..0.37)": list(np.linspace(0.19, 0.37, m)),
         "b null (all = current)": [CURRENT_MEAN] * m,
@@ -84,33 +87,18 @@ def scenarios(m: int = 20) -> dict[str, list[float]]:
             *np.linspace(0.19, 0.24, m - half - 1),
         ],
         "d near tie at the top": [0.33, 0.325, *np.linspace(0.19, 0.30, m - 2)],
+        "e all at bar + tolerance": [edge] * m,
+        "f best tolerance above": [
+            0.33 + tolerance,
+            *[0.33] * (m // 4),
+            *np.linspace(0.19, 0.30, m - 1 - m // 4),
+        ],
     }
 
 
-class IndifferentRace(racing.Race):
-    """The race with an indifference zone on the leader rule: drop i when `upper(i - L) < indifference`."""
-
-    indifference = 0.0
-
-    def _eliminate(self, current: np.ndarray, n: int) -> None:
-        scored = {k: np.asarray(self._scored[k]) for k in self._alive}
-        for label in list(self._alive):
-            mean, se = racing.paired_bound(scored[label] - current)
-            if mean + self.z * se < self.margin:
-                self._drop(label, "bar")
-        if len(self._alive) < 2:
-            return
-        leader = max(self._alive, key=lambda k: scored[k].mean())
-        for label in [k for k in self._alive if k != leader]:
-            mean, se = racing.paired_bound(scored[label] - scored[leader])
-            if mean + self.z * se < self.indifference:
-                self._drop(label, "leader")
-
-
-def run_race(scores: np.ndarray, labels: list[str], first: int, indifference: float) -> tuple:
+def run_race(scores: np.ndarray, labels: list[str], first: int, tolerance: float) -> tuple:
     """The race on one repetition's scores (row 0 = current): its decision, what it dropped early, cost."""
-    race = IndifferentRace(labels, N, MARGIN, MARGIN_SE, first=first)
-    race.indifference = indifference
+    race = racing.Race(labels, N, MARGIN, MARGIN_SE, first=first, tolerance=tolerance)
     rows = {"current": 0, **{label: i + 1 for i, label in enumerate(labels)}}
     while True:
         span = race.next_prompts()
@@ -127,7 +115,7 @@ def run_race(scores: np.ndarray, labels: list[str], first: int, indifference: fl
 
 
 def simulate(
-    means: list[float], reps: int, first: int, indifference: float, tau: float, seed: int
+    means: list[float], reps: int, first: int, tolerance: float, tau: float, seed: int
 ) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     m = len(means)
@@ -137,8 +125,11 @@ def simulate(
     truth.update({label: true_mean(t, tau) for label, t in zip(labels, thetas[1:], strict=True)})
     top = max(truth[label] for label in labels)
     best = {label for label in labels if truth[label] > top - 1e-12}
+    utility = {k: v for k, v in truth.items() if k not in ("current", None)}
+    utility[None] = truth["current"] + MARGIN  # keeping W_K is worth W_K plus the margin a swap must clear
+    best_utility = max(utility.values())
     count = dict.fromkeys(
-        ["agree", "regret", "best_dropped", "race_apply", "full_apply", "early", "cost"], 0.0
+        ["agree", "regret", "wrong_early", "best_dropped", "race_apply", "full_apply", "early", "cost"], 0.0
     )
     for _ in range(reps):
         a = rng.normal(0.0, SPREAD, N)
@@ -152,8 +143,12 @@ def simulate(
         }
         per_prompt = {k: scores[i].tolist() for i, k in enumerate(["current", *labels])}
         full = racing.best_over_bar(means_n, labels, MARGIN, per_prompt=per_prompt, margin_se=MARGIN_SE)
-        race, dropped, cost, early = run_race(scores, labels, first, indifference)
+        race, dropped, cost, early = run_race(scores, labels, first, tolerance)
         count["agree"] += race == full
+        # what the stopping rule bounds by alpha: an early decision worth more than the tolerance below the
+        # best one, or an early swap to a candidate that does not truly beat W_K by the margin
+        below_bar = race is not None and truth[race] <= truth["current"] + MARGIN
+        count["wrong_early"] += early and (utility[race] < best_utility - tolerance - 1e-12 or below_bar)
         count["regret"] += truth[race] < truth[full] - MARGIN
         count["best_dropped"] += bool(best & dropped)
         count["race_apply"] += race is not None
@@ -168,7 +163,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=2000)
     p.add_argument("--first", type=int, nargs="+", default=[16])
-    p.add_argument("--indifference", type=float, nargs="+", default=[0.0])
+    p.add_argument("--tolerance", type=float, nargs="+", default=[0.0], help="the race's tolerance")
     p.add_argument("--interaction", type=float, default=0.0, help="tau: prompt-by-model logit noise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prompts", type=int, default=N, help="held-out prompts N")
@@ -178,7 +173,8 @@ def main() -> None:
     p.add_argument("--margin-se", type=float, default=MARGIN_SE)
     args = p.parse_args()
     N, SAMPLES, MARGIN, MARGIN_SE = args.prompts, args.samples, args.margin, args.margin_se
-    head = f"{'scenario':<26} {'first':>5} {'indiff':>6} {'agree':>6} {'regret>m':>8} {'best_drop':>9}"
+    head = f"{'scenario':<26} {'first':>5} {'tol':>6} {'agree':>6} {'regret>m':>8} {'wrong_early':>11}"
+    head += f" {'best_drop':>9}"
     print(
         f"N={N}, {SAMPLES or 'exact (no)'} samples, {args.candidates} candidates, margin {MARGIN} + "
         f"{MARGIN_SE:g} SE, alpha 0.05, interaction tau {args.interaction}, {args.reps} repetitions per row"
@@ -186,13 +182,13 @@ def main() -> None:
     print(head + f" {'race_apply':>10} {'full_apply':>10} {'early':>6} {'cost':>6}")
     start = time.time()
     for first in args.first:
-        for indifference in args.indifference:
-            for i, (name, means) in enumerate(scenarios(args.candidates).items()):
-                r = simulate(means, args.reps, first, indifference, args.interaction, args.seed + i)
+        for tolerance in args.tolerance:
+            for i, (name, means) in enumerate(scenarios(args.candidates, tolerance).items()):
+                r = simulate(means, args.reps, first, tolerance, args.interaction, args.seed + i)
                 print(
-                    f"{name:<26} {first:>5} {indifference:>6g} {r['agree']:>6.3f} {r['regret']:>8.3f} "
-                    f"{r['best_dropped']:>9.3f} {r['race_apply']:>10.3f} {r['full_apply']:>10.3f} "
-                    f"{r['early']:>6.3f} {r['cost']:>6.3f}"
+                    f"{name:<26} {first:>5} {tolerance:>6g} {r['agree']:>6.3f} {r['regret']:>8.3f} "
+                    f"{r['wrong_early']:>11.3f} {r['best_dropped']:>9.3f} {r['race_apply']:>10.3f} "
+                    f"{r['full_apply']:>10.3f} {r['early']:>6.3f} {r['cost']:>6.3f}"
                 )
     print(f"({time.time() - start:.0f} s)")
 

@@ -63,8 +63,9 @@ class AlphaRLConfig:
             paired standard errors), how completions are drawn, the seed every candidate is sampled with, and
             how close two candidates' weights must be for only the first to be scored.
         alpharl_acceptance_rule (`Literal["full", "race"]`, defaults to `"full"`), alpharl_acceptance_first
-            (`int`, defaults to `16`), alpharl_acceptance_alpha (`float`, defaults to `0.05`): every candidate
-            on every prompt, or a race that drops candidates as soon as they are clearly out.
+            (`int`, defaults to `16`), alpharl_acceptance_alpha (`float`, defaults to `0.05`),
+            alpharl_acceptance_tolerance (`float`, defaults to `0`): every candidate on every prompt, or a
+            race that drops candidates as soon as they are clearly out and stops once the choice is clear.
 
         > After the swap
 
@@ -250,6 +251,15 @@ class AlphaRLConfig:
             "help": "'race': probability of any wrong early decision (dropping a candidate that truly clears "
             "the bar or is truly best, or stopping with one that does not clear it), by a union bound over "
             "every look and candidate."
+        },
+    )
+    alpharl_acceptance_tolerance: float = field(
+        default=0.0,
+        metadata={
+            "help": "'race': a held-out score difference it need not resolve: it drops a candidate that "
+            "cannot beat the current weights by the margin plus this, and stops with the leader once no "
+            "survivor can beat it by more than this (0: only once the leader is alone). An early decision is "
+            "then within this of the best one, with probability 1 - alpharl_acceptance_alpha."
         },
     )
     alpharl_acceptance_duplicates: float = field(

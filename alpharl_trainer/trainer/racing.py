@@ -137,6 +137,10 @@ class Race:
     """Probability of any wrong early decision (module docstring), under the normal approximation."""
     first: int = 16
     """Prompts at the first look; each later look doubles, the last is `total`."""
+    tolerance: float = 0.0
+    """A held-out score difference the race need not resolve before the last look: it drops a candidate that
+    cannot beat `current` by more than the margin plus this, and stops with the leader once no survivor can
+    beat it by more than this (0: the leader must be the only survivor)."""
     _scored: dict[str, list[float]] = field(init=False, repr=False)
     _alive: list[str] = field(init=False, repr=False)
     _dropped: dict[str, str] = field(init=False, repr=False)
@@ -149,6 +153,8 @@ class Race:
             raise AlphaRLError(f"race labels must be distinct and not '{CURRENT}', got {self.labels}")
         if not 0 < self.alpha < 1:
             raise AlphaRLError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not self.tolerance >= 0:
+            raise AlphaRLError(f"the race's tolerance must be >= 0, got {self.tolerance}")
         self._looks = look_counts(self.total, self.first)
         tests = 2 * max(1, len(self._looks) - 1) * max(1, len(self.labels))
         self.z = NormalDist().inv_cdf(1 - self.alpha / tests)
@@ -200,10 +206,10 @@ class Race:
         self._eliminate(current, n)
         if not self._alive:
             return self._decide(None)
-        if len(self._alive) == 1:
-            mean, se = paired_bound(np.asarray(self._scored[self._alive[0]]) - current)
-            if mean - max(self.z, self.margin_se) * se > self.margin:
-                return self._decide(self._alive[0])
+        leader = self._leader()
+        mean, se = paired_bound(np.asarray(self._scored[leader]) - current)
+        if mean - max(self.z, self.margin_se) * se > self.margin and self._within_tolerance(leader):
+            return self._decide(leader)
         self._look += 1
         return False
 
@@ -234,15 +240,28 @@ class Race:
         scored = {k: np.asarray(self._scored[k]) for k in self._alive}
         for label in list(self._alive):
             mean, se = paired_bound(scored[label] - current)
-            if mean + self.z * se < self.margin:
+            if mean + self.z * se < self.margin + self.tolerance:
                 self._drop(label, f"below the bar at {n} prompts")
         if len(self._alive) < 2:
             return
-        leader = max(self._alive, key=lambda k: scored[k].mean())  # max keeps the first on a tie
+        leader = self._leader()
         for label in [k for k in self._alive if k != leader]:
             mean, se = paired_bound(scored[label] - scored[leader])
             if mean + self.z * se < 0:
                 self._drop(label, f"behind {leader} at {n} prompts")
+
+    def _leader(self) -> str:
+        """The survivor with the highest mean so far (the first on a tie)."""
+        return max(self._alive, key=lambda k: np.mean(self._scored[k]))
+
+    def _within_tolerance(self, leader: str) -> bool:
+        """Whether no other survivor can beat `leader` by more than the tolerance (with 0: none is left)."""
+        for label in self._alive:
+            if label != leader:
+                mean, se = paired_bound(np.asarray(self._scored[label]) - np.asarray(self._scored[leader]))
+                if mean + self.z * se >= self.tolerance:
+                    return False
+        return True
 
     def _final(self) -> str | None:
         """The full gate's rule on the survivors, on all N prompts."""

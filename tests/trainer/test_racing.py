@@ -164,3 +164,32 @@ def test_the_module_loads_without_torch():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_tolerance_stops_with_the_leader_once_no_rival_can_beat_it_by_more():
+    """Two candidates that agree on every prompt tie for good: without a tolerance the race cannot tell them
+    apart and runs to the last look; with one it stops as soon as the leader clears the bar and the rival
+    cannot beat it by more than the tolerance, and picks the first of the tie as the full gate would."""
+    rng = np.random.default_rng(1)
+    good = scores(rng, 0.9, 256)
+    table = {CURRENT: scores(rng, 0.2, 256), "twin a": good, "twin b": good.copy()}
+    strict, used_strict = run(Race(["twin a", "twin b"], 256, 0.01), table)
+    tolerant, used = run(Race(["twin a", "twin b"], 256, 0.01, tolerance=0.05), table)
+    assert strict == tolerant == "twin a"
+    assert used_strict == 256 and used < 256
+
+
+def test_a_tolerance_keeps_the_current_weights_early_when_nothing_can_beat_them_by_more():
+    """Candidates that score as `current` on every prompt can never be shown below a bar of 0; with a
+    tolerance they are dropped once their gain's upper bound is under it, and the race keeps W_K early."""
+    rng = np.random.default_rng(2)
+    current = scores(rng, 0.5, 512)
+    table = {CURRENT: current, "same": current.copy(), "worse": np.clip(current - 0.25, 0, 1)}
+    assert run(Race(["same", "worse"], 512, 0.0), table)[1] == 512
+    chosen, used = run(Race(["same", "worse"], 512, 0.0, tolerance=0.05), table)
+    assert chosen is None and used < 512
+
+
+def test_a_negative_tolerance_is_refused():
+    with pytest.raises(AlphaRLError, match="tolerance"):
+        Race(["a"], 64, 0.01, tolerance=-0.01)

@@ -43,6 +43,13 @@ GATES = {
     "full": {"alpharl_acceptance_scoring": "exact_greedy"},
     "race": {"alpharl_acceptance_scoring": "exact_greedy", "alpharl_acceptance_rule": "race"},
     "greedy full": {"alpharl_acceptance_scoring": "greedy"},
+    "shortlist": {  # the race with a tolerance and 2 finalists at 64 prompts: chosen on seeds 0-2's records
+        "alpharl_acceptance_scoring": "exact_greedy",
+        "alpharl_acceptance_rule": "race",
+        "alpharl_acceptance_tolerance": 0.02,
+        "alpharl_acceptance_finalists": 2,
+        "alpharl_acceptance_finalists_at": 64,
+    },
 }
 
 

@@ -78,6 +78,8 @@ def main() -> None:
     p.add_argument("--tolerance", type=float, nargs="+", default=[0.0])
     p.add_argument("--first", type=int, nargs="+", default=[16])
     p.add_argument("--alpha", type=float, nargs="+", default=[0.05])
+    p.add_argument("--finalists", type=int, nargs="+", default=[0], help="k finalists (0: none)")
+    p.add_argument("--finalists-at", type=int, nargs="+", default=[0], help="prompts before the cut")
     p.add_argument(
         "--prompts", type=int, nargs="+", default=[0], help="the race's prompts: the first N' (0: all)"
     )
@@ -94,8 +96,10 @@ def main() -> None:
     if not records:
         raise SystemExit("no full-gate records with per-prompt outcomes in " + ", ".join(args.records))
     print(f"{len(records)} windows; cost = the full gate's model-prompt scorings over the race's")
-    grid = itertools.product(args.tolerance, args.first, args.alpha, args.prompts)
-    for tolerance, first, alpha, prompts in grid:
+    grid = itertools.product(
+        args.tolerance, args.first, args.alpha, args.prompts, args.finalists, args.finalists_at
+    )
+    for tolerance, first, alpha, prompts, finalists, finalists_at in grid:
         same = close = 0
         ratios, lines, tests = [], [], []
         for r in records:
@@ -103,6 +107,7 @@ def main() -> None:
             full = r["chosen"]
             head = {k: v[: prompts or None] for k, v in pp.items()}
             knobs = dict(tolerance=tolerance, first=first, alpha=alpha)
+            knobs.update(finalists=finalists, finalists_at=finalists_at)
             choice, scored, stopped = replay(head, 0.0, args.margin_se, **knobs)
             m, n = len(pp) - 1, len(pp[CURRENT])
             ratios.append(n * (1 + m) / scored)
@@ -118,7 +123,8 @@ def main() -> None:
                     tests.append(d)
                     line += f"  test race - full {d.diff:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
             lines.append(line)
-        head = f"prompts {prompts or 'all'} tolerance {tolerance:g} first {first} alpha {alpha:g}:"
+        head = f"prompts {prompts or 'all'} finalists {finalists} at {finalists_at} tolerance {tolerance:g} "
+        head += f"first {first} alpha {alpha:g}:"
         pooled = len(ratios) / sum(1 / x for x in ratios)  # total scorings, full over race
         cost = f"cost {min(ratios):.1f}-{max(ratios):.1f}x ({pooled:.1f}x over all windows' scorings)"
         print(f"{head} same decision {same}/{len(records)}, else within tolerance {close}; {cost}")

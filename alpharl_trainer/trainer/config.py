@@ -64,8 +64,10 @@ class AlphaRLConfig:
             how close two candidates' weights must be for only the first to be scored.
         alpharl_acceptance_rule (`Literal["full", "race"]`, defaults to `"full"`), alpharl_acceptance_first
             (`int`, defaults to `16`), alpharl_acceptance_alpha (`float`, defaults to `0.05`),
-            alpharl_acceptance_tolerance (`float`, defaults to `0`): every candidate on every prompt, or a
-            race that drops candidates as soon as they are clearly out and stops once the choice is clear.
+            alpharl_acceptance_tolerance (`float`, defaults to `0`), alpharl_acceptance_finalists (`int`,
+            defaults to `0`), alpharl_acceptance_finalists_at (`int`, defaults to `64`): every candidate on
+            every prompt, or a race that drops candidates as soon as they are clearly out, can shortlist the
+            leaders, and stops once the choice is clear.
 
         > After the swap
 
@@ -261,6 +263,17 @@ class AlphaRLConfig:
             "survivor can beat it by more than this (0: only once the leader is alone). An early decision is "
             "then within this of the best one, with probability 1 - alpharl_acceptance_alpha."
         },
+    )
+    alpharl_acceptance_finalists: int = field(
+        default=0,
+        metadata={
+            "help": "'race': with k > 0, at the first look of alpharl_acceptance_finalists_at prompts or "
+            "more only the k survivors with the highest means go on to the last look (a shortlist: most of a "
+            "portfolio's cost is its near-tied candidates scored on every prompt); 0 keeps every survivor."
+        },
+    )
+    alpharl_acceptance_finalists_at: int = field(
+        default=64, metadata={"help": "'race': prompts scored by every survivor before the shortlist is cut."}
     )
     alpharl_acceptance_duplicates: float = field(
         default=0.05,

@@ -39,7 +39,8 @@ def check_fields(config) -> None:
             f"{config.alpharl_acceptance_scoring!r}"
         )
     names = ("alpharl_acceptance_prompts", "alpharl_finetune_steps", "alpharl_acceptance_margin_se")
-    for name in (*names, "alpharl_acceptance_duplicates", "alpharl_acceptance_tolerance"):
+    more = ("alpharl_acceptance_duplicates", "alpharl_acceptance_tolerance", "alpharl_acceptance_finalists")
+    for name in (*names, *more, "alpharl_acceptance_finalists_at"):
         if getattr(config, name) < 0:
             raise AlphaRLError(f"{name} must be >= 0, got {getattr(config, name)}")
     if config.alpharl_acceptance_rule not in ("full", "race"):

@@ -137,6 +137,10 @@ class Race:
     """Probability of any wrong early decision (module docstring), under the normal approximation."""
     first: int = 16
     """Prompts at the first look; each later look doubles, the last is `total`."""
+    finalists: int = 0
+    """With k > 0: at the first look of `finalists_at` prompts or more, only the k survivors with the highest
+    means go on (0: every survivor goes on)."""
+    finalists_at: int = 0
     tolerance: float = 0.0
     """A held-out score difference the race need not resolve before the last look: it drops a candidate that
     cannot beat `current` by more than the margin plus this, and stops with the leader once no survivor can
@@ -153,6 +157,10 @@ class Race:
             raise AlphaRLError(f"race labels must be distinct and not '{CURRENT}', got {self.labels}")
         if not 0 < self.alpha < 1:
             raise AlphaRLError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.finalists < 0 or self.finalists_at < 0:
+            raise AlphaRLError(
+                f"finalists and finalists_at must be >= 0, got {self.finalists}, {self.finalists_at}"
+            )
         if not self.tolerance >= 0:
             raise AlphaRLError(f"the race's tolerance must be >= 0, got {self.tolerance}")
         self._looks = look_counts(self.total, self.first)
@@ -210,6 +218,8 @@ class Race:
         mean, se = paired_bound(np.asarray(self._scored[leader]) - current)
         if mean - max(self.z, self.margin_se) * se > self.margin and self._within_tolerance(leader):
             return self._decide(leader)
+        if self.finalists and n >= self.finalists_at and len(self._alive) > self.finalists:
+            self._shortlist(n)
         self._look += 1
         return False
 
@@ -249,6 +259,12 @@ class Race:
             mean, se = paired_bound(scored[label] - scored[leader])
             if mean + self.z * se < 0:
                 self._drop(label, f"behind {leader} at {n} prompts")
+
+    def _shortlist(self, n: int) -> None:
+        """Keep the `finalists` survivors with the highest means (the first on a tie), drop the rest."""
+        ranked = sorted(self._alive, key=lambda k: -np.mean(self._scored[k]))  # stable: the first on a tie
+        for label in ranked[self.finalists :]:
+            self._drop(label, f"not among the {self.finalists} finalists at {n} prompts")
 
     def _leader(self) -> str:
         """The survivor with the highest mean so far (the first on a tie)."""

@@ -193,7 +193,8 @@ class WindowSwap:
         race = Race(
             list(candidates), len(rows), cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se,
             alpha=cfg.alpharl_acceptance_alpha, first=cfg.alpharl_acceptance_first,
-            tolerance=cfg.alpharl_acceptance_tolerance,
+            tolerance=cfg.alpharl_acceptance_tolerance, finalists=cfg.alpharl_acceptance_finalists,
+            finalists_at=cfg.alpharl_acceptance_finalists_at,
         )  # fmt: skip
         notified = set()
         while True:

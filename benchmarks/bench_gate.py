@@ -7,7 +7,8 @@ swap:
   duplicates included, on every prompt), the full gate after near duplicates are collapsed (the default), and
   the race (`alpharl_acceptance_rule: race`) after the collapse;
 - exact scoring (`alpharl_acceptance_scoring: exact`: the probability that the sampler writes each prompt's
-  gold completion, from one teacher-forced pass; no generation), full and race;
+  gold completion, from one teacher-forced pass; no generation), full, race, and the race with a shortlist
+  (`alpharl_acceptance_finalists: 2`: after 64 prompts only the 2 leaders go on to all 128);
 - greedy scoring against exact_greedy (the reproduction suite's kind of gate), on 256 prompts;
 - at the reproduction suite's scale (its headline regime: 5- and 9-letter lists, 1,000 held-out problems,
   completions up to 10 tokens), one model scored both ways on the same problems: seconds and outcomes.
@@ -88,6 +89,9 @@ def main() -> None:
         "sampled, race, collapsed": swap_of(alpharl_acceptance_rule="race"),
         "exact, full, collapsed": swap_of(alpharl_acceptance_scoring="exact"),
         "exact, race, collapsed": swap_of(alpharl_acceptance_scoring="exact", alpharl_acceptance_rule="race"),
+        "exact, race, 2 finalists at 64": swap_of(
+            alpharl_acceptance_scoring="exact", alpharl_acceptance_rule="race", alpharl_acceptance_finalists=2
+        ),
         greedy_name: swap_of(alpharl_acceptance_scoring="greedy", alpharl_acceptance_prompts=256),
         "exact_greedy, full, 256 prompts": swap_of(
             alpharl_acceptance_scoring="exact_greedy", alpharl_acceptance_prompts=256

@@ -95,6 +95,7 @@ def study_run(spec: RunSpec, suite, end: int, gate: str, out: Path, test_size: i
         "cost": swap["cost"],
         "heldout": swap["scores"],
         "heldout_per_prompt": swap.get("per_prompt", {}),
+        "heldout_probability": swap.get("per_prompt_probability", {}),
         "test": {name: row.get("paired") for name, row in stages.items()},
         "test_outcomes": {name: row.get("outcomes") for name, row in stages.items()},
         "test_accuracy": {name: row["accuracy"] for name, row in stages.items()},
@@ -143,22 +144,31 @@ def main() -> None:
         return f"{r['chosen']}, test vs W_K {row['diff']:+.3f} {interval}"
 
     print(f"gates over {len(specs)} seeds x windows {ends}; cost in training steps: tokens / FLOPs / time")
-    agree, ratios = 0, {"tokens": [], "flops": [], "seconds": []}
+    others = [g for g in args.gates if g not in ("full", "greedy full")]
+    agree, ratios = dict.fromkeys(others, 0), {g: {"tokens": [], "flops": [], "seconds": []} for g in others}
     for s in specs:
         for end in ends:
-            full, race = by_key[(s.name, end, "full")], by_key[(s.name, end, "race")]
-            agree += full["chosen"] == race["chosen"]
-            for unit in ratios:
-                key = f"steps_by_{unit}"
-                ratios[unit].append(full["cost"][key] / race["cost"][key])
+            full = by_key.get((s.name, end, "full"))
             print(f"{s.name} w={end}")
-            for r in [full, race, by_key.get((s.name, end, "greedy full"))]:
+            for gate in args.gates:
+                r = by_key.get((s.name, end, gate))
                 if r is not None:
                     print(f"  {r['gate']:<12} {steps(r):>22}  {pick(r)}")
+                if r is None or full is None or gate not in others:
+                    continue
+                agree[gate] += full["chosen"] == r["chosen"]
+                for unit in ratios[gate]:
+                    key = f"steps_by_{unit}"
+                    ratios[gate][unit].append(full["cost"][key] / r["cost"][key])
     n = len(specs) * len(ends)
-    print(f"race = full gate's decision in {agree} of {n} windows")
-    for unit, values in ratios.items():
-        print(f"full / race cost by {unit}: {min(values):.2f}-{max(values):.2f}")
+    for gate in others:
+        if not ratios[gate]["flops"]:
+            continue
+        print(f"{gate} = full gate's decision in {agree[gate]} of {n} windows")
+        for unit, values in ratios[gate].items():
+            print(f"full / {gate} cost by {unit}: {min(values):.2f}-{max(values):.2f}")
+    if "greedy full" not in args.gates:
+        return
     for end in ends:
         old, new = by_key[(specs[0].name, end, "greedy full")], by_key[(specs[0].name, end, "full")]
         race = by_key[(specs[0].name, end, "race")]

@@ -12,15 +12,22 @@ e_ij ~ Normal(0, tau) to each model's logit (different weights do not fail the s
 theta calibrated over a + e; a candidate equal to `current` in mean then differs from it prompt by prompt.
 
 Per scenario it prints: agreement of the race's decision with the full gate's on the same data; the rate at
-which the race's pick (None = current) has a true mean below the full gate's pick's by more than the margin;
-the rate at which the race dropped the truly best candidate before the last look; the apply rates; the share
-of decisions made before the last look; the cost, model-prompt scorings relative to the full gate's N (1 + m).
+which the race's pick is truly worth less than the full gate's by more than the tolerance (or the margin, if
+larger), and the mean of that shortfall (keeping W_K is worth W_K's true mean plus the margin); the rate of
+what the stopping rule bounds by alpha (`wrong_early`: an early decision truly worth more than the tolerance
+below the best one, or an early swap to a candidate that does not truly beat W_K by the margin, where the
+shortlist kept the best); the rate at
+which the race dropped the truly best candidate before the last look (by a test or the shortlist); the apply
+rates; the share of decisions made before the last look; the cost, model-prompt scorings relative to the
+full gate's N (1 + m).
 
     python scripts/simulate_racing.py                 # the shipped rule, first = 16
     python scripts/simulate_racing.py --interaction 0.5  # the same with per-prompt disagreement
     python scripts/simulate_racing.py --first 4 8 16 32 --tolerance 0 0.01 --reps 1000   # the choice
     python scripts/simulate_racing.py --prompts 1000 --samples 1 --candidates 26 --margin 0 --margin-se 2 \
         --reps 300          # the reproduction suite's gate: 1,000 greedy problems, 26 candidates, 2 SE bar
+    python scripts/simulate_racing.py --prompts 1000 --samples 1 --candidates 26 --margin 0 --margin-se 2 \
+        --interaction 0.5 --tolerance 0.02 --finalists 2 64 --reps 300   # the suite's shortlist race
     python scripts/simulate_racing.py --samples 0   # exact scoring: each prompt's success probability itself
 """
 
@@ -54,6 +61,8 @@ racing = _load_racing()
 N, SAMPLES, SPREAD, MARGIN, MARGIN_SE, CURRENT_MEAN = 64, 4, 1.5, 0.01, 0.0, 0.25
 """The main job's gate (set from the command line): prompts, samples per prompt (0: exact scoring, the
 probability itself), the bar's margin and its number of paired SEs; `current`'s true mean."""
+FINALISTS = (0, 64)
+"""The race's shortlist: k finalists (0: none) at that many prompts."""
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)  # E over Normal(0, 1): sum(w f(x)) / sqrt(2 pi)
 
 
@@ -98,7 +107,10 @@ def scenarios(m: int = 20, tolerance: float = 0.0) -> dict[str, list[float]]:
 
 def run_race(scores: np.ndarray, labels: list[str], first: int, tolerance: float) -> tuple:
     """The race on one repetition's scores (row 0 = current): its decision, what it dropped early, cost."""
-    race = racing.Race(labels, N, MARGIN, MARGIN_SE, first=first, tolerance=tolerance)
+    race = racing.Race(
+        labels, N, MARGIN, MARGIN_SE, first=first, tolerance=tolerance, finalists=FINALISTS[0],
+        finalists_at=FINALISTS[1],
+    )  # fmt: skip
     rows = {"current": 0, **{label: i + 1 for i, label in enumerate(labels)}}
     while True:
         span = race.next_prompts()
@@ -108,7 +120,7 @@ def run_race(scores: np.ndarray, labels: list[str], first: int, tolerance: float
             break
     return (
         race.decision(),
-        set(race.dropped()),
+        race.dropped(),
         race.scored(),
         race.looks()[-1] > len(race.per_prompt()["current"]),
     )
@@ -129,7 +141,18 @@ def simulate(
     utility[None] = truth["current"] + MARGIN  # keeping W_K is worth W_K plus the margin a swap must clear
     best_utility = max(utility.values())
     count = dict.fromkeys(
-        ["agree", "regret", "wrong_early", "best_dropped", "race_apply", "full_apply", "early", "cost"], 0.0
+        [
+            "agree",
+            "regret",
+            "mean_regret",
+            "wrong_early",
+            "best_dropped",
+            "race_apply",
+            "full_apply",
+            "early",
+            "cost",
+        ],
+        0.0,
     )
     for _ in range(reps):
         a = rng.normal(0.0, SPREAD, N)
@@ -148,9 +171,13 @@ def simulate(
         # what the stopping rule bounds by alpha: an early decision worth more than the tolerance below the
         # best one, or an early swap to a candidate that does not truly beat W_K by the margin
         below_bar = race is not None and truth[race] <= truth["current"] + MARGIN
-        count["wrong_early"] += early and (utility[race] < best_utility - tolerance - 1e-12 or below_bar)
-        count["regret"] += truth[race] < truth[full] - MARGIN
-        count["best_dropped"] += bool(best & dropped)
+        # ... given that the truly best candidate was not left off the shortlist (the cut is not a test)
+        cut = any("finalists" in dropped.get(label, "") for label in best)
+        wrong = utility[race] < best_utility - tolerance - 1e-12 or below_bar
+        count["wrong_early"] += early and wrong and not cut
+        count["regret"] += utility[race] < utility[full] - max(MARGIN, tolerance) - 1e-12
+        count["mean_regret"] += max(0.0, utility[full] - utility[race])
+        count["best_dropped"] += bool(best & set(dropped))
         count["race_apply"] += race is not None
         count["full_apply"] += full is not None
         count["early"] += early
@@ -159,7 +186,7 @@ def simulate(
 
 
 def main() -> None:
-    global N, SAMPLES, MARGIN, MARGIN_SE
+    global N, SAMPLES, MARGIN, MARGIN_SE, FINALISTS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=2000)
     p.add_argument("--first", type=int, nargs="+", default=[16])
@@ -171,13 +198,17 @@ def main() -> None:
     p.add_argument("--candidates", type=int, default=20)
     p.add_argument("--margin", type=float, default=MARGIN)
     p.add_argument("--margin-se", type=float, default=MARGIN_SE)
+    p.add_argument("--finalists", type=int, nargs=2, default=FINALISTS, metavar=("K", "AT"))
     args = p.parse_args()
+    FINALISTS = tuple(args.finalists)
     N, SAMPLES, MARGIN, MARGIN_SE = args.prompts, args.samples, args.margin, args.margin_se
-    head = f"{'scenario':<26} {'first':>5} {'tol':>6} {'agree':>6} {'regret>m':>8} {'wrong_early':>11}"
+    head = f"{'scenario':<26} {'first':>5} {'tol':>6} {'agree':>6} {'regret>tol':>10} {'mean_regret':>11}"
+    head += f" {'wrong_early':>11}"
     head += f" {'best_drop':>9}"
     print(
         f"N={N}, {SAMPLES or 'exact (no)'} samples, {args.candidates} candidates, margin {MARGIN} + "
-        f"{MARGIN_SE:g} SE, alpha 0.05, interaction tau {args.interaction}, {args.reps} repetitions per row"
+        f"{MARGIN_SE:g} SE, alpha 0.05, interaction tau {args.interaction}, {args.reps} repetitions per row, "
+        f"{FINALISTS[0] or 'no'} finalists at {FINALISTS[1]} prompts"
     )
     print(head + f" {'race_apply':>10} {'full_apply':>10} {'early':>6} {'cost':>6}")
     start = time.time()
@@ -186,7 +217,8 @@ def main() -> None:
             for i, (name, means) in enumerate(scenarios(args.candidates, tolerance).items()):
                 r = simulate(means, args.reps, first, tolerance, args.interaction, args.seed + i)
                 print(
-                    f"{name:<26} {first:>5} {tolerance:>6g} {r['agree']:>6.3f} {r['regret']:>8.3f} "
+                    f"{name:<26} {first:>5} {tolerance:>6g} {r['agree']:>6.3f} {r['regret']:>10.3f} "
+                    f"{r['mean_regret']:>11.4f} "
                     f"{r['wrong_early']:>11.3f} {r['best_dropped']:>9.3f} {r['race_apply']:>10.3f} "
                     f"{r['full_apply']:>10.3f} {r['early']:>6.3f} {r['cost']:>6.3f}"
                 )

@@ -65,6 +65,10 @@ class GateScore:
     tokens: int = 0
     """Tokens processed for them (each completion's prompt and its generated tokens, as TRL counts a
     training step's `num_input_tokens_seen`), over every rank."""
+    probability: list[float] | None = None
+    """With reference scoring: each prompt's probability that sampling writes its gold completion (at the
+    sampler's temperature for 'exact', at 1 for 'exact_greedy'), from the same forward pass: a smoother
+    measure of the same skill than a greedy outcome (0 or 1), which a race ranks its shortlist by."""
 
 
 class AcceptanceScorer:
@@ -95,6 +99,8 @@ class AcceptanceScorer:
         self.synced = bool(getattr(trainer, "is_deepspeed_enabled", False)) and world > 1
         self.batches = math.ceil(math.ceil(len(rows) / world) / batch_size)
         self._tokens = 0
+        self._probability: torch.Tensor | None = None
+        """(this rank's rows, 1) probabilities of the gold completion, where the scorer computes them."""
         self.generates = True
         """Whether scoring generates completions (what `GateScore.completions` counts)."""
 
@@ -112,21 +118,19 @@ class AcceptanceScorer:
     @torch.no_grad()
     def evaluate(self) -> GateScore:
         """The mean reward and each prompt's, in the order of `rows`, on every rank."""
-        self._tokens = 0
+        self._tokens, self._probability = 0, None
         local = self._score_local()
-        tokens = self._tokens
-        if dist.is_initialized():  # rank r holds rows r, r + world, ...: gather and put them back in order
-            shares: list = [None] * dist.get_world_size()
-            dist.all_gather_object(shares, (local.tolist(), tokens))
-            world, n = len(shares), sum(len(share[0]) for share in shares)
-            rows = [shares[i % world][0][i // world] for i in range(n)]
-            local = torch.tensor(rows, dtype=torch.float64).reshape(n, self.samples)
-            tokens = sum(share[1] for share in shares)
+        tokens, probability = self._tokens, self._probability
+        if dist.is_initialized():  # every rank's rows, back in order
+            local, tokens = _gathered(local, tokens)
+            if probability is not None:  # set by the scorer's class: on every rank or on none
+                probability = _gathered(probability, 0)[0]
         finite = torch.isfinite(local)
         total, count = float(local[finite].sum()), int(finite.sum())
         per_prompt = (local.nan_to_num(0.0).sum(1) / finite.sum(1)).tolist()  # NaN where nothing scored
         completions = local.numel() if self.generates else 0
-        return GateScore(total / count if count else math.nan, per_prompt, completions, tokens)
+        probability = None if probability is None else probability.reshape(-1).tolist()
+        return GateScore(total / count if count else math.nan, per_prompt, completions, tokens, probability)
 
     def _score_local(self) -> torch.Tensor:
         """(this rank's rows, samples) rewards."""
@@ -248,6 +252,16 @@ class AcceptanceScorer:
         weights = trainer.reward_weights.to(torch.float64)
         values = torch.tensor(per_func, dtype=torch.float64).T  # (completions, funcs)
         return (values * weights).nansum(dim=1).where(~values.isnan().all(dim=1), torch.nan)
+
+
+def _gathered(local: torch.Tensor, tokens: int) -> tuple[torch.Tensor, int]:
+    """Rank r holds rows r, r + world, ...: every rank's (rows, columns) gathered back in row order, and the
+    tokens summed over ranks."""
+    shares: list = [None] * dist.get_world_size()
+    dist.all_gather_object(shares, (local.tolist(), tokens))
+    world, n = len(shares), sum(len(share[0]) for share in shares)
+    rows = [shares[i % world][0][i // world] for i in range(n)]
+    return torch.tensor(rows, dtype=torch.float64).reshape(n, local.shape[1]), sum(s[1] for s in shares)
 
 
 def _until_eos(ids: list[int], eos: int | list[int] | None) -> list[int]:

@@ -29,6 +29,9 @@ class SwapRecord:
     per_prompt: dict[str, list[float]] = field(default_factory=dict)
     """Each scored model's score on every held-out prompt it was scored on, in prompt order (`current` too):
     the decision can be re-derived, and any other rule replayed on the same outcomes."""
+    per_prompt_probability: dict[str, list[float]] = field(default_factory=dict)
+    """With reference scoring, the same for each prompt's probability of the gold completion
+    (`GateScore.probability`: what a race's shortlist ranks by)."""
     margin: float = 0.0
     margin_se: float = 0.0
     paired_se: dict[str, float] = field(default_factory=dict)

@@ -90,7 +90,7 @@ class ReferenceScorer(AcceptanceScorer):
         stops = list(eos) if isinstance(eos, (list, tuple)) else [eos]
         pad = tok.pad_token_id if tok.pad_token_id is not None else stops[0]
         temperature = 1.0 if self.greedy else float(config.temperature or 1.0)
-        scores = []
+        scores, probabilities = [], []
         with self._policy() as policy:
             for prompts, refs, rows in self._encoded:  # a rank without rows still joins the forward passes
                 exact, logprob = score_references(
@@ -98,6 +98,9 @@ class ReferenceScorer(AcceptanceScorer):
                 )
                 if rows:
                     self._tokens += sum(len(p) + len(r) + 1 for p, r in zip(prompts, refs, strict=True))
-                    values = [float(e) for e in exact] if self.greedy else [math.exp(lp) for lp in logprob]
-                    scores.append(torch.tensor(values, dtype=torch.float64) * self.weight)
+                    probability = torch.tensor([math.exp(lp) for lp in logprob], dtype=torch.float64)
+                    values = torch.tensor([float(e) for e in exact], dtype=torch.float64)
+                    scores.append((values if self.greedy else probability) * self.weight)
+                    probabilities.append(probability)
+        self._probability = self._per_row(probabilities)
         return self._per_row(scores)

@@ -83,17 +83,20 @@ class WindowSwap:
         candidates = {c.label: c for c in built if c.label not in collapsed}
         labels = list(candidates)
         scores, per_prompt, paired, chosen, engine = {}, {}, {}, labels[0], None
+        probability: dict[str, list[float]] = {}
         reset = cfg.alpharl_optimizer_state == "reset"
         eliminated: dict[str, str] = {}
         if cfg.alpharl_acceptance_prompts > 0:
             held_out = self.trainer.eval_dataset
             rows = list(held_out.select(range(min(cfg.alpharl_acceptance_prompts, len(held_out)))))
             if cfg.alpharl_acceptance_rule == "race":
-                scores, per_prompt, chosen, eliminated, engine = self._race(rows, candidates, stash)
+                race, engine = self._race(rows, candidates, stash)
+                scores, per_prompt, chosen = race.scores(), race.per_prompt(), race.decision()
+                eliminated, probability = race.dropped(), race.per_prompt_ranking()
             else:
                 scorer = self._scorer(rows, cfg.alpharl_acceptance_seed)
                 engine = scorer.engine
-                scores, per_prompt = self._score(scorer, candidates, stash)
+                scores, per_prompt, probability = self._score(scorer, candidates, stash)
                 chosen = best_over_bar(
                     scores, labels, cfg.alpharl_acceptance_margin, per_prompt=per_prompt,
                     margin_se=cfg.alpharl_acceptance_margin_se,
@@ -127,6 +130,7 @@ class WindowSwap:
             eliminated=eliminated,
             scores=scores,
             per_prompt=per_prompt,
+            per_prompt_probability=probability,
             margin=cfg.alpharl_acceptance_margin,
             margin_se=cfg.alpharl_acceptance_margin_se,
             paired_se=paired,
@@ -187,8 +191,8 @@ class WindowSwap:
     def _race(self, rows: list[dict], candidates: dict[str, Candidate], stash: dict[str, torch.Tensor]):
         """The gate as a race (`racing.py`): at each look `current` and every survivor are scored on the
         look's new prompts, with one seed per look for all of them (common random numbers). Returns the
-        scores and per-prompt scores (over the prompts each was scored on), the choice, the candidates
-        dropped early and why, and the generation engine."""
+        decided `Race` (its scores over the prompts each was scored on, choice, and what it dropped early and
+        why) and the generation engine."""
         cfg = self.config
         race = Race(
             list(candidates), len(rows), cfg.alpharl_acceptance_margin, cfg.alpharl_acceptance_margin_se,
@@ -204,35 +208,40 @@ class WindowSwap:
             )
             if prompts.start:  # W_K back in the model: `current` is scored on the new prompts too
                 self.writer.write_exact(None, stash)
-            race.record("current", self._evaluate(scorer).per_prompt)
+            result = self._evaluate(scorer)
+            race.record("current", result.per_prompt, result.probability)
             for label in race.survivors():
                 if self.writer.write(candidates[label], stash) is None:  # NaN or inf: the race drops it
                     race.record(label, [math.nan] * len(prompts))
                     continue
-                race.record(label, self._evaluate(scorer).per_prompt)
+                result = self._evaluate(scorer)
+                race.record(label, result.per_prompt, result.probability)
                 if label not in notified:  # once, with its weights in the model
                     self.notify("candidate", label)
                     notified.add(label)
             if race.step():
-                return race.scores(), race.per_prompt(), race.decision(), race.dropped(), scorer.engine
+                return race, scorer.engine
 
     def _score(
         self, scorer: AcceptanceScorer, candidates: dict[str, Candidate], stash: dict[str, torch.Tensor]
-    ) -> tuple[dict[str, float], dict[str, list[float]]]:
+    ) -> tuple[dict[str, float], dict[str, list[float]], dict[str, list[float]]]:
         """Score the weights now in the policy (`current`), then each candidate once written: the mean
-        rewards and the per-prompt rewards, keyed `current` and the candidates' labels. A candidate that
+        rewards, the per-prompt rewards and (reference scoring) the per-prompt probabilities of the gold
+        completion, keyed `current` and the candidates' labels. A candidate that
         cannot be written (NaN or inf weights) is not sampled and scores NaN, which never wins: the gate
         keeps choosing among the others."""
-        result = self._evaluate(scorer)
-        scores, per_prompt = {"current": result.mean}, {"current": result.per_prompt}
-        for label, candidate in candidates.items():
-            if self.writer.write(candidate, stash) is None:
-                scores[label], per_prompt[label] = math.nan, [math.nan] * len(result.per_prompt)
+        scores, per_prompt, probability = {}, {}, {}
+        for label, candidate in {"current": None, **candidates}.items():
+            if label != "current" and self.writer.write(candidate, stash) is None:
+                scores[label], per_prompt[label] = math.nan, [math.nan] * len(per_prompt["current"])
                 continue
             result = self._evaluate(scorer)
             scores[label], per_prompt[label] = result.mean, result.per_prompt
-            self.notify("candidate", label)
-        return scores, per_prompt
+            if result.probability is not None:
+                probability[label] = result.probability
+            if label != "current":
+                self.notify("candidate", label)
+        return scores, per_prompt, probability
 
     def _evaluate(self, scorer: AcceptanceScorer) -> GateScore:
         result = scorer.evaluate()

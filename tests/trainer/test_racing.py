@@ -193,3 +193,29 @@ def test_a_tolerance_keeps_the_current_weights_early_when_nothing_can_beat_them_
 def test_a_negative_tolerance_is_refused():
     with pytest.raises(AlphaRLError, match="tolerance"):
         Race(["a"], 64, 0.01, tolerance=-0.01)
+
+
+def test_a_shortlist_sends_only_the_leaders_on_and_the_full_rule_decides_between_them():
+    """Six near-tied candidates run to the last look without a shortlist; with 2 finalists at 32 prompts the
+    other four stop there (said why), the two leaders of those 32 prompts go on, and the last look picks the
+    better of them on all prompts, as the full gate would among those two."""
+    rng = np.random.default_rng(4)
+    base = scores(rng, 0.5, 256)
+    table = {CURRENT: np.clip(base - 0.25, 0, 1)}
+    for i in range(6):
+        flip = rng.random(256) < 0.1  # each differs from the others on about a tenth of the prompts
+        table[f"c{i}"] = np.where(flip, 1 - base, base)
+    labels = list(table)[1:]
+    plain = Race(labels, 256, 0.01)
+    assert run(plain, table)[1] == 256 and len(plain.dropped()) < 4
+    race = Race(labels, 256, 0.01, finalists=2, finalists_at=32)
+    chosen, used = run(race, table)
+    first32 = {k: table[k][:32].mean() for k in labels}
+    leaders = sorted(labels, key=lambda k: -first32[k])[:2]
+    assert set(race.dropped()) == set(labels) - set(leaders)
+    assert all("finalists" in why for why in race.dropped().values())
+    full = {k: float(v.mean()) for k, v in table.items()}
+    assert used == 256 and chosen == racing.best_over_bar(full, leaders, 0.01)
+    assert race.scored() == 256 * 3 + 32 * 4  # current and 2 finalists on 256 prompts, the rest on 32
+    with pytest.raises(AlphaRLError, match="finalists"):
+        Race(["a"], 64, 0.01, finalists=-1)

@@ -42,16 +42,23 @@ from alpharl_trainer.trainer.racing import CURRENT, Race  # noqa: E402
 WINDOW_END = "window end (truncated run)"
 
 
-def replay(per_prompt: dict[str, list[float]], margin: float, margin_se: float, **knobs) -> tuple:
-    """The race's decision and its model-prompt scorings, driven by the recorded per-prompt scores."""
+def replay(
+    per_prompt: dict[str, list[float]],
+    margin: float,
+    margin_se: float,
+    rank_by: dict[str, list[float]] | None = None,
+    **knobs,
+) -> tuple:
+    """The race's decision and its model-prompt scorings, driven by the recorded per-prompt scores (and, with
+    `rank_by`, the recorded probabilities its shortlist ranks by, as the product's race records them)."""
     labels = [k for k in per_prompt if k != CURRENT]
     total = len(per_prompt[CURRENT])
     race = Race(labels, total, margin, margin_se, **knobs)
     while True:
         looked = race.next_prompts()
-        race.record(CURRENT, per_prompt[CURRENT][looked.start : looked.stop])
-        for label in race.survivors():
-            race.record(label, per_prompt[label][looked.start : looked.stop])
+        for label in [CURRENT, *race.survivors()]:
+            ranked = rank_by[label][looked.start : looked.stop] if rank_by else None
+            race.record(label, per_prompt[label][looked.start : looked.stop], ranked)
         if race.step():
             return race.decision(), race.scored(), len(race.per_prompt()[CURRENT])
 
@@ -84,6 +91,10 @@ def main() -> None:
         "--prompts", type=int, nargs="+", default=[0], help="the race's prompts: the first N' (0: all)"
     )
     p.add_argument("--margin-se", type=float, default=2.0, help="the suite's bar in paired SEs")
+    p.add_argument(
+        "--rank-by", choices=["score", "probability"], default="probability",
+        help="what the shortlist ranks by: the greedy scores, or the recorded gold-completion probabilities",
+    )  # fmt: skip
     p.add_argument("--test", action="store_true", help="also the race's pick vs the full gate's on test")
     p.add_argument("--verbose", action="store_true", help="one line per window")
     args = p.parse_args()
@@ -108,7 +119,10 @@ def main() -> None:
             head = {k: v[: prompts or None] for k, v in pp.items()}
             knobs = dict(tolerance=tolerance, first=first, alpha=alpha)
             knobs.update(finalists=finalists, finalists_at=finalists_at)
-            choice, scored, stopped = replay(head, 0.0, args.margin_se, **knobs)
+            ranking = r.get("heldout_probability") if args.rank_by == "probability" else None
+            if args.rank_by == "probability" and not ranking:
+                raise SystemExit(f"{r['run']} w={r['window']}: no probabilities recorded")
+            choice, scored, stopped = replay(head, 0.0, args.margin_se, ranking, **knobs)
             m, n = len(pp) - 1, len(pp[CURRENT])
             ratios.append(n * (1 + m) / scored)
             gap = value(pp, full, 0.0) - value(pp, choice, 0.0)

@@ -63,6 +63,9 @@ N, SAMPLES, SPREAD, MARGIN, MARGIN_SE, CURRENT_MEAN = 64, 4, 1.5, 0.01, 0.0, 0.2
 probability itself), the bar's margin and its number of paired SEs; `current`'s true mean."""
 FINALISTS = (0, 64)
 """The race's shortlist: k finalists (0: none) at that many prompts."""
+RANK_BY_P = False
+"""Whether the shortlist ranks by each prompt's success probability p (the gate's gold-completion probability
+beside a greedy outcome) instead of the scores."""
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)  # E over Normal(0, 1): sum(w f(x)) / sqrt(2 pi)
 
 
@@ -105,8 +108,11 @@ def scenarios(m: int = 20, tolerance: float = 0.0) -> dict[str, list[float]]:
     }
 
 
-def run_race(scores: np.ndarray, labels: list[str], first: int, tolerance: float) -> tuple:
-    """The race on one repetition's scores (row 0 = current): its decision, what it dropped early, cost."""
+def run_race(
+    scores: np.ndarray, labels: list[str], first: int, tolerance: float, ranking: np.ndarray | None
+) -> tuple:
+    """The race on one repetition's scores (row 0 = current), its shortlist ranked by `ranking` (rows as
+    `scores`) when given: its decision, what it dropped early, cost."""
     race = racing.Race(
         labels, N, MARGIN, MARGIN_SE, first=first, tolerance=tolerance, finalists=FINALISTS[0],
         finalists_at=FINALISTS[1],
@@ -115,7 +121,8 @@ def run_race(scores: np.ndarray, labels: list[str], first: int, tolerance: float
     while True:
         span = race.next_prompts()
         for label in ["current", *race.survivors()]:
-            race.record(label, scores[rows[label], span.start : span.stop].tolist())
+            ranked = None if ranking is None else ranking[rows[label], span.start : span.stop].tolist()
+            race.record(label, scores[rows[label], span.start : span.stop].tolist(), ranked)
         if race.step():
             break
     return (
@@ -166,7 +173,7 @@ def simulate(
         }
         per_prompt = {k: scores[i].tolist() for i, k in enumerate(["current", *labels])}
         full = racing.best_over_bar(means_n, labels, MARGIN, per_prompt=per_prompt, margin_se=MARGIN_SE)
-        race, dropped, cost, early = run_race(scores, labels, first, tolerance)
+        race, dropped, cost, early = run_race(scores, labels, first, tolerance, p if RANK_BY_P else None)
         count["agree"] += race == full
         # what the stopping rule bounds by alpha: an early decision worth more than the tolerance below the
         # best one, or an early swap to a candidate that does not truly beat W_K by the margin
@@ -186,7 +193,7 @@ def simulate(
 
 
 def main() -> None:
-    global N, SAMPLES, MARGIN, MARGIN_SE, FINALISTS
+    global N, SAMPLES, MARGIN, MARGIN_SE, FINALISTS, RANK_BY_P
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=2000)
     p.add_argument("--first", type=int, nargs="+", default=[16])
@@ -199,8 +206,9 @@ def main() -> None:
     p.add_argument("--margin", type=float, default=MARGIN)
     p.add_argument("--margin-se", type=float, default=MARGIN_SE)
     p.add_argument("--finalists", type=int, nargs=2, default=FINALISTS, metavar=("K", "AT"))
+    p.add_argument("--rank-by-probability", action="store_true", help="the shortlist ranks by p")
     args = p.parse_args()
-    FINALISTS = tuple(args.finalists)
+    FINALISTS, RANK_BY_P = tuple(args.finalists), args.rank_by_probability
     N, SAMPLES, MARGIN, MARGIN_SE = args.prompts, args.samples, args.margin, args.margin_se
     head = f"{'scenario':<26} {'first':>5} {'tol':>6} {'agree':>6} {'regret>tol':>10} {'mean_regret':>11}"
     head += f" {'wrong_early':>11}"
@@ -209,6 +217,7 @@ def main() -> None:
         f"N={N}, {SAMPLES or 'exact (no)'} samples, {args.candidates} candidates, margin {MARGIN} + "
         f"{MARGIN_SE:g} SE, alpha 0.05, interaction tau {args.interaction}, {args.reps} repetitions per row, "
         f"{FINALISTS[0] or 'no'} finalists at {FINALISTS[1]} prompts"
+        + (" ranked by p" if RANK_BY_P and FINALISTS[0] else "")
     )
     print(head + f" {'race_apply':>10} {'full_apply':>10} {'early':>6} {'cost':>6}")
     start = time.time()

@@ -219,3 +219,27 @@ def test_a_shortlist_sends_only_the_leaders_on_and_the_full_rule_decides_between
     assert race.scored() == 256 * 3 + 32 * 4  # current and 2 finalists on 256 prompts, the rest on 32
     with pytest.raises(AlphaRLError, match="finalists"):
         Race(["a"], 64, 0.01, finalists=-1)
+
+
+def test_the_shortlist_ranks_by_the_smoother_measure_when_every_survivor_has_it():
+    """Greedy outcomes that tie on the first prompts cannot rank candidates; the recorded probabilities can:
+    the shortlist keeps the two with the highest mean probability, and by the scores when one is missing."""
+    n = 64
+    outcome = np.array([1.0, 0.0] * (n // 2))
+    table = {CURRENT: np.zeros(n), **{f"c{i}": outcome.copy() for i in range(4)}}
+    probability = {CURRENT: np.full(n, 0.1), **{f"c{i}": np.full(n, 0.5 + 0.1 * i) for i in range(4)}}
+    labels = list(table)[1:]
+
+    def shortlisted(with_probability: set[str]) -> set[str]:
+        race = Race(labels, n, 0.01, first=32, finalists=2, finalists_at=32)
+        span = race.next_prompts()
+        for label in [CURRENT, *race.survivors()]:
+            ranked = probability[label][span].tolist() if label in with_probability else None
+            race.record(label, table[label][span].tolist(), ranked)
+        race.step()
+        return set(race.survivors())
+
+    assert shortlisted({CURRENT, *labels}) == {"c3", "c2"}
+    # c0 has none: by the scores, which tie, so the first two
+    assert shortlisted({CURRENT, "c1", "c2", "c3"}) == {"c0", "c1"}
+    assert Race(labels, n, 0.01).per_prompt_ranking() == {}

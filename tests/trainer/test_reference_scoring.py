@@ -40,6 +40,16 @@ def test_exact_greedy_equals_greedy_generation_prompt_by_prompt(trainer):
     assert forced.per_prompt == generated.per_prompt
     assert 0 < forced.mean < 2.0  # some right, some wrong: the comparison could fail
     assert forced.completions == 0 and forced.tokens > 0 and generated.completions == len(trainer.rows)
+    # beside each greedy outcome, the probability of the gold completion at temperature 1 (what 'exact' gives
+    # at that temperature, unweighted): the measure a race's shortlist ranks by; generation gives none
+    assert generated.probability is None and len(forced.probability) == len(trainer.rows)
+    sampler = generation_config(trainer)
+    saved, sampler.temperature = sampler.temperature, 1.0
+    try:
+        exact = ReferenceScorer(trainer, trainer.rows, seed=0).evaluate()
+    finally:
+        sampler.temperature = saved
+    assert forced.probability == pytest.approx([v / 2.0 for v in exact.per_prompt])  # reward weight 2
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])

@@ -18,6 +18,7 @@ from alpharl_trainer.cli import main as cli
 from alpharl_trainer.errors import AlphaRLError
 from alpharl_trainer.recipe import parse
 from alpharl_trainer.trainer.candidates import describe
+from scripts import replay_gate
 from tests.trainer.harness import REPO, test_model_dir
 
 RECIPES = sorted((REPO / "recipes" / "tiny").glob("*.yaml"))
@@ -93,6 +94,27 @@ def test_exact_greedy_gate_decides_as_the_greedy_gate_without_generating(tmp_pat
     assert len(set(exact["scores"].values())) > 1  # the candidates differ: the equality could fail
     assert exact["gate_engine"] == "teacher_forced" and exact["cost"]["completions"] == 0
     assert greedy["cost"]["completions"] == 48 * len(greedy["scores"])
+    assert (
+        not greedy["per_prompt_probability"]
+        and exact["per_prompt_probability"].keys() == exact["scores"].keys()
+    )
+
+    # The same window judged by a race with a shortlist of 1 at 16 prompts (ranked by the gold completion's
+    # probability): what it decides is what scripts/replay_gate.py replays from the full gate's record.
+    out = tmp_path / "race"
+    args = ["train", str(REPO / "recipes" / "tiny" / "grpo.yaml"), "--output_dir", str(out), *SHORT]
+    args += ["--eval_size", "48", "--alpharl_acceptance_prompts", "48", "--report_test_size", "0"]
+    args += ["--learning_rate", "3e-4", "--alpharl_acceptance_scoring", "exact_greedy"]
+    args += ["--alpharl_acceptance_rule", "race", "--alpharl_acceptance_finalists", "1"]
+    args += ["--alpharl_acceptance_finalists_at", "16", "--alpharl_acceptance_first", "16"]
+    assert cli(args) == 0
+    race = json.loads((out / "alpharl" / "summary.json").read_text())["swap"]
+    survivors = set(race["scores"]) - {"current"} - set(race["eliminated"])
+    assert len(survivors) <= 1 and any("finalists" in why for why in race["eliminated"].values())
+    assert race["cost"]["prompts"] < exact["cost"]["prompts"]
+    knobs = dict(first=16, finalists=1, finalists_at=16)
+    replayed = replay_gate.replay(exact["per_prompt"], 0.01, 0.0, exact["per_prompt_probability"], **knobs)
+    assert replayed[:2] == (race["chosen"], race["cost"]["prompts"])
 
 
 def test_recipe_errors_are_clear(tmp_path):

@@ -10,8 +10,10 @@ and every survivor on each look's prompts). Only the gate's knobs change; the ca
 
 For each knob setting (`--tolerance`, `--first`, `--alpha`, a grid) it prints, over the records:
 - agreement: windows where the race makes the full gate's decision (the same candidate, or both keep W_K);
-- within tolerance: windows where it does not but its pick's score on all N held-out prompts is within the
-  tolerance of the full gate's pick (keeping W_K scores W_K's held-out mean plus the margin: the bar);
+- within the tolerance: windows where it does not but its pick's score on all N held-out prompts is within the
+  tolerance of the full gate's pick (keeping W_K scores W_K's held-out mean plus the margin); within the full
+  gate's bar: the gap is at most `--margin-se` paired SEs of the two picks' per-prompt difference, so the full
+  gate's own rule could not tell them apart;
 - cost: model-prompt scorings (the full gate's are N (1 + m)), the full gate's over the race's, per window.
 With `--test`, for each setting: the race's pick against the full gate's pick on the test split, paired
 (problem-level 95% normal interval), where they differ. Knobs are chosen on the held-out columns of
@@ -24,6 +26,7 @@ development seeds; the test columns are for confirmation on fresh seeds.
 from __future__ import annotations
 
 import argparse
+import gzip
 import itertools
 import json
 import math
@@ -35,7 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from alpharl_trainer.stats import paired_normal  # noqa: E402
+from alpharl_trainer.stats import paired_normal, paired_se  # noqa: E402
 from alpharl_trainer.trainer.candidates import describe  # noqa: E402
 from alpharl_trainer.trainer.racing import CURRENT, Race  # noqa: E402
 
@@ -81,7 +84,7 @@ def test_outcomes(record: dict, choice: str | None) -> list[int] | None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("records", nargs="+", help="folders of gate_study.py records (full-gate runs)")
+    p.add_argument("records", nargs="+", help="folders of full-gate records (.json[.gz])")
     p.add_argument("--tolerance", type=float, nargs="+", default=[0.0])
     p.add_argument("--first", type=int, nargs="+", default=[16])
     p.add_argument("--alpha", type=float, nargs="+", default=[0.05])
@@ -100,8 +103,9 @@ def main() -> None:
     args = p.parse_args()
     records = []
     for folder in args.records:
-        for path in sorted(Path(folder).glob("*-full.json")):
-            record = json.loads(path.read_text())
+        for path in sorted([*Path(folder).glob("*-full.json"), *Path(folder).glob("*-full.json.gz")]):
+            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+            record = json.loads(raw)
             if record.get("heldout_per_prompt"):
                 records.append(record)
     if not records:
@@ -111,7 +115,7 @@ def main() -> None:
         args.tolerance, args.first, args.alpha, args.prompts, args.finalists, args.finalists_at
     )
     for tolerance, first, alpha, prompts, finalists, finalists_at in grid:
-        same = close = 0
+        same = close = in_bar = 0
         ratios, lines, tests = [], [], []
         for r in records:
             pp = r["heldout_per_prompt"]
@@ -128,8 +132,11 @@ def main() -> None:
             gap = value(pp, full, 0.0) - value(pp, choice, 0.0)
             same += choice == full
             close += choice != full and gap <= tolerance
+            # the full gate's own resolution: its bar, margin_se paired SEs of the two picks' difference
+            bar = args.margin_se * paired_se(pp[full or CURRENT], pp[choice or CURRENT])
+            in_bar += choice != full and gap <= bar
             line = f"  {r['run']} w={r['window']:<4} full {full!s:<22} race {choice!s:<22} at {stopped:>4}"
-            line += f" held-out gap {gap:+.3f}  cost {ratios[-1]:.1f}x"
+            line += f" held-out gap {gap:+.3f} (bar {bar:.3f})  cost {ratios[-1]:.1f}x"
             if args.test and choice != full:
                 a, b = test_outcomes(r, full), test_outcomes(r, choice)
                 if a and b:
@@ -141,7 +148,10 @@ def main() -> None:
         head += f"first {first} alpha {alpha:g}:"
         pooled = len(ratios) / sum(1 / x for x in ratios)  # total scorings, full over race
         cost = f"cost {min(ratios):.1f}-{max(ratios):.1f}x ({pooled:.1f}x over all windows' scorings)"
-        print(f"{head} same decision {same}/{len(records)}, else within tolerance {close}; {cost}")
+        print(
+            f"{head} same decision {same}/{len(records)}, else within the tolerance {close}, within the full "
+            f"gate's bar {in_bar}; {cost}"
+        )
         if args.test:
             worse = sum(d.high < 0 for d in tests)
             print(

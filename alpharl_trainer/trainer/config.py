@@ -269,7 +269,9 @@ class AlphaRLConfig:
         metadata={
             "help": "'race': with k > 0, at the first look of alpharl_acceptance_finalists_at prompts or "
             "more only the k survivors with the highest means go on to the last look (a shortlist: most of a "
-            "portfolio's cost is its near-tied candidates scored on every prompt); 0 keeps every survivor."
+            "portfolio's cost is its near-tied candidates scored on every prompt), ranked under exact "
+            "scoring by the gold completion's probability (smoother than a greedy outcome); 0 keeps all. "
+            "A heuristic cut, not a test: the reproduction suite's windows chose 2 at 64 (README)."
         },
     )
     alpharl_acceptance_finalists_at: int = field(

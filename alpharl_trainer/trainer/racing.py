@@ -151,8 +151,9 @@ class Race:
     """Prompts at the first look; each later look doubles, the last is `total`."""
     finalists: int = 0
     """With k > 0: at the first look of `finalists_at` prompts or more, only the k survivors with the highest
-    means go on (0: every survivor goes on)."""
+    means (of `rank_by` where every survivor has it) go on (0: every survivor goes on)."""
     finalists_at: int = 0
+    """Prompts every survivor is scored on before the shortlist is cut (the first look at or past it)."""
     tolerance: float = 0.0
     """A held-out score difference the race need not resolve before the last look: it drops a candidate that
     cannot beat `current` by more than the margin plus this, and stops with the leader once no survivor can

@@ -4,11 +4,11 @@ Runs of the main job's recipe (recipes/tiny/grpo.yaml: 150 planned steps, the wi
 held-out prompts), identical up to the window end (same seed, one torch thread), each stopped right after its
 swap:
 - sampled scoring (4 completions per prompt, as in training): the full gate as it was (every candidate, near
-  duplicates included, on every prompt), the full gate after near duplicates are collapsed (the default), and
-  the race (`alpharl_acceptance_rule: race`) after the collapse;
-- exact scoring (`alpharl_acceptance_scoring: exact`: the probability that the sampler writes each prompt's
-  gold completion, from one teacher-forced pass; no generation), full, race, and the race with a shortlist
-  (`alpharl_acceptance_finalists: 2`: after 64 prompts only the 2 leaders go on to all 128);
+  duplicates included, on every prompt), the full gate after near duplicates are collapsed, and the race
+  (`alpharl_acceptance_rule: race`) after the collapse (the recipe scores exact: these set 'sampled');
+- exact scoring (`alpharl_acceptance_scoring: exact`, the recipe's: the probability that the sampler writes
+  each prompt's gold completion, from one teacher-forced pass; no generation), full, race, and the race with
+  a shortlist (`alpharl_acceptance_finalists: 2`: after 64 prompts only the 2 leaders go on to all 128);
 - greedy scoring against exact_greedy (the reproduction suite's kind of gate), on 256 prompts;
 - at the reproduction suite's scale (its headline regime: 5- and 9-letter lists, 1,000 held-out problems,
   completions up to 10 tokens), one model scored both ways on the same problems: seconds and outcomes.
@@ -83,11 +83,12 @@ def main() -> None:
     torch.set_num_threads(1)
     suite_scale()
     full_name, greedy_name = "sampled, full, every candidate (before)", "greedy, full, 256 prompts"
+    sampled = dict(alpharl_acceptance_scoring="sampled")  # the recipe scores exact: the old gate sampled
     runs = {
-        full_name: swap_of(alpharl_acceptance_duplicates=0.0),
-        "sampled, full, collapsed (default)": swap_of(),
-        "sampled, race, collapsed": swap_of(alpharl_acceptance_rule="race"),
-        "exact, full, collapsed": swap_of(alpharl_acceptance_scoring="exact"),
+        full_name: swap_of(**sampled, alpharl_acceptance_duplicates=0.0),
+        "sampled, full, collapsed": swap_of(**sampled),
+        "sampled, race, collapsed": swap_of(**sampled, alpharl_acceptance_rule="race"),
+        "exact, full, collapsed (the recipe)": swap_of(),
         "exact, race, collapsed": swap_of(alpharl_acceptance_scoring="exact", alpharl_acceptance_rule="race"),
         "exact, race, 2 finalists at 64": swap_of(
             alpharl_acceptance_scoring="exact", alpharl_acceptance_rule="race", alpharl_acceptance_finalists=2

@@ -38,11 +38,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from alpharl_trainer.stage_scoring import WINDOW_END  # noqa: E402
 from alpharl_trainer.stats import paired_normal, paired_se  # noqa: E402
 from alpharl_trainer.trainer.candidates import describe  # noqa: E402
-from alpharl_trainer.trainer.racing import CURRENT, Race  # noqa: E402
-
-WINDOW_END = "window end (truncated run)"
+from alpharl_trainer.trainer.racing import CURRENT, Race, drive  # noqa: E402
 
 
 def replay(
@@ -55,15 +54,10 @@ def replay(
     """The race's decision and its model-prompt scorings, driven by the recorded per-prompt scores (and, with
     `rank_by`, the recorded probabilities its shortlist ranks by, as the product's race records them)."""
     labels = [k for k in per_prompt if k != CURRENT]
-    total = len(per_prompt[CURRENT])
-    race = Race(labels, total, margin, margin_se, **knobs)
-    while True:
-        looked = race.next_prompts()
-        for label in [CURRENT, *race.survivors()]:
-            ranked = rank_by[label][looked.start : looked.stop] if rank_by else None
-            race.record(label, per_prompt[label][looked.start : looked.stop], ranked)
-        if race.step():
-            return race.decision(), race.scored(), len(race.per_prompt()[CURRENT])
+    race = drive(
+        Race(labels, len(per_prompt[CURRENT]), margin, margin_se, **knobs), per_prompt, rank_by or None
+    )
+    return race.decision(), race.scored(), len(race.per_prompt()[CURRENT])
 
 
 def value(per_prompt: dict[str, list[float]], choice: str | None, margin: float) -> float:

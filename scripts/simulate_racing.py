@@ -117,14 +117,9 @@ def run_race(
         labels, N, MARGIN, MARGIN_SE, first=first, tolerance=tolerance, finalists=FINALISTS[0],
         finalists_at=FINALISTS[1],
     )  # fmt: skip
-    rows = {"current": 0, **{label: i + 1 for i, label in enumerate(labels)}}
-    while True:
-        span = race.next_prompts()
-        for label in ["current", *race.survivors()]:
-            ranked = None if ranking is None else ranking[rows[label], span.start : span.stop].tolist()
-            race.record(label, scores[rows[label], span.start : span.stop].tolist(), ranked)
-        if race.step():
-            break
+    names = ["current", *labels]
+    ranks = None if ranking is None else dict(zip(names, ranking, strict=True))
+    racing.drive(race, dict(zip(names, scores, strict=True)), ranks)
     return (
         race.decision(),
         race.dropped(),

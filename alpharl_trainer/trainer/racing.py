@@ -70,6 +70,7 @@ the full gate's own: it lives here, and the full gate imports it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -317,3 +318,21 @@ class Race:
     def _decide(self, choice: str | None) -> bool:
         self._done, self._choice = True, choice
         return True
+
+
+def drive(
+    race: Race,
+    per_prompt: Mapping[str, Sequence[float]],
+    rank_by: Mapping[str, Sequence[float]] | None = None,
+) -> Race:
+    """Run `race` to its decision on recorded scores (`current` and each candidate, per prompt, in prompt
+    order; with `rank_by`, the values its shortlist ranks by), as `swap.WindowSwap._race` runs it with a
+    scorer: for deterministic scoring (teacher-forced) the product's decisions at the product's scorings.
+    Replays, simulations and tests drive a race with this."""
+    while True:
+        span = race.next_prompts()
+        for label in [CURRENT, *race.survivors()]:
+            ranked = None if rank_by is None else list(rank_by[label][span.start : span.stop])
+            race.record(label, list(per_prompt[label][span.start : span.stop]), ranked)
+        if race.step():
+            return race

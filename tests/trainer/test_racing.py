@@ -21,12 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run(race: Race, table: dict[str, np.ndarray]) -> tuple[str | None, int]:
     """Drive `race` on per-prompt scores for all N prompts; its decision and the prompts `current` used."""
-    while True:
-        span = race.next_prompts()
-        for label in [CURRENT, *race.survivors()]:
-            race.record(label, table[label][span.start : span.stop].tolist())
-        if race.step():
-            return race.decision(), len(race.per_prompt()[CURRENT])
+    racing.drive(race, table)
+    return race.decision(), len(race.per_prompt()[CURRENT])
 
 
 def scores(rng: np.random.Generator, mean: float, n: int = 64) -> np.ndarray:
